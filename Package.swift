@@ -1,0 +1,46 @@
+// swift-tools-version:6.0
+// encd: the OpenBSD IPsec model (enc0, SPD at [X], ESP/AH, NAT-T) on Linux nftables.
+// Module map: ../shared/DESIGN.md "Suggested module layout"; Docs/architecture.md.
+import PackageDescription
+
+let package = Package(
+    name: "encd",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "encd", targets: ["encd"]),
+        .executable(name: "encctl", targets: ["encctl"]),
+        .executable(name: "encstat", targets: ["encstat"]),
+    ],
+    targets: [
+        // C enters only through these three shims.
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto",
+                       providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CNetfilter", pkgConfig: "libnetfilter_queue",
+                       providers: [.apt(["libnetfilter-queue-dev", "libnftnl-dev", "libmnl-dev"])]),
+        .target(name: "CEncShim"),
+
+        // Pure libraries: no syscalls below Kernel.
+        .target(name: "EncCore"),
+        .target(name: "Crypto", dependencies: ["CCrypto", "EncCore"]),
+        .target(name: "IPsec", dependencies: ["EncCore", "Crypto"]),
+        .target(name: "Config", dependencies: ["EncCore", "Crypto", "IPsec"]),
+        .target(name: "Control", dependencies: ["EncCore", "IPsec"]),
+
+        // Kernel glue and the daemon.
+        .target(name: "Kernel", dependencies: ["CNetfilter", "CEncShim", "EncCore"]),
+        .target(name: "Daemon", dependencies: ["EncCore", "Crypto", "IPsec", "Config", "Control", "Kernel"]),
+
+        // Thin executables.
+        .executableTarget(name: "encd", dependencies: ["Daemon"]),
+        .executableTarget(name: "encctl", dependencies: ["Control", "Config"]),
+        .executableTarget(name: "encstat", dependencies: ["Control"]),
+        .executableTarget(name: "encbench", dependencies: ["EncCore", "Crypto", "IPsec"]),
+
+        .testTarget(name: "EncCoreTests", dependencies: ["EncCore"]),
+        .testTarget(name: "CryptoTests", dependencies: ["Crypto", "EncCore"]),
+        .testTarget(name: "IPsecTests", dependencies: ["IPsec", "Crypto", "EncCore"],
+                    resources: [.copy("Interop")]),
+        .testTarget(name: "ConfigTests", dependencies: ["Config", "IPsec", "Crypto", "EncCore"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,1 @@
+/* CEncShim is header-only; SwiftPM needs one translation unit. */

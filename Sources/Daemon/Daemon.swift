@@ -1,0 +1,1 @@
+// Daemon module: see Docs/architecture.md.

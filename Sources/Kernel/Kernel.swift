@@ -1,0 +1,1 @@
+// Kernel module: see Docs/architecture.md.

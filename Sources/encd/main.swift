@@ -1,0 +1,1 @@
+print("encd: not built yet")
