@@ -1,0 +1,47 @@
+// SAD: the security association database, an immutable snapshot. SAs are found by
+// (destination, SPI, protocol) on input and by (peer, protocol[, local]) on output.
+// A change builds a new snapshot that reuses the SA objects it keeps, so their
+// sequence numbers, replay windows and counters carry on.
+
+import EncCore
+
+public struct SAD: Sendable {
+    public private(set) var byKey: [SAKey: SecurityAssociation] = [:]
+
+    public init() {}
+
+    public init(_ sas: [SecurityAssociation]) {
+        for sa in sas { byKey[sa.key] = sa }
+    }
+
+    public var all: [SecurityAssociation] { byKey.values.sorted { ($0.key.spi, $0.key.destination) < ($1.key.spi, $1.key.destination) } }
+    public var count: Int { byKey.count }
+
+    /// The inbound lookup of RFC 4301 §4.1.
+    @inline(__always) public func lookup(destination: IPAddress, spi: UInt32, proto: IPsecProtocol) -> SecurityAssociation? {
+        byKey[SAKey(destination: destination, spi: spi, proto: proto)]
+    }
+
+    /// The outbound SA towards `peer` for `proto`, optionally from `local`: the usable
+    /// one with the lowest SPI, so the choice is stable.
+    public func outbound(peer: IPAddress, proto: IPsecProtocol, local: IPAddress?) -> SecurityAssociation? {
+        var best: SecurityAssociation?
+        for sa in byKey.values where sa.direction == .outbound && sa.spec.proto == proto
+            && sa.spec.destination == peer && (local == nil || sa.spec.source == local) && !sa.hardExpired {
+            if best == nil || sa.key.spi < best!.key.spi { best = sa }
+        }
+        return best
+    }
+
+    public func adding(_ sa: SecurityAssociation) -> SAD {
+        var n = self
+        n.byKey[sa.key] = sa
+        return n
+    }
+
+    public func removing(_ key: SAKey) -> SAD {
+        var n = self
+        n.byKey[key] = nil
+        return n
+    }
+}
