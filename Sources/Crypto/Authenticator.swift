@@ -14,7 +14,7 @@
 
 import CCrypto
 
-public final class Authenticator {
+public final class Authenticator: @unchecked Sendable {
     /// Bytes of ICV written by `finish` and compared by `verify`.
     public let icvLength: Int
     private let ctx: OpaquePointer
@@ -105,9 +105,12 @@ public final class Authenticator {
     }
 
     /// Finishes the message and compares its ICV with `icv` in constant time.
-    public func verify(_ icv: UnsafeRawPointer) -> Bool {
-        guard finishDigest() else { return false }
-        return CRYPTO_memcmp(digest, icv, icvLength) == 0
+    public func verify(_ icv: UnsafeRawPointer) -> Bool { check(icv) == .ok }
+
+    /// `verify` that tells a mismatch from a libcrypto failure.
+    func check(_ icv: UnsafeRawPointer) -> CryptoVerdict {
+        guard finishDigest() else { return .failed }
+        return CRYPTO_memcmp(digest, icv, icvLength) == 0 ? .ok : .authenticationFailed
     }
 
     private func finishDigest() -> Bool {
