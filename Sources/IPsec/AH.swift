@@ -92,7 +92,7 @@ public enum AH {
                          sequenceHigh: spec.extendedSequence ? UInt32(truncatingIfNeeded: seq >> 32) : nil) else {
             return drop(.ahOutputCryptoFailed)
         }
-        auth.finish(into: p.baseAddress! + ahAt + fixedLength)
+        guard auth.finish(into: p.baseAddress! + ahAt + fixedLength) else { return drop(.ahOutputCryptoFailed) }
         stats.add(.ahOutputBytes, UInt64(payloadLength))
         sa.account(bytes: payloadLength, now: now, stats: stats)
         return .send

@@ -195,36 +195,14 @@ public enum ESPInput {
         let p = buffer.bytes
         IPLayout.setProtocol(p, family: outer.family, offset: outer.protocolFieldOffset, nextHeader)
         IPLayout.setLength(p, family: outer.family, total: p.count)
-        if viaUDP { TransportChecksum.recompute(p, family: outer.family, headerLength: outer.headerLength, proto: nextHeader) }
+        if viaUDP && (nextHeader == IPProtocol.tcp || nextHeader == IPProtocol.udp) {
+            // IPv4 UDP with checksum 0 means "none" and stays so.
+            let udpWithoutSum = nextHeader == IPProtocol.udp && outer.family == .inet
+                && p.count >= outer.headerLength + 8 && p.be16(outer.headerLength + 6) == 0
+            if !udpWithoutSum, case .success(let info) = PacketInfo.parse(p) {
+                TransportChecksum.fill(p, info: info)
+            }
+        }
         return .decapsulated(sa)
-    }
-}
-
-/// RFC 3948 §3.1.2: after NAT, the transport checksum of a decapsulated TCP or UDP
-/// segment is recomputed over the pseudo-header as received.
-enum TransportChecksum {
-    static func recompute(_ p: UnsafeMutableRawBufferPointer, family: AddressFamily, headerLength: Int, proto: UInt8) {
-        let offset: Int
-        switch proto {
-        case IPProtocol.tcp: offset = 16
-        case IPProtocol.udp: offset = 6
-        default: return
-        }
-        let length = p.count - headerLength
-        guard length >= offset + 2 else { return }
-        // IPv4 UDP with checksum 0 means "none" and stays so.
-        if proto == IPProtocol.udp && family == .inet && p.be16(headerLength + 6) == 0 { return }
-        let src: IPAddress, dst: IPAddress
-        if family == .inet {
-            let ip = IPv4Header(unchecked: p); src = ip.source; dst = ip.destination
-        } else {
-            let ip = IPv6Header(unchecked: p); src = ip.source; dst = ip.destination
-        }
-        p.setBE16(headerLength + offset, 0)
-        let sum = Checksum.combine(Checksum.pseudoHeader(source: src, destination: dst, protocol: proto, length: length),
-                                   Checksum.sum(UnsafeRawBufferPointer(rebasing: p[headerLength...])))
-        var c = ~Checksum.finish(sum)
-        if c == 0 && proto == IPProtocol.udp { c = 0xffff }
-        p.setBE16(headerLength + offset, c)
     }
 }

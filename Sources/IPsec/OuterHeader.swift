@@ -47,7 +47,7 @@ enum OuterHeader {
                 Checksum.pseudoHeader(source: ip.source, destination: ip.destination,
                                       protocol: IPProtocol.udp, length: length),
                 Checksum.sum(seg))
-            var c = ~Checksum.finish(sum)
+            var c = Checksum.finish(sum)
             if c == 0 { c = 0xffff }
             p.setBE16(at + 6, c)
         }
