@@ -135,7 +135,7 @@ public enum Checksum {
 
     /// The checksum after a 32-bit field (two aligned words) changes.
     @inlinable
-    public static func update(_ checksum: UInt16, old: UInt32, new: UInt32) -> UInt16 {
+    public static func update(_ checksum: UInt16, old32 old: UInt32, new32 new: UInt32) -> UInt16 {
         var acc = UInt64(~checksum)
         acc += UInt64(~UInt16(truncatingIfNeeded: old >> 16)) + UInt64(~UInt16(truncatingIfNeeded: old))
         acc += UInt64(new >> 16) + UInt64(new & 0xffff)
@@ -145,7 +145,7 @@ public enum Checksum {
     /// The checksum after an address in the covered data (or the pseudo-header) changes:
     /// 4 bytes for IPv4, 16 for IPv6. Both addresses must be of the same family.
     @inlinable
-    public static func update(_ checksum: UInt16, old: IPAddress, new: IPAddress) -> UInt16 {
+    public static func update(_ checksum: UInt16, oldAddress old: IPAddress, newAddress new: IPAddress) -> UInt16 {
         // ~m summed word by word is (count * 0xffff) - sum(m); add it as complements.
         let words: UInt64 = old.family == .inet ? 2 : 8
         let acc = UInt64(~checksum) + (words * 0xffff - addressSum(old)) + addressSum(new)

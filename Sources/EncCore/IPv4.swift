@@ -141,6 +141,6 @@ public struct IPv4Header {
         let old = bytes.be32(offset + rel)
         let new = value.v4
         bytes.setBE32(offset + rel, new)
-        checksum = Checksum.update(checksum, old: old, new: new)
+        checksum = Checksum.update(checksum, old32: old, new32: new)
     }
 }

@@ -53,7 +53,7 @@ public struct UDPHeader {
     public func replaceAddress(old: IPAddress, new: IPAddress) {
         let c = checksum
         guard c != 0 else { return }
-        checksum = UDPHeader.nonZero(Checksum.update(c, old: old, new: new))
+        checksum = UDPHeader.nonZero(Checksum.update(c, oldAddress: old, newAddress: new))
     }
 
     /// Sets a port and fixes the checksum.
@@ -121,7 +121,7 @@ public struct TCPHeader {
         checksum = Checksum.update(checksum, old: old, new: new)
     }
     public func replaceAddress(old: IPAddress, new: IPAddress) {
-        checksum = Checksum.update(checksum, old: old, new: new)
+        checksum = Checksum.update(checksum, oldAddress: old, newAddress: new)
     }
     public func setSourcePort(_ p: UInt16) { let o = sourcePort; sourcePort = p; updateChecksum(old: o, new: p) }
     public func setDestinationPort(_ p: UInt16) { let o = destinationPort; destinationPort = p; updateChecksum(old: o, new: p) }
@@ -187,7 +187,7 @@ public struct ICMPHeader {
     }
     /// ICMPv6 only: the pseudo-header address changed.
     public func replaceAddress(old: IPAddress, new: IPAddress) {
-        checksum = Checksum.update(checksum, old: old, new: new)
+        checksum = Checksum.update(checksum, oldAddress: old, newAddress: new)
     }
 }
 
