@@ -18,19 +18,23 @@ public enum Checksum {
     @inlinable
     public static func sum(_ bytes: UnsafeRawBufferPointer, initial: UInt32 = 0) -> UInt32 {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return fold(UInt64(initial)) }
-        var acc: UInt64 = 0
         var p = base
         var n = bytes.count
         // The sum is byte-order independent (RFC 1071 2.B): add native-order words and
-        // swap the folded result once at the end.
-        while n >= 32 {
-            acc = addc(acc, p.loadUnaligned(as: UInt64.self))
-            acc = addc(acc, p.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
-            acc = addc(acc, p.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
-            acc = addc(acc, p.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
-            p += 32
-            n -= 32
+        // swap the folded result once at the end. 32-bit halves go into 64-bit
+        // accumulators, so no carry is lost before 2^32 words (64 GiB, far beyond any packet).
+        var a0: UInt64 = 0, a1: UInt64 = 0, a2: UInt64 = 0, a3: UInt64 = 0
+        while n >= 16 {
+            let w0 = p.loadUnaligned(as: UInt64.self)
+            let w1 = p.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+            a0 &+= w0 & 0xffff_ffff
+            a1 &+= w0 >> 32
+            a2 &+= w1 & 0xffff_ffff
+            a3 &+= w1 >> 32
+            p += 16
+            n -= 16
         }
+        var acc = addc(addc(a0, a1), addc(a2, a3))
         while n >= 8 {
             acc = addc(acc, p.loadUnaligned(as: UInt64.self))
             p += 8

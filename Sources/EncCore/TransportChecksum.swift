@@ -2,6 +2,9 @@
 // pseudo-header, ICMPv4 over the message alone. Used by builders, by tests, and where
 // a packet's transport checksum must be recomputed (e.g. after NAT-T transport mode
 // when the original addresses are unknown). Whole (unfragmented) packets only.
+// The IPv6 pseudo-header uses the header's destination; with a routing header whose
+// segments are not yet visited the final destination differs (RFC 8200 8.1) and
+// this computes the wrong value — encd neither builds nor rewrites such packets.
 
 public enum TransportChecksum {
     /// Offset of the checksum field within the upper-layer header, or nil when the
