@@ -35,7 +35,9 @@ extension FileParser {
                 out += try parseHosts("in address list")
             }
         }
-        guard t.word != nil else { throw unexpected(t, expected: "an address, \"any\" or \"{\"", context) }
+        guard let w = t.word, !(t.isKeyword(w) && FileParser.openBSDKeywords.contains(w)) else {
+            throw unexpected(t, expected: "an address, \"any\" or \"{\"", context)
+        }
         return [try parsePrefix(context)]
     }
 
@@ -66,7 +68,9 @@ extension FileParser {
     /// One numeric address (no /len).
     mutating func parseAddress(_ context: String) throws -> (value: IPAddress, token: Token) {
         let t = peek()
-        guard let text = t.word else { throw unexpected(t, expected: "an address", context) }
+        guard let text = t.word, !(t.isKeyword(text) && FileParser.openBSDKeywords.contains(text)) else {
+            throw unexpected(t, expected: "an address", context)
+        }
         take()
         if let a = IPAddress(text) { return (a, t) }
         let numeric = text.allSatisfy { $0.isHexDigit || $0 == "." || $0 == ":" }
