@@ -104,7 +104,7 @@ extension FileParser {
     /// `proto NAME|NUMBER`
     mutating func parseProtocol() throws -> UInt8 {
         let (text, t) = try expectWord("a protocol name or number", "after \"proto\"")
-        if let n = Int(text) {
+        if let n = decimal(text) {
             guard (0...255).contains(n) else { throw fail(t, "protocol outside range") }
             return UInt8(n)
         }
@@ -115,7 +115,7 @@ extension FileParser {
     /// `port NAME|NUMBER`; port 0 means any port, as in ipsecctl.
     mutating func parsePort() throws -> UInt16 {
         let (text, t) = try expectWord("a port name or number", "after \"port\"")
-        if let n = Int(text) {
+        if let n = decimal(text) {
             guard (0...65535).contains(n) else { throw fail(t, "port outside range") }
             return UInt16(n)
         }

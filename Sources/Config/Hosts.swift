@@ -49,7 +49,7 @@ extension FileParser {
         if peek().isPunct("/") {
             take()
             let (lenText, lenToken) = try expectWord("a prefix length", "after \"/\"")
-            guard let l = Int(lenText), lenText.allSatisfy(\.isASCII) else {
+            guard let l = decimal(lenText) else {
                 throw unexpected(lenToken, expected: "a prefix length", "after \"/\"")
             }
             guard l >= 0, l <= address.value.family.bitCount else {
@@ -86,7 +86,7 @@ extension FileParser {
         let a = try parseAddress(context)
         if peek().isPunct("/") {
             take()
-            if let len = peek().word, Int(len) == a.value.family.bitCount {
+            if let len = peek().word, decimal(len) == a.value.family.bitCount {
                 take()
                 return a
             }

@@ -52,7 +52,7 @@ struct Token: CustomStringConvertible {
         switch kind {
         case .word(let s, _):
             return Token.looksLikeKey(s) ? "a hex string (not shown)" : "\"\(s)\""
-        case .punct(let b): return "\"\(Character(Unicode.Scalar(b)))\""
+        case .punct(let b): return b < 0x80 ? "\"\(Character(Unicode.Scalar(b)))\"" : "a non-ASCII character"
         case .newline: return "end of line"
         case .eof: return "end of file"
         case .invalid: return "an invalid token"

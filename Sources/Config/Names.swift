@@ -83,3 +83,9 @@ enum ServiceNames {
         table.first { $0.port == port }?.names[0] ?? String(port)
     }
 }
+
+/// A plain decimal number: ASCII digits only (no sign, no blanks); nil on overflow.
+func decimal(_ text: String) -> Int? {
+    guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+    return Int(text)
+}

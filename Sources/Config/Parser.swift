@@ -244,6 +244,7 @@ struct FileParser {
         take()
         let (file, fileToken) = try expectWord("a file name", "after \"include\"")
         try expectEndOfLine("after include file name")
+        if file.isEmpty { throw fail(fileToken, "include needs a file name") }
         let path = Files.resolve(file, relativeTo: directory)
         let identity = Files.identity(path)
         if let i = session.includeStack.firstIndex(where: { $0.identity == identity }) {

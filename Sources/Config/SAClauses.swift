@@ -46,7 +46,7 @@ extension FileParser {
             case "replay":
                 let (text, vt) = try expectWord("a window size", "after \"replay\"")
                 let window = Tunables.info("ipsec.replay_window")!
-                guard let v = Int(text), window.accepts(v) else {
+                guard let v = decimal(text), window.accepts(v) else {
                     throw fail(vt, "replay window must be \(window.rangeText) packets, found \(vt)")
                 }
                 c.replay = (v, t)
@@ -79,7 +79,7 @@ extension FileParser {
     /// A port number 1-65535 (no names: these are UDP encapsulation ports).
     mutating func parsePortNumber(_ context: String) throws -> UInt16 {
         let (text, t) = try expectWord("a port number", context)
-        guard let v = Int(text), (1...65535).contains(v) else { throw fail(t, "port must be 1 to 65535, found \(t)") }
+        guard let v = decimal(text), (1...65535).contains(v) else { throw fail(t, "port must be 1 to 65535, found \(t)") }
         return UInt16(v)
     }
 

@@ -126,7 +126,7 @@ extension FileParser {
     static func number(_ s: String) -> UInt64? {
         if s.hasPrefix("0x") || s.hasPrefix("0X") {
             let digits = s.dropFirst(2)
-            return digits.isEmpty ? nil : UInt64(digits, radix: 16)
+            return digits.isEmpty || !digits.allSatisfy(\.isHexDigit) ? nil : UInt64(digits, radix: 16)
         }
         guard !s.isEmpty, s.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
         if s.count > 1, s.hasPrefix("0") { return UInt64(s.dropFirst(), radix: 8) }

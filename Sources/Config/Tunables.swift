@@ -98,7 +98,7 @@ public struct Tunables: Sendable, Hashable {
             throw TunableError(message: "unknown tunable \"\(name)\": expected one of "
                 + Tunables.table.map(\.name).joined(separator: ", "))
         }
-        guard let v = Int(text), info.accepts(v) else {
+        guard let v = decimal(text), info.accepts(v) else {
             throw TunableError(message: "invalid value \"\(text)\" for \(name): expected \(info.rangeText)")
         }
         info.set(&self, v)

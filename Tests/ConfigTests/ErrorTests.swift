@@ -98,3 +98,20 @@ import IPsec
         }
     }
 }
+
+@Suite struct RobustnessTests {
+    /// Malformed input of every shape ends in errors, never a trap or a hang.
+    @Test func garbageYieldsErrorsNotCrashes() {
+        let inputs = ["{", "}", "$", "\\", "=", "flow {", "flow esp out from {", "flow esp out from { 10.1.0.0/24,",
+                      "flow esp out from 10.1.0.0/ to any", "flow esp out from 10.1.0.0/+8 to any",
+                      "esp from 192.0.2.1 to 192.0.2.2 spi", "esp from 192.0.2.1 to 192.0.2.2 spi 0x+10",
+                      "esp from 192.0.2.1 to 192.0.2.2 spi 0x1000: authkey", "include", "include \"\"",
+                      "set", "set ipsec.replay_window", "a =", "é ü", "flow esp out from 10.1.0.0/24 to 10.2.0.0/24 peer é",
+                      "esp from 192.0.2.1 to 192.0.2.2 spi 0x1000 lifetime", "\"unterminated", "x = \"$y\"\nflow $x"]
+        for text in inputs {
+            let all = errors(text)
+            #expect(!all.isEmpty, "\(text)")
+            #expect(all.allSatisfy { $0.line >= 1 && $0.column >= 1 }, "\(text): \(all)")
+        }
+    }
+}
