@@ -44,6 +44,7 @@ extension FileParser {
         if proto == .ah {
             if let e = c.enc { throw fail(e.1, "ah does not provide encryption") }
             if let k = c.enckey { throw fail(k.token, "ah does not provide encryption: it takes no enckey") }
+            if c.encapsulation != nil { throw fail(start, "ah cannot be UDP-encapsulated (RFC 3948 is for esp): drop udpencap or use esp") }
             integrity = integrity ?? .defaultAuth
         } else {
             let enc = c.enc?.0 ?? .defaultESP
@@ -77,6 +78,12 @@ extension FileParser {
             for k in spec.keys where !encryption.accepts(keyMaterialBits: k.bits) {
                 throw fail(spec.token, "enckey for \(encryption.name) must be \(FileParser.keySizes(encryption)), got \(k.bits) bits")
             }
+        }
+        // Counter-mode and combined ciphers use the sequence number as IV; one key for
+        // both directions would repeat (key, IV) pairs, since both SAs count from 1.
+        if let encryption, encryption.cipher.saltBits > 0, let spec = c.enckey, spec.keys.count == 2,
+           spec.keys[0] == spec.keys[1] {
+            throw fail(spec.token, "enckey for \(encryption.name) must differ between the two directions: one key for both would reuse nonces")
         }
         if let p = c.peerPort, c.encapsulation == nil { throw fail(p.1, "peerport needs udpencap") }
         try FileParser.checkLifetimes(c)
