@@ -17,6 +17,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <sys/syscall.h>
 
 static inline unsigned long encshim_tunsetiff(void) { return TUNSETIFF; }
 static inline short encshim_iff_tun(void) { return IFF_TUN; }
@@ -40,6 +41,17 @@ static inline int encshim_tun_set_iff(int fd, const char *name, short flags, cha
         out_name[IFNAMSIZ - 1] = 0;
     }
     return rc;
+}
+
+/* recvmmsg(2): glibc declares it only with _GNU_SOURCE, which Swift's Glibc module
+ * does not set, so the shim calls it by syscall number. The struct has the kernel's
+ * struct mmsghdr layout. */
+struct encshim_mmsghdr {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+};
+static inline int encshim_recvmmsg(int fd, struct encshim_mmsghdr *vec, unsigned int vlen, int flags) {
+    return (int)syscall(SYS_recvmmsg, fd, vec, vlen, flags, (void *)0);
 }
 
 /* Sizes and layout of xt_NFQUEUE's v3 target info, for the nft_compat fallback. */
