@@ -113,7 +113,7 @@ public final class NFQueue: PacketQueue {
                 break
             }
             var meta = QueuedPacket()
-            switch parser.parse(nlh, into: &meta) {
+            switch parser.parse(UnsafeRawPointer(nlh), into: &meta) {
             case .packet(let at, let count):
                 if taken {
                     // The kernel sends one packet per datagram; should it ever send more, the

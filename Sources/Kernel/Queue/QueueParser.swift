@@ -32,8 +32,10 @@ public struct QueueParser {
     /// Frees the attribute table (the owner calls this once).
     public func deallocate() { attrs.deallocate() }
 
-    /// Parses the message at `nlh` (whose `nlmsg_len` the caller has bounds-checked).
-    public func parse(_ nlh: UnsafePointer<nlmsghdr>, into meta: inout QueuedPacket) -> QueueMessageKind {
+    /// Parses the netlink message at `message` (whose `nlmsg_len` the caller has
+    /// bounds-checked against the bytes received).
+    public func parse(_ message: UnsafeRawPointer, into meta: inout QueuedPacket) -> QueueMessageKind {
+        let nlh = message.assumingMemoryBound(to: nlmsghdr.self)
         let type = nlh.pointee.nlmsg_type
         if type == UInt16(NLMSG_ERROR) {
             guard nlh.pointee.nlmsg_len >= 20 else { return .malformed }

@@ -46,7 +46,7 @@ public enum EncdRuleset {
             "encd's nftables table, as encd installs it (with the default settings).",
             "Generated from Sources/Kernel/Rules/EncdRuleset.swift; a unit test keeps them equal.",
             "Kernels without nf_tables' queue expression get xt NFQUEUE (nft_compat) instead.",
-            "Marks: encd owns 0x\(String(m.mask, radix: 16)) (BYPASS 0x\(String(m.bypass, radix: 16)), PROTECT 0x\(String(m.protect, radix: 16)), POLICY 0x\(String(m.policyMask, radix: 16))). See Rules/README.md.",
+            "Marks: encd owns \(NftRule.hex(m.mask)): BYPASS \(NftRule.hex(m.bypass)), PROTECT \(NftRule.hex(m.protect)), POLICY \(NftRule.hex(m.policyMask)). See Rules/README.md.",
         ], sets: [
             NftAddressPairSet(requireSet4, family: .inet, comment: "Inbound require flows (source . destination): cleartext matching them is dropped."),
             NftAddressPairSet(requireSet6, family: .inet6),
