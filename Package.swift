@@ -41,6 +41,7 @@ let package = Package(
         .testTarget(name: "IPsecTests", dependencies: ["IPsec", "Crypto", "EncCore"],
                     resources: [.copy("Interop")]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "IPsec", "Crypto", "EncCore"]),
+        .testTarget(name: "KernelTests", dependencies: ["Kernel", "EncCore"]),
     ],
     swiftLanguageModes: [.v5]
 )

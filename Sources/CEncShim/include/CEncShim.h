@@ -1,18 +1,69 @@
 /* CEncShim: kernel constants that Swift cannot import (macros with casts, ioctl
- * numbers) and tiny inline helpers, all prefixed encshim_. Constants come from the
- * kernel headers, never retyped. */
+ * numbers), wrappers for variadic calls (ioctl) and tiny inline helpers, all prefixed
+ * encshim_. Constants come from the kernel headers, never retyped.
+ *
+ * The ioctl helpers only fill the request and make the call; the caller (Swift,
+ * Kernel/System/Syscall.swift) retries EINTR and turns errno into an error. */
 #ifndef ENCD_CENCSHIM_H
 #define ENCD_CENCSHIM_H
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
+#include <stdint.h>
+#include <unistd.h>
 #include <net/if.h>
 #include <linux/if_tun.h>
+#include <linux/netfilter/xt_NFQUEUE.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <sys/syscall.h>
 
 static inline unsigned long encshim_tunsetiff(void) { return TUNSETIFF; }
 static inline short encshim_iff_tun(void) { return IFF_TUN; }
 static inline short encshim_iff_no_pi(void) { return IFF_NO_PI; }
+static inline short encshim_iff_multi_queue(void) { return IFF_MULTI_QUEUE; }
 static inline int encshim_errno(void) { return errno; }
+static inline void encshim_set_errno(int value) { errno = value; }
+static inline int encshim_ifnamsiz(void) { return IFNAMSIZ; }
+
+/* TUNSETIFF: attach `fd` (an open /dev/net/tun) to the interface `name` with `flags`.
+ * The kernel's chosen name (same as `name` unless it held a %d) is copied to
+ * `out_name` (IFNAMSIZ bytes). Returns ioctl's result; errno is left for the caller. */
+static inline int encshim_tun_set_iff(int fd, const char *name, short flags, char *out_name) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    ifr.ifr_flags = flags;
+    int rc = ioctl(fd, TUNSETIFF, &ifr);
+    if (rc == 0 && out_name) {
+        memcpy(out_name, ifr.ifr_name, IFNAMSIZ);
+        out_name[IFNAMSIZ - 1] = 0;
+    }
+    return rc;
+}
+
+/* recvmmsg(2): glibc declares it only with _GNU_SOURCE, which Swift's Glibc module
+ * does not set, so the shim calls it by syscall number. The struct has the kernel's
+ * struct mmsghdr layout. */
+struct encshim_mmsghdr {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+};
+static inline int encshim_recvmmsg(int fd, struct encshim_mmsghdr *vec, unsigned int vlen, int flags) {
+    return (int)syscall(SYS_recvmmsg, fd, vec, vlen, flags, (void *)0);
+}
+
+/* Sizes and layout of xt_NFQUEUE's v3 target info, for the nft_compat fallback. */
+static inline int encshim_xt_nfq_info_v3_size(void) { return (int)sizeof(struct xt_NFQ_info_v3); }
+static inline void encshim_xt_nfq_info_v3_fill(void *dst, uint16_t queuenum, uint16_t total, uint16_t flags) {
+    struct xt_NFQ_info_v3 info;
+    memset(&info, 0, sizeof(info));
+    info.queuenum = queuenum;
+    info.queues_total = total;
+    info.flags = flags;
+    memcpy(dst, &info, sizeof(info));
+}
+static inline uint16_t encshim_nfq_flag_bypass(void) { return NFQ_FLAG_BYPASS; }
+static inline uint16_t encshim_nfq_flag_cpu_fanout(void) { return NFQ_FLAG_CPU_FANOUT; }
 #endif

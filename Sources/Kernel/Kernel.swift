@@ -1,1 +1,0 @@
-// Kernel module: see Docs/architecture.md.

@@ -1,0 +1,116 @@
+// RouteMessages: the rtnetlink requests encd sends, built with libmnl into plain byte
+// arrays so tests can compare them with golden bytes. Control path only.
+//
+//   link:  RTM_NEWLINK  ifinfomsg + IFLA_IFNAME (+ IFLA_MTU)          `ip link set enc0 up mtu M`
+//   rule:  RTM_NEWRULE  fib_rule_hdr + FRA_PRIORITY FRA_FWMARK FRA_FWMASK FRA_TABLE
+//                                                    `ip rule add fwmark V/M lookup T pref P`
+//   route: RTM_NEWROUTE rtmsg + RTA_TABLE RTA_OIF    `ip route add default dev enc0 table T`
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import CNetfilter
+import EncCore
+
+public enum RouteOperation: Sendable { case add, delete }
+
+/// An `ip rule` that sends packets whose mark matches `value/mask` to `table`.
+public struct MarkRule: Hashable, Sendable, CustomStringConvertible {
+    public var family: AddressFamily
+    public var value: UInt32
+    public var mask: UInt32
+    public var table: UInt32
+    public var priority: UInt32
+
+    public init(family: AddressFamily, value: UInt32, mask: UInt32, table: UInt32, priority: UInt32) {
+        self.family = family
+        self.value = value
+        self.mask = mask
+        self.table = table
+        self.priority = priority
+    }
+
+    public var description: String { command(nil) }
+
+    /// The equivalent `ip` command ("ip -4 rule add pref 100 fwmark 0x20000/0x20000 lookup 100").
+    public func command(_ op: RouteOperation?) -> String {
+        let verb = op.map { $0 == .add ? " add" : " del" } ?? ""
+        return "ip -\(family == .inet ? 4 : 6) rule\(verb) pref \(priority) fwmark 0x\(String(value, radix: 16))/0x\(String(mask, radix: 16)) lookup \(table)"
+    }
+}
+
+public enum RouteMessages {
+    static func family(_ f: AddressFamily) -> UInt8 { UInt8(f == .inet ? AF_INET : AF_INET6) }
+
+    /// Builds one message: header, fixed family header of `extra` bytes (filled by
+    /// `fill`), then attributes added by `attrs`.
+    static func build(type: Int, flags: Int32, seq: UInt32, extra: Int,
+                      fill: (UnsafeMutableRawPointer) -> Void,
+                      attrs: (UnsafeMutablePointer<nlmsghdr>) -> Void) -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let length = buffer.withUnsafeMutableBytes { raw -> Int in
+            let nlh = mnl_nlmsg_put_header(raw.baseAddress)!
+            nlh.pointee.nlmsg_type = UInt16(type)
+            nlh.pointee.nlmsg_flags = UInt16(Int32(NLM_F_REQUEST) | Int32(NLM_F_ACK) | flags)
+            nlh.pointee.nlmsg_seq = seq
+            fill(mnl_nlmsg_put_extra_header(nlh, extra)!)
+            attrs(nlh)
+            return Int(nlh.pointee.nlmsg_len)
+        }
+        return Array(buffer.prefix(length))
+    }
+
+    /// `ip link set NAME up [mtu MTU]` (or down), addressed by name.
+    public static func setLink(name: String, up: Bool, mtu: UInt32?, seq: UInt32) -> [UInt8] {
+        build(type: Int(RTM_NEWLINK), flags: 0, seq: seq, extra: MemoryLayout<ifinfomsg>.size, fill: { p in
+            let info = p.assumingMemoryBound(to: ifinfomsg.self)
+            info.pointee.ifi_family = UInt8(AF_UNSPEC)
+            info.pointee.ifi_change = UInt32(IFF_UP)
+            info.pointee.ifi_flags = up ? UInt32(IFF_UP) : 0
+        }, attrs: { nlh in
+            mnl_attr_put_strz(nlh, UInt16(IFLA_IFNAME), name)
+            if let mtu { mnl_attr_put_u32(nlh, UInt16(IFLA_MTU), mtu) }
+        })
+    }
+
+    /// `ip rule add|del fwmark V/M lookup T pref P`. Adds are exclusive (EEXIST when
+    /// the same rule is present).
+    public static func rule(_ op: RouteOperation, _ rule: MarkRule, seq: UInt32) -> [UInt8] {
+        let type = op == .add ? Int(RTM_NEWRULE) : Int(RTM_DELRULE)
+        let flags = op == .add ? Int32(NLM_F_CREATE) | Int32(NLM_F_EXCL) : 0
+        return build(type: type, flags: flags, seq: seq, extra: MemoryLayout<fib_rule_hdr>.size, fill: { p in
+            let hdr = p.assumingMemoryBound(to: fib_rule_hdr.self)
+            hdr.pointee.family = family(rule.family)
+            hdr.pointee.table = UInt8(RT_TABLE_UNSPEC.rawValue)
+            hdr.pointee.action = UInt8(FR_ACT_TO_TBL)
+        }, attrs: { nlh in
+            mnl_attr_put_u32(nlh, UInt16(FRA_PRIORITY), rule.priority)
+            mnl_attr_put_u32(nlh, UInt16(FRA_FWMARK), rule.value)
+            mnl_attr_put_u32(nlh, UInt16(FRA_FWMASK), rule.mask)
+            mnl_attr_put_u32(nlh, UInt16(FRA_TABLE), rule.table)
+        })
+    }
+
+    /// `ip route replace|del default dev IFINDEX table T` for `family`.
+    public static func defaultRoute(_ op: RouteOperation, family f: AddressFamily, table: UInt32,
+                                    ifindex: UInt32, seq: UInt32) -> [UInt8] {
+        let type = op == .add ? Int(RTM_NEWROUTE) : Int(RTM_DELROUTE)
+        let flags = op == .add ? Int32(NLM_F_CREATE) | Int32(NLM_F_REPLACE) : 0
+        return build(type: type, flags: flags, seq: seq, extra: MemoryLayout<rtmsg>.size, fill: { p in
+            let rt = p.assumingMemoryBound(to: rtmsg.self)
+            rt.pointee.rtm_family = family(f)
+            rt.pointee.rtm_table = UInt8(RT_TABLE_UNSPEC.rawValue)
+            if op == .add {
+                rt.pointee.rtm_protocol = UInt8(RTPROT_STATIC)
+                // A device route: link scope for IPv4 (as `ip route` does); IPv6 routes are universe.
+                rt.pointee.rtm_scope = f == .inet ? UInt8(RT_SCOPE_LINK.rawValue) : UInt8(RT_SCOPE_UNIVERSE.rawValue)
+                rt.pointee.rtm_type = UInt8(RTN_UNICAST)
+            } else {
+                rt.pointee.rtm_scope = UInt8(RT_SCOPE_NOWHERE.rawValue)
+            }
+        }, attrs: { nlh in
+            mnl_attr_put_u32(nlh, UInt16(RTA_TABLE.rawValue), table)
+            mnl_attr_put_u32(nlh, UInt16(RTA_OIF.rawValue), ifindex)
+        })
+    }
+}

@@ -1,0 +1,97 @@
+// EncdRuleset: the table encd installs (`table inet encd`), built from its settings.
+// Rules/encd.nft is `EncdRuleset.table(.init()).text`; a unit test keeps them equal.
+//
+// Chains and priorities (OpenBSD order: UL/R -> [X] -> PF/NAT(enc0) -> IPsec -> PF/NAT(IF)):
+//   spd_output     route/output      -170  [X] for local traffic: after conntrack (-200),
+//                                           before mangle (-150), dstnat (-100), filter (0)
+//   spd_forward    filter/prerouting  -90  [X] for forwarded traffic: after dstnat (-100),
+//                                           before the routing decision the mark steers;
+//                                           also drops cleartext of inbound require flows
+//   ipsec_output   filter/postrouting 110  after srcnat (100): queue what enc0 would get
+//                                           (cleartext after NAT on enc0); leak guard
+//   ipsec_input    filter/input        10  after the admin's input filter (0): ESP, AH,
+//                                           NAT-T ESP to encd; NAT-T keepalives dropped
+
+import EncCore
+
+public struct EncdRulesetConfig: Sendable, Equatable {
+    public var table = "encd"
+    public var interface = "enc0"
+    public var marks = MarkLayout.default
+    /// [X] queue (spd_output and spd_forward), outbound IPsec queue, inbound IPsec queue.
+    public var spdQueue: UInt16 = 0
+    public var outputQueue: UInt16 = 1
+    public var inputQueue: UInt16 = 2
+    /// Queues per stage (fanout over consecutive numbers) for parallel workers.
+    public var queuesPerStage: UInt16 = 1
+    /// NAT-T port.
+    public var natTraversalPort: UInt16 = 4500
+
+    public init() {}
+}
+
+public enum EncdRuleset {
+    public static let spdOutputPriority: Int32 = -170
+    public static let spdForwardPriority: Int32 = -90
+    public static let ipsecOutputPriority: Int32 = 110
+    public static let ipsecInputPriority: Int32 = 10
+    public static let requireSet4 = "require_in4"
+    public static let requireSet6 = "require_in6"
+
+    public static func table(_ c: EncdRulesetConfig) -> NftTable {
+        let m = c.marks
+        let q = c.queuesPerStage
+        let bypassed = NftMatch.mark(mask: m.bypass, .eq, m.bypass)
+        return NftTable(name: c.table, header: [
+            "encd's nftables table, as encd installs it (with the default settings).",
+            "Generated from Sources/Kernel/Rules/EncdRuleset.swift; a unit test keeps them equal.",
+            "Kernels without nf_tables' queue expression get xt NFQUEUE (nft_compat) instead.",
+            "Marks: encd owns \(NftRule.hex(m.mask)): BYPASS \(NftRule.hex(m.bypass)), PROTECT \(NftRule.hex(m.protect)), POLICY \(NftRule.hex(m.policyMask)). See Rules/README.md.",
+        ], sets: [
+            NftAddressPairSet(requireSet4, family: .inet, comment: "Inbound require flows (source . destination): cleartext matching them is dropped."),
+            NftAddressPairSet(requireSet6, family: .inet6),
+        ], chains: [
+            NftChain("spd_output", base: NftBaseChain(type: "route", hook: .output, priority: spdOutputPriority),
+                     comment: "[X] for locally generated packets. A verdict that changes the mark re-routes the packet.",
+                     rules: [
+                NftRule([bypassed], [.verdict(.accept)], comment: "decided, or sent by encd (SO_MARK)"),
+                NftRule([.oifname(.eq, "lo")], [.verdict(.accept)]),
+                NftRule([], [.counter, .queue(number: c.spdQueue, total: q)], comment: "SPD lookup"),
+            ]),
+            NftChain("spd_forward", base: NftBaseChain(type: "filter", hook: .prerouting, priority: spdForwardPriority),
+                     comment: "[X] for forwarded packets, after dstnat; the mark then steers the routing decision.",
+                     rules: [
+                NftRule([], [.verdict(.jump("require_in"))]),
+                NftRule([bypassed], [.verdict(.accept)]),
+                NftRule([.fibDaddrLocal], [.verdict(.accept)], comment: "for this host: input, not [X]"),
+                NftRule([], [.counter, .queue(number: c.spdQueue, total: q)], comment: "SPD lookup"),
+            ]),
+            NftChain("require_in", comment: "Cleartext that an inbound require flow covers must arrive through enc0.",
+                     rules: [
+                NftRule([.iifname(.eq, c.interface)], [.verdict(.return)]),
+                NftRule([.l4proto(.eq, 50)], [.verdict(.return)]),
+                NftRule([.l4proto(.eq, 51)], [.verdict(.return)]),
+                NftRule([.udpDport(c.natTraversalPort)], [.verdict(.return)]),
+                NftRule([.addressPair(.inet, set: requireSet4)], [.counter, .verdict(.drop)]),
+                NftRule([.addressPair(.inet6, set: requireSet6)], [.counter, .verdict(.drop)]),
+            ]),
+            NftChain("ipsec_output", base: NftBaseChain(type: "filter", hook: .postrouting, priority: ipsecOutputPriority),
+                     comment: "IPsec, outbound: after srcnat, what routing sent to \(c.interface) goes to encd;\nthe mark says which policy matched at [X].",
+                     rules: [
+                NftRule([.oifname(.eq, c.interface)], [.counter, .queue(number: c.outputQueue, total: q)], comment: "encapsulate"),
+                NftRule([.mark(mask: m.protect, .eq, m.protect), .oifname(.neq, c.interface)], [.counter, .verdict(.drop)],
+                        comment: "leak guard"),
+            ]),
+            NftChain("ipsec_input", base: NftBaseChain(type: "filter", hook: .input, priority: ipsecInputPriority),
+                     comment: "IPsec, inbound: after the admin's input filter. A zero first word on UDP \(c.natTraversalPort) is IKE.",
+                     rules: [
+                NftRule([.l4proto(.eq, 50)], [.counter, .queue(number: c.inputQueue, total: q)]),
+                NftRule([.l4proto(.eq, 51)], [.counter, .queue(number: c.inputQueue, total: q)]),
+                NftRule([.udpDport(c.natTraversalPort), .transportBits(offset: 64, bits: 32, .neq, 0)],
+                        [.counter, .queue(number: c.inputQueue, total: q)], comment: "ESP in UDP"),
+                NftRule([.udpDport(c.natTraversalPort), .udpLength(9), .transportBits(offset: 64, bits: 8, .eq, 0xff)],
+                        [.counter, .verdict(.drop)], comment: "NAT-T keepalive"),
+            ]),
+        ])
+    }
+}

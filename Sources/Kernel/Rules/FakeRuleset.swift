@@ -1,0 +1,36 @@
+// FakeRuleset: an in-memory RulesetControl for tests. Keeps the installed tables (as
+// values and as nft text) and the set contents; can pretend to be a kernel without the
+// native queue expression.
+
+import EncCore
+
+public final class FakeRuleset: RulesetControl {
+    public private(set) var tables: [String: NftTable] = [:]
+    public private(set) var elements: [String: [(IPPrefix, IPPrefix)]] = [:]
+    public private(set) var requests: [String] = []
+    /// The backend `install` reports (a kernel like this project's reports .xtCompat).
+    public var backend: NftQueueBackend
+
+    public init(backend: NftQueueBackend = .native) { self.backend = backend }
+
+    public func install(_ table: NftTable) throws -> NftQueueBackend {
+        requests.append("install table inet \(table.name)")
+        tables[table.name] = table
+        for set in table.sets { elements["\(table.name)/\(set.name)"] = [] }
+        return backend
+    }
+
+    public func removeTable(named name: String) throws {
+        requests.append("delete table inet \(name)")
+        tables[name] = nil
+        elements = elements.filter { !$0.key.hasPrefix(name + "/") }
+    }
+
+    public func replaceElements(of set: NftAddressPairSet, table: String, pairs: [(IPPrefix, IPPrefix)]) throws {
+        requests.append("replace elements inet \(table) \(set.name) (\(pairs.count))")
+        guard tables[table]?.sets.contains(set) == true else {
+            throw SystemError("add element inet \(table) \(set.name)", errno: 2 /* ENOENT */)
+        }
+        elements["\(table)/\(set.name)"] = pairs
+    }
+}

@@ -1,0 +1,180 @@
+// NftRule: a rule written the way nft(8) reads — matches, then statements — so that
+// Rules/encd.nft and the code agree line by line. `text` renders nft syntax;
+// `expressions(queue:)` lowers it to nf_tables expressions (the same dependencies nft
+// adds, e.g. `meta l4proto udp` before `udp dport`).
+
+import CNetfilter
+import EncCore
+
+public enum NftOp: Sendable, Equatable {
+    case eq, neq
+    var cmp: UInt32 { self == .eq ? UInt32(NFT_CMP_EQ.rawValue) : UInt32(NFT_CMP_NEQ.rawValue) }
+    var text: String { self == .eq ? "==" : "!=" }
+    /// nft leaves `==` implicit in plain matches.
+    var plain: String { self == .eq ? "" : "!= " }
+}
+
+public enum NftMatch: Sendable, Equatable {
+    /// `meta mark & MASK == VALUE`
+    case mark(mask: UInt32, NftOp, UInt32)
+    /// `ct mark & MASK == VALUE`
+    case ctMark(mask: UInt32, NftOp, UInt32)
+    /// `iifname "enc0"` / `iifname != "enc0"`
+    case iifname(NftOp, String)
+    case oifname(NftOp, String)
+    /// `meta l4proto esp`
+    case l4proto(NftOp, UInt8)
+    /// `udp dport 4500`
+    case udpDport(UInt16)
+    /// `udp length 9`
+    case udpLength(UInt16)
+    /// `@th,OFFSET,BITS OP VALUE`: raw transport-header bits (byte aligned, up to 32 bits).
+    case transportBits(offset: UInt32, bits: UInt32, NftOp, UInt32)
+    /// `fib daddr type local`
+    case fibDaddrLocal
+    /// `ip saddr . ip daddr @SET` (or ip6)
+    case addressPair(AddressFamily, set: String)
+}
+
+public enum NftStatement: Sendable, Equatable {
+    case counter
+    /// `queue num N` (or `queue num N-M fanout`); never with bypass.
+    case queue(number: UInt16, total: UInt16)
+    /// `meta mark set meta mark & ~MASK | VALUE`
+    case setMark(mask: UInt32, value: UInt32)
+    case verdict(NftVerdict)
+}
+
+public struct NftRule: Sendable, Equatable {
+    public var matches: [NftMatch]
+    public var statements: [NftStatement]
+    /// Shown after `#` in Rules/encd.nft (not sent to the kernel).
+    public var comment: String?
+
+    public init(_ matches: [NftMatch], _ statements: [NftStatement], comment: String? = nil) {
+        self.matches = matches
+        self.statements = statements
+        self.comment = comment
+    }
+
+    /// The rule in nft syntax, without the comment.
+    public var text: String {
+        (matches.map(NftRule.text) + statements.map(NftRule.text)).joined(separator: " ")
+    }
+
+    static func hex(_ v: UInt32) -> String {
+        let s = String(v, radix: 16)
+        return "0x" + String(repeating: "0", count: max(0, 8 - s.count)) + s
+    }
+
+    static let protoNames: [UInt8: String] = [1: "icmp", 6: "tcp", 17: "udp", 50: "esp", 51: "ah", 58: "ipv6-icmp"]
+
+    static func text(_ m: NftMatch) -> String {
+        switch m {
+        case .mark(let mask, let op, let v):
+            return mask == .max ? "meta mark \(op.plain)\(hex(v))" : "meta mark & \(hex(mask)) \(op.text) \(hex(v))"
+        case .ctMark(let mask, let op, let v):
+            return mask == .max ? "ct mark \(op.plain)\(hex(v))" : "ct mark & \(hex(mask)) \(op.text) \(hex(v))"
+        case .iifname(let op, let name): return "iifname \(op.plain)\"\(name)\""
+        case .oifname(let op, let name): return "oifname \(op.plain)\"\(name)\""
+        case .l4proto(let op, let p): return "meta l4proto \(op.plain)\(protoNames[p] ?? String(p))"
+        case .udpDport(let port): return "udp dport \(port)"
+        case .udpLength(let len): return "udp length \(len)"
+        case .transportBits(let off, let bits, let op, let v): return "@th,\(off),\(bits) \(op.plain)\(v)"
+        case .fibDaddrLocal: return "fib daddr type local"
+        case .addressPair(let f, let set):
+            let ip = f == .inet ? "ip" : "ip6"
+            return "\(ip) saddr . \(ip) daddr @\(set)"
+        }
+    }
+
+    static func text(_ s: NftStatement) -> String {
+        switch s {
+        case .counter: return "counter"
+        case .queue(let n, let total):
+            return total <= 1 ? "queue num \(n)" : "queue num \(n)-\(UInt32(n) + UInt32(total) - 1) fanout"
+        case .setMark(let mask, let value): return "meta mark set meta mark & \(hex(~mask)) | \(hex(value))"
+        case .verdict(.accept): return "accept"
+        case .verdict(.drop): return "drop"
+        case .verdict(.return): return "return"
+        case .verdict(.jump(let chain)): return "jump \(chain)"
+        }
+    }
+
+    /// The nf_tables expressions, with `queue` statements lowered for `backend`.
+    public func expressions(queue backend: NftQueueBackend) -> [NftExpr] {
+        matches.flatMap(NftRule.lower) + statements.flatMap { NftRule.lower($0, backend) }
+    }
+
+    static func lower(_ m: NftMatch) -> [NftExpr] {
+        switch m {
+        case .mark(let mask, let op, let v):
+            return masked(load: .meta(key: UInt32(NFT_META_MARK.rawValue), dreg: .r1), mask: mask, op: op, value: v)
+        case .ctMark(let mask, let op, let v):
+            return masked(load: .ct(key: UInt32(NFT_CT_MARK.rawValue), dreg: .r1), mask: mask, op: op, value: v)
+        case .iifname(let op, let name):
+            return [.meta(key: UInt32(NFT_META_IIFNAME.rawValue), dreg: .r1), .cmp(sreg: .r1, op: op.cmp, data: NftBytes.ifname(name))]
+        case .oifname(let op, let name):
+            return [.meta(key: UInt32(NFT_META_OIFNAME.rawValue), dreg: .r1), .cmp(sreg: .r1, op: op.cmp, data: NftBytes.ifname(name))]
+        case .l4proto(let op, let p):
+            return [.meta(key: UInt32(NFT_META_L4PROTO.rawValue), dreg: .r1), .cmp(sreg: .r1, op: op.cmp, data: [p])]
+        case .udpDport(let port):
+            return lower(.l4proto(.eq, UInt8(IPPROTO_UDP))) + [
+                .payload(base: UInt32(NFT_PAYLOAD_TRANSPORT_HEADER.rawValue), offset: 2, length: 2, dreg: .r1),
+                .cmp(sreg: .r1, op: NftOp.eq.cmp, data: NftBytes.net16(port))]
+        case .udpLength(let len):
+            return lower(.l4proto(.eq, UInt8(IPPROTO_UDP))) + [
+                .payload(base: UInt32(NFT_PAYLOAD_TRANSPORT_HEADER.rawValue), offset: 4, length: 2, dreg: .r1),
+                .cmp(sreg: .r1, op: NftOp.eq.cmp, data: NftBytes.net16(len))]
+        case .transportBits(let off, let bits, let op, let v):
+            precondition(off % 8 == 0 && bits % 8 == 0 && bits > 0 && bits <= 32, "byte-aligned fields only")
+            let bytes = Array(NftBytes.net32(v).suffix(Int(bits / 8)))
+            return [.payload(base: UInt32(NFT_PAYLOAD_TRANSPORT_HEADER.rawValue), offset: off / 8, length: bits / 8, dreg: .r1),
+                    .cmp(sreg: .r1, op: op.cmp, data: bytes)]
+        case .fibDaddrLocal:
+            return [.fib(flags: UInt32(NFTA_FIB_F_DADDR.rawValue), result: UInt32(NFT_FIB_RESULT_ADDRTYPE.rawValue), dreg: .r1),
+                    .cmp(sreg: .r1, op: NftOp.eq.cmp, data: NftBytes.host32(UInt32(RTN_LOCAL)))]
+        case .addressPair(let f, let set):
+            let nh = UInt32(NFT_PAYLOAD_NETWORK_HEADER.rawValue)
+            let proto: UInt8 = f == .inet ? UInt8(NFPROTO_IPV4) : UInt8(NFPROTO_IPV6)
+            let family: [NftExpr] = [.meta(key: UInt32(NFT_META_NFPROTO.rawValue), dreg: .r1), .cmp(sreg: .r1, op: NftOp.eq.cmp, data: [proto])]
+            if f == .inet {
+                return family + [.payload(base: nh, offset: 12, length: 4, dreg: .r1),
+                                 .payload(base: nh, offset: 16, length: 4, dreg: .r32_01),
+                                 .lookup(set: set, sreg: .r1)]
+            }
+            return family + [.payload(base: nh, offset: 8, length: 16, dreg: .r1),
+                             .payload(base: nh, offset: 24, length: 16, dreg: .r2),
+                             .lookup(set: set, sreg: .r1)]
+        }
+    }
+
+    static func masked(load: NftExpr, mask: UInt32, op: NftOp, value: UInt32) -> [NftExpr] {
+        var out = [load]
+        if mask != .max {
+            out.append(.bitwise(sreg: .r1, dreg: .r1, mask: NftBytes.host32(mask), xor: NftBytes.host32(0)))
+        }
+        out.append(.cmp(sreg: .r1, op: op.cmp, data: NftBytes.host32(value)))
+        return out
+    }
+
+    static func lower(_ s: NftStatement, _ backend: NftQueueBackend) -> [NftExpr] {
+        switch s {
+        case .counter: return [.counter]
+        case .queue(let n, let total):
+            let fanout = total > 1
+            switch backend {
+            case .native:
+                return [.queue(number: n, total: max(total, 1), flags: fanout ? UInt16(NFT_QUEUE_FLAG_CPU_FANOUT) : 0)]
+            case .xtCompat:
+                return [.xtTarget(name: "NFQUEUE", revision: 3,
+                                  info: XtNFQueue.info(number: n, total: max(total, 1), fanout: fanout))]
+            }
+        case .setMark(let mask, let value):
+            return [.meta(key: UInt32(NFT_META_MARK.rawValue), dreg: .r1),
+                    .bitwise(sreg: .r1, dreg: .r1, mask: NftBytes.host32(~mask), xor: NftBytes.host32(value)),
+                    .metaSet(key: UInt32(NFT_META_MARK.rawValue), sreg: .r1)]
+        case .verdict(let v): return [.verdict(v)]
+        }
+    }
+}

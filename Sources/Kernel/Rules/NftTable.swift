@@ -1,0 +1,106 @@
+// NftTable: a whole nf_tables table as values — sets, base chains with hook and
+// priority, regular chains, rules — and its nft(8) text. encd installs it in one
+// batch (NftBatch) and Rules/encd.nft is this text for the default configuration.
+
+import CNetfilter
+import EncCore
+
+public enum NftHook: String, Sendable {
+    case prerouting, input, forward, output, postrouting
+    var number: UInt32 {
+        switch self {
+        case .prerouting: return UInt32(NF_INET_PRE_ROUTING.rawValue)
+        case .input: return UInt32(NF_INET_LOCAL_IN.rawValue)
+        case .forward: return UInt32(NF_INET_FORWARD.rawValue)
+        case .output: return UInt32(NF_INET_LOCAL_OUT.rawValue)
+        case .postrouting: return UInt32(NF_INET_POST_ROUTING.rawValue)
+        }
+    }
+}
+
+public struct NftBaseChain: Sendable, Equatable {
+    /// "filter" or "route" (route re-routes local output when the mark changes).
+    public var type: String
+    public var hook: NftHook
+    public var priority: Int32
+    public init(type: String, hook: NftHook, priority: Int32) {
+        self.type = type
+        self.hook = hook
+        self.priority = priority
+    }
+}
+
+public struct NftChain: Sendable, Equatable {
+    public var name: String
+    /// nil for a regular chain reached by `jump`.
+    public var base: NftBaseChain?
+    public var comment: String?
+    public var rules: [NftRule]
+    public init(_ name: String, base: NftBaseChain? = nil, comment: String? = nil, rules: [NftRule]) {
+        self.name = name
+        self.base = base
+        self.comment = comment
+        self.rules = rules
+    }
+}
+
+/// A set of (source, destination) address pairs with prefix ranges:
+/// `type ipv4_addr . ipv4_addr; flags interval;`.
+public struct NftAddressPairSet: Sendable, Equatable {
+    public var name: String
+    public var family: AddressFamily
+    public var comment: String?
+    public init(_ name: String, family: AddressFamily, comment: String? = nil) {
+        self.name = name
+        self.family = family
+        self.comment = comment
+    }
+    var typeText: String { family == .inet ? "ipv4_addr . ipv4_addr" : "ipv6_addr . ipv6_addr" }
+    /// Bytes of one field (address).
+    var fieldLength: Int { family == .inet ? 4 : 16 }
+    /// nft's datatype ids (TYPE_IPADDR 7, TYPE_IP6ADDR 8), concatenated 6 bits apart.
+    var keyType: UInt32 { family == .inet ? (7 << 6) | 7 : (8 << 6) | 8 }
+}
+
+public struct NftTable: Sendable, Equatable {
+    public var name: String
+    public var sets: [NftAddressPairSet]
+    public var chains: [NftChain]
+    public var header: [String]
+    public init(name: String, header: [String] = [], sets: [NftAddressPairSet], chains: [NftChain]) {
+        self.name = name
+        self.header = header
+        self.sets = sets
+        self.chains = chains
+    }
+
+    /// The table in nft syntax (`nft -f` input), family inet.
+    public var text: String {
+        var out = header.map { $0.isEmpty ? "#" : "# " + $0 }
+        out.append("table inet \(name) {")
+        for set in sets {
+            if let c = set.comment { out.append("    # " + c) }
+            out.append("    set \(set.name) {")
+            out.append("        type \(set.typeText)")
+            out.append("        flags interval")
+            out.append("    }")
+            out.append("")
+        }
+        for (i, chain) in chains.enumerated() {
+            if let c = chain.comment {
+                out.append(contentsOf: c.split(separator: "\n").map { "    # " + $0 })
+            }
+            out.append("    chain \(chain.name) {")
+            if let b = chain.base {
+                out.append("        type \(b.type) hook \(b.hook.rawValue) priority \(b.priority); policy accept;")
+            }
+            for rule in chain.rules {
+                out.append("        " + rule.text + (rule.comment.map { "  # " + $0 } ?? ""))
+            }
+            out.append("    }")
+            if i + 1 < chains.count { out.append("") }
+        }
+        out.append("}")
+        return out.joined(separator: "\n") + "\n"
+    }
+}

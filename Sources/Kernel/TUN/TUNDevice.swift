@@ -1,0 +1,58 @@
+// TUNDevice: a Linux TUN interface (IFF_TUN | IFF_NO_PI, so reads and writes are bare
+// IP packets). Creating it needs CAP_NET_ADMIN; link state, MTU and routes are set
+// through LinkControl (rtnetlink), not here.
+//
+// Stages: read (kernel -> encd, one packet per read(2)) and write (encd -> kernel).
+// One descriptor may be read by one thread and written by another; with
+// `multiQueue` each worker opens its own queue (same name, own descriptor).
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import CEncShim
+import EncCore
+
+public final class TUNDevice: PacketDevice {
+    public let name: String
+    public let fileDescriptor: Int32
+
+    /// Opens /dev/net/tun and attaches to (creating if needed) the TUN interface `name`.
+    /// The descriptor is non-blocking unless `nonBlocking` is false.
+    public init(name: String = "enc0", multiQueue: Bool = false, nonBlocking: Bool = true) throws {
+        guard !name.isEmpty, name.utf8.count < Int(encshim_ifnamsiz()), !name.contains("/") else {
+            throw KernelConfigError("interface name \"\(name)\" must be 1-\(encshim_ifnamsiz() - 1) bytes without '/'")
+        }
+        let fd = Int32(try Syscall.check("open(/dev/net/tun)") { open("/dev/net/tun", O_RDWR | O_CLOEXEC) })
+        var flags = encshim_iff_tun() | encshim_iff_no_pi()
+        if multiQueue { flags |= encshim_iff_multi_queue() }
+        var chosen = [CChar](repeating: 0, count: Int(encshim_ifnamsiz()))
+        do {
+            try Syscall.check("ioctl(TUNSETIFF, \(name))") { encshim_tun_set_iff(fd, name, flags, &chosen) }
+            if nonBlocking {
+                let old = try Syscall.check("fcntl(F_GETFL, \(name))") { fcntl(fd, F_GETFL) }
+                try Syscall.check("fcntl(F_SETFL O_NONBLOCK, \(name))") { fcntl(fd, F_SETFL, Int32(old) | O_NONBLOCK) }
+            }
+        } catch {
+            closeDescriptor(fd)
+            throw error
+        }
+        self.fileDescriptor = fd
+        self.name = String(cString: chosen)
+    }
+
+    deinit { closeDescriptor(fileDescriptor) }
+
+    public func read(into buffer: PacketBuffer, headroom: Int, tailroom: Int) -> IOResult {
+        let room = buffer.capacity - headroom - tailroom
+        guard headroom >= 0, room > 0 else { return .failed(EMSGSIZE) }
+        buffer.reset(headroom: headroom)
+        let result = Syscall.retry { Glibc.read(fileDescriptor, buffer.base + headroom, room) }
+        if case .done(let n) = result { buffer.setCount(n) }
+        return result
+    }
+
+    public func write(from buffer: PacketBuffer) -> IOResult {
+        let bytes = buffer.bytes
+        return Syscall.retry { Glibc.write(fileDescriptor, bytes.baseAddress, bytes.count) }
+    }
+}

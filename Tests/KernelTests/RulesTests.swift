@@ -1,0 +1,121 @@
+import Glibc
+import Testing
+import EncCore
+@testable import Kernel
+
+@Suite struct RulesTests {
+    @Test func markLayoutSplitsTheOwnedMask() throws {
+        let m = MarkLayout.default
+        #expect(m.mask == 0x0fff_0000 && m.bypass == 0x1_0000 && m.protect == 0x2_0000)
+        #expect(m.policyMask == 0x0ffc_0000 && m.maxPolicy == 1023)
+        let mark = try #require(m.protectMark(policy: 5, keeping: 0xf000_00ff))
+        #expect(mark == 0xf000_00ff | 0x1_0000 | 0x2_0000 | (5 << 18))
+        #expect(m.policy(of: mark) == 5)
+        #expect(m.policy(of: m.bypassMark(keeping: 0)) == nil)
+        #expect(m.protectMark(policy: 1024, keeping: 0) == nil)
+        #expect(m.bypassMark(keeping: 0xffff_ffff) == 0xf001_ffff)
+    }
+
+    @Test func markLayoutRejectsSplitOrTinyMasks() {
+        #expect(throws: KernelConfigError.self) { try MarkLayout(mask: 0x0f0f_0000) }
+        #expect(throws: KernelConfigError.self) { try MarkLayout(mask: 0x3) }
+        #expect(throws: KernelConfigError.self) { try MarkLayout(mask: 0) }
+        #expect((try? MarkLayout(mask: 0xe000_0000))?.bypass == 0x2000_0000)
+    }
+
+    @Test func ruleTextReadsLikeNft() {
+        let r = NftRule([.mark(mask: 0x2_0000, .eq, 0x2_0000), .oifname(.neq, "enc0")], [.counter, .verdict(.drop)])
+        #expect(r.text == "meta mark & 0x00020000 == 0x00020000 oifname != \"enc0\" counter drop")
+        let q = NftRule([.udpDport(4500), .transportBits(offset: 64, bits: 32, .neq, 0)], [.queue(number: 2, total: 4)])
+        #expect(q.text == "udp dport 4500 @th,64,32 != 0 queue num 2-5 fanout")
+        #expect(NftRule([.addressPair(.inet6, set: "s")], [.setMark(mask: 0xff, value: 1)]).text
+                == "ip6 saddr . ip6 daddr @s meta mark set meta mark & 0xffffff00 | 0x00000001")
+    }
+
+    @Test func udpPortLowersWithItsProtocolDependency() {
+        let e = NftRule([.udpDport(4500)], [.verdict(.accept)]).expressions(queue: .native)
+        #expect(e == [
+            .meta(key: 16, dreg: .r1),  // NFT_META_L4PROTO
+            .cmp(sreg: .r1, op: 0, data: [17]),
+            .payload(base: 2, offset: 2, length: 2, dreg: .r1),  // transport header, dport
+            .cmp(sreg: .r1, op: 0, data: [0x11, 0x94]),  // 4500 big endian
+            .verdict(.accept),
+        ])
+    }
+
+    @Test func markMatchUsesHostOrderAndBitwise() {
+        let e = NftRule([.mark(mask: 0x1_0000, .eq, 0x1_0000)], []).expressions(queue: .native)
+        #expect(e == [
+            .meta(key: 3, dreg: .r1),  // NFT_META_MARK
+            .bitwise(sreg: .r1, dreg: .r1, mask: NftBytes.host32(0x1_0000), xor: [0, 0, 0, 0]),
+            .cmp(sreg: .r1, op: 0, data: NftBytes.host32(0x1_0000)),
+        ])
+    }
+
+    @Test func queueLowersToNativeOrXtCompat() {
+        let rule = NftRule([], [.queue(number: 3, total: 1)])
+        #expect(rule.expressions(queue: .native) == [.queue(number: 3, total: 1, flags: 0)])
+        // struct xt_NFQ_info_v3 {queuenum 3, queues_total 1, flags 0}, host order, padded to 8.
+        #expect(rule.expressions(queue: .xtCompat) == [.xtTarget(name: "NFQUEUE", revision: 3, info: [3, 0, 1, 0, 0, 0, 0, 0])])
+    }
+
+    @Test func addressPairLoadsConcatenationRegisters() {
+        let e = NftRule([.addressPair(.inet, set: "require_in4")], []).expressions(queue: .native)
+        #expect(e == [
+            .meta(key: 15, dreg: .r1), .cmp(sreg: .r1, op: 0, data: [2]),  // meta nfproto ipv4
+            .payload(base: 1, offset: 12, length: 4, dreg: .r1),
+            .payload(base: 1, offset: 16, length: 4, dreg: .r32_01),
+            .lookup(set: "require_in4", sreg: .r1),
+        ])
+    }
+
+    @Test func rulesFileMatchesTheBuilder() throws {
+        let path = String(#filePath).split(separator: "/").dropLast(3).joined(separator: "/")
+        let file = "/" + path + "/Rules/encd.nft"
+        let text = EncdRuleset.table(EncdRulesetConfig()).text
+        if getenv("ENCD_UPDATE_RULES") != nil {
+            let f = fopen(file, "w")
+            fputs(text, f)
+            fclose(f)
+        }
+        let onDisk = try ProcFile.read(file)
+        #expect(onDisk == text, "Rules/encd.nft differs from EncdRuleset; run with ENCD_UPDATE_RULES=1 to regenerate")
+    }
+
+    @Test func batchNamesEveryMessageAndWrapsThemInBeginEnd() {
+        var batch = NftBatch(firstSeq: 100)
+        let table = EncdRuleset.table(EncdRulesetConfig())
+        batch.replaceTable(table, queue: .xtCompat)
+        batch.finish()
+        let ruleCount = table.chains.reduce(0) { $0 + $1.rules.count }
+        // add, delete, add table + sets + chains + rules
+        #expect(batch.acked.count == 3 + table.sets.count + table.chains.count + ruleCount)
+        #expect(batch.unacked.values.sorted() == ["batch begin", "batch end"])
+        // NFNL_MSG_BATCH_BEGIN (0x10), res_id NFNL_SUBSYS_NFTABLES (10) big endian
+        #expect(batch.bytes[4] == 0x10 && batch.bytes[18] == 0 && batch.bytes[19] == 10)
+        #expect(batch.acked[104]?.hasPrefix("add set inet encd require_in4") == true)
+        #expect(batch.acked.values.contains("add rule inet encd ipsec_output oifname \"enc0\" counter queue num 1"))
+    }
+
+    @Test func setElementRangesCoverThePrefix() {
+        let p4 = IPPrefix("198.51.100.0/24")!
+        #expect(NftBatch.low(p4) == [198, 51, 100, 0])
+        #expect(NftBatch.high(p4) == [198, 51, 100, 255])
+        #expect(NftBatch.high(IPPrefix("0.0.0.0/0")!) == [255, 255, 255, 255])
+        #expect(NftBatch.high(IPPrefix("192.0.2.1")!) == [192, 0, 2, 1])
+        let p6 = IPPrefix("2001:db8::/68")!
+        #expect(NftBatch.high(p6) == [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0x0f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
+        #expect(NftBatch.high(IPPrefix("2001:db8::/32")!).prefix(6) == [0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff])
+    }
+
+    @Test func fakeRulesetKeepsTablesAndSets() throws {
+        let f = FakeRuleset(backend: .xtCompat)
+        let table = EncdRuleset.table(EncdRulesetConfig())
+        #expect(try f.install(table) == .xtCompat)
+        try f.replaceElements(of: table.sets[0], table: "encd", pairs: [(IPPrefix("192.0.2.0/24")!, IPPrefix("198.51.100.1")!)])
+        #expect(f.elements["encd/require_in4"]?.count == 1)
+        try f.removeTable(named: "encd")
+        #expect(f.tables.isEmpty)
+        #expect(throws: SystemError.self) { try f.replaceElements(of: table.sets[0], table: "encd", pairs: []) }
+    }
+}
