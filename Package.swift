@@ -42,6 +42,7 @@ let package = Package(
                     resources: [.copy("Interop")]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "IPsec", "Crypto", "EncCore"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "EncCore"]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Kernel", "Config", "IPsec", "Crypto", "EncCore"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -107,7 +107,7 @@ public struct CounterSnapshot: Sendable, Equatable {
 }
 
 extension Counter {
-    static func plural(_ text: String, _ v: UInt64) -> String {
+    public static func plural(_ text: String, _ v: UInt64) -> String {
         text.replacingOccurrences(of: "%s", with: v == 1 ? "" : "s")
     }
 }

@@ -58,7 +58,7 @@ public final class SecurityAssociation: @unchecked Sendable {
     // bits 32-47 = port, bits 0-31 = IPv4 address or 0 for IPv6 peers).
     private let natLearned = Atomic<UInt64>(0)
     /// The outbound SA towards the same peer, whose NAT-T endpoint this inbound SA updates.
-    public internal(set) weak var natPartner: SecurityAssociation?
+    public weak var natPartner: SecurityAssociation?
     /// Set when the SA may send no more (sequence space used up or reservation failed).
     public private(set) var exhausted = false
 

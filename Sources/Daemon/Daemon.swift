@@ -1,1 +1,0 @@
-// Daemon module: see Docs/architecture.md.

@@ -1,0 +1,122 @@
+// PolicySnapshot: everything the packet path reads about policy — the SPD, the SAD
+// and the policy numbers that [X] writes into the mark — as one immutable value. A
+// change (start, SIGHUP, encctl) builds a new snapshot and swaps it in whole, so a
+// packet sees either the old policy or the new one, never a mix. SA objects that did
+// not change are carried over, keeping sequence numbers, replay windows and counters.
+
+import Config
+import Crypto
+import EncCore
+import IPsec
+import Kernel
+
+public struct PolicySnapshot: Sendable {
+    public let spd: SPD
+    public var sad: SAD { spd.sad }
+    /// The outbound SA behind each policy number a protect mark carries.
+    public let outboundByPolicy: [UInt32: SecurityAssociation]
+    /// The policy number of each outbound SA.
+    public let policyOf: [SAKey: UInt32]
+    public let generation: UInt64
+
+    public static let empty = PolicySnapshot(spd: SPD(), outboundByPolicy: [:], policyOf: [:], generation: 0)
+
+    /// The outbound SA for a protect mark's policy number, if it is still usable.
+    @inline(__always) public func outbound(policy: UInt32) -> SecurityAssociation? {
+        outboundByPolicy[policy]
+    }
+}
+
+/// Builds snapshots from a configuration, reusing SA objects whose specification did
+/// not change and numbering outbound SAs stably across rebuilds.
+public final class PolicyBuilder {
+    private let store: SequenceStore
+    private let maxPolicy: UInt32
+    private var numbers: [SAKey: UInt32] = [:]
+    private var nextNumber: UInt32 = 1
+    private var generation: UInt64 = 0
+
+    public init(store: SequenceStore, maxPolicy: UInt32) {
+        self.store = store
+        self.maxPolicy = maxPolicy
+    }
+
+    /// A snapshot for `flows` and `sas`. An SA whose destination is one of
+    /// `localAddresses` carries traffic to this host (inbound); any other carries
+    /// traffic from it (outbound). Throws when an SA cannot be set up (its key or
+    /// algorithm is refused by the crypto layer); nothing changes then.
+    public func build(flows: [FlowSpec], sas specs: [SASpec], localAddresses: Set<IPAddress>,
+                      previous: PolicySnapshot, now: UInt64) throws -> PolicySnapshot {
+        var sas: [SecurityAssociation] = []
+        for spec in specs {
+            let direction: FlowDirection = localAddresses.contains(spec.destination) ? .inbound : .outbound
+            if let old = previous.sad.byKey[spec.key], old.direction == direction, Self.sameSA(old.spec, spec),
+               !old.hardExpired {
+                sas.append(old)
+            } else {
+                sas.append(try SecurityAssociation(spec, direction: direction,
+                                                   store: direction == .outbound ? store : nil, now: now))
+            }
+        }
+        // NAT-T: an inbound SA follows its peer for the outbound SA towards the same peer.
+        let sad = SAD(sas)
+        for sa in sas where sa.direction == .inbound && sa.spec.encapsulation != nil {
+            sa.natPartner = sad.outbound(peer: sa.spec.source, proto: sa.spec.proto, local: sa.spec.destination)
+        }
+        // Stable policy numbers; freed numbers are not reused at once, so a packet
+        // marked just before a change cannot reach a different SA.
+        var byPolicy: [UInt32: SecurityAssociation] = [:]
+        var policyOf: [SAKey: UInt32] = [:]
+        let outbound = sas.filter { $0.direction == .outbound }
+        let live = Set(outbound.map(\.key))
+        numbers = numbers.filter { live.contains($0.key) }
+        for sa in outbound.sorted(by: { $0.key.spi < $1.key.spi }) {
+            let n = try numbers[sa.key] ?? allocateNumber()
+            numbers[sa.key] = n
+            byPolicy[n] = sa
+            policyOf[sa.key] = n
+        }
+        // SAs that went away: their keys are wiped when the last packet lets go, and
+        // their sequence reservations are forgotten.
+        for old in previous.sad.all where sad.byKey[old.key] !== old {
+            old.invalidate()
+            if sad.byKey[old.key] == nil && old.direction == .outbound { store.forget(old.key) }
+        }
+        generation += 1
+        return PolicySnapshot(spd: SPD(flows: flows, sad: sad), outboundByPolicy: byPolicy,
+                              policyOf: policyOf, generation: generation)
+    }
+
+    private func allocateNumber() throws -> UInt32 {
+        let used = Set(numbers.values)
+        for _ in 0..<maxPolicy {
+            let n = nextNumber
+            nextNumber = nextNumber >= maxPolicy ? 1 : nextNumber + 1
+            if !used.contains(n) { return n }
+        }
+        throw DaemonError("more outbound SAs than policy numbers in the mark (\(maxPolicy)): widen the mark mask")
+    }
+
+    /// Whether two specifications describe the same SA (keys compared in constant time).
+    static func sameSA(_ a: SASpec, _ b: SASpec) -> Bool {
+        a.proto == b.proto && a.mode == b.mode && a.source == b.source && a.destination == b.destination
+            && a.spi == b.spi && a.encapsulation == b.encapsulation && a.encryption == b.encryption
+            && a.integrity == b.integrity && a.replayWindow == b.replayWindow
+            && a.extendedSequence == b.extendedSequence && a.softLifetime == b.softLifetime
+            && a.hardLifetime == b.hardLifetime
+            && keysEqual(a.encryptionKey, b.encryptionKey) && keysEqual(a.integrityKey, b.integrityKey)
+    }
+
+    private static func keysEqual(_ a: SecretKey?, _ b: SecretKey?) -> Bool {
+        switch (a, b) {
+        case (nil, nil): return true
+        case (let x?, let y?): return x == y
+        default: return false
+        }
+    }
+}
+
+public struct DaemonError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}

@@ -1,0 +1,39 @@
+// Small shared pieces of the daemon: the snapshot box the stages read, a coarse
+// monotonic clock, and the event sink (log lines now, encctl -m later).
+
+import EncCore
+import Foundation
+import IPsec
+import Synchronization
+
+/// Holds the current PolicySnapshot; readers take it under a short lock, writers swap it.
+public final class SnapshotBox: @unchecked Sendable {
+    private let m: Mutex<PolicySnapshot>
+    public init(_ s: PolicySnapshot = .empty) { m = Mutex(s) }
+    public var value: PolicySnapshot { m.withLock { $0 } }
+    public func replace(_ s: PolicySnapshot) { m.withLock { $0 = s } }
+}
+
+/// Seconds since an arbitrary start, advanced by whoever calls `tick` (the control
+/// thread, once a second); reading it is one relaxed load.
+public final class CoarseClock: @unchecked Sendable {
+    private let seconds = Atomic<UInt64>(0)
+    public init(start: UInt64 = 0) { seconds.store(start, ordering: .relaxed) }
+    public var now: UInt64 { seconds.load(ordering: .relaxed) }
+    public func set(_ s: UInt64) { seconds.store(s, ordering: .relaxed) }
+
+    /// CLOCK_MONOTONIC in whole seconds.
+    public static func monotonicSeconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec)
+    }
+}
+
+/// Where the packet path reports events. Implementations must not block and must
+/// rate-limit: the packet path calls them per packet.
+public protocol EventSink: AnyObject, Sendable {
+    func acquire(flow: FlowSpec, packet: Selector)
+    func policyFailure(_ packet: Selector, sa: SecurityAssociation)
+    func inputFailure(_ reason: Counter, spi: UInt32, from: IPAddress)
+}

@@ -1,0 +1,218 @@
+import Config
+import EncCore
+import IPsec
+import Kernel
+import Testing
+@testable import Daemon
+
+/// Records events instead of logging them.
+final class RecordingEvents: EventSink, @unchecked Sendable {
+    var acquires: [FlowSpec] = []
+    var policyFailures: [Selector] = []
+    var inputFailures: [Counter] = []
+    func acquire(flow: FlowSpec, packet: Selector) { acquires.append(flow) }
+    func policyFailure(_ packet: Selector, sa: SecurityAssociation) { policyFailures.append(packet) }
+    func inputFailure(_ reason: Counter, spi: UInt32, from: IPAddress) { inputFailures.append(reason) }
+}
+
+/// One gateway: its policy built from ipsec.conf text, its stages, and fakes for the kernel.
+final class Gateway {
+    let context: StageContext
+    let events = RecordingEvents()
+    let sender = FakeSender()
+    let tun = FakeTUN()
+    let stats = CounterBlock<Counter>()
+    let builder: PolicyBuilder
+    let box = SnapshotBox()
+    let local: Set<IPAddress>
+    static let encIndex: UInt32 = 42
+
+    init(_ conf: String, local: [String]) throws {
+        self.local = Set(local.map { IPAddress($0)! })
+        builder = PolicyBuilder(store: MemorySequenceStore(), maxPolicy: MarkLayout.default.maxPolicy)
+        context = StageContext(marks: .default, snapshot: box, events: events, clock: CoarseClock(start: 1),
+                               encInterfaceIndex: Gateway.encIndex)
+        try load(conf)
+    }
+
+    func load(_ conf: String) throws {
+        let c = try ConfigParser.parse(text: conf, fileName: "test.conf")
+        box.replace(try builder.build(flows: c.flows, sas: c.sas, localAddresses: local, previous: box.value, now: 1))
+    }
+
+    /// [X] for a packet this gateway forwards or sends.
+    func spd(_ packet: [UInt8], fromEnc: Bool = false, preNAT: FlowTuple? = nil, mark: UInt32 = 0) -> QueueVerdict {
+        let b = PacketBuffer(packet: packet)
+        var meta = QueuedPacket()
+        meta.mark = mark
+        meta.inInterface = fromEnc ? Gateway.encIndex : 7
+        return SPDStage.handle(b, meta: meta, preNAT: preNAT, context: context, stats: stats)
+    }
+
+    /// IPsec out for a packet [X] marked; returns what went on the wire.
+    func output(_ packet: [UInt8], mark: UInt32) -> [UInt8]? {
+        let before = sender.sent.count
+        var meta = QueuedPacket()
+        meta.mark = mark
+        #expect(OutputStage.handle(PacketBuffer(packet: packet), meta: meta, sender: sender, context: context, stats: stats) == .drop)
+        return sender.sent.count > before ? sender.sent.last : nil
+    }
+
+    /// IPsec in; returns what was written into enc0.
+    func input(_ wire: [UInt8]) -> (QueueVerdict, [UInt8]?) {
+        let before = tun.written.count
+        let v = InputStage.handle(PacketBuffer(packet: wire), meta: QueuedPacket(), device: tun, context: context, stats: stats)
+        return (v, tun.written.count > before ? tun.written.last : nil)
+    }
+
+    var snapshot: CounterSnapshot { CounterSnapshot(summing: [stats]) }
+}
+
+let k1 = "0x" + String(repeating: "11", count: 20), k2 = "0x" + String(repeating: "22", count: 20)
+func siteConf(peerNAT: Bool = false) -> String {
+    """
+    gw1 = "192.0.2.1"
+    gw2 = "192.0.2.2"
+    flow esp from 198.18.1.0/24 to 198.18.2.0/24 local $gw1 peer $gw2
+    esp tunnel from $gw1 to $gw2 spi 0x1000:0x1001 enc aes-128-gcm enckey \(k1):\(k2)
+    """
+}
+func siteConf2() -> String {
+    """
+    gw1 = "192.0.2.1"
+    gw2 = "192.0.2.2"
+    flow esp from 198.18.2.0/24 to 198.18.1.0/24 local $gw2 peer $gw1
+    esp tunnel from $gw1 to $gw2 spi 0x1000:0x1001 enc aes-128-gcm enckey \(k1):\(k2)
+    """
+}
+
+@Suite struct StageTests {
+    let h1 = IPAddress("198.18.1.10")!, h2 = IPAddress("198.18.2.20")!
+
+    func ping(_ s: IPAddress, _ d: IPAddress, seq: UInt16 = 1) -> [UInt8] {
+        PacketBuilder.icmpEcho(source: s, destination: d, identifier: 7, sequence: seq, payload: Array(repeating: 0xAB, count: 56))
+    }
+
+    @Test func siteToSiteThroughBothGateways() throws {
+        let gw1 = try Gateway(siteConf(), local: ["192.0.2.1"])
+        let gw2 = try Gateway(siteConf2(), local: ["192.0.2.2"])
+        let packet = ping(h1, h2)
+        guard case .acceptWithMark(let mark) = gw1.spd(packet) else { Issue.record("expected protect"); return }
+        #expect(MarkLayout.default.policy(of: mark) != nil)
+        let wire = try #require(gw1.output(packet, mark: mark))
+        #expect(wire[9] == IPProtocol.esp)
+        let (verdict, inner) = gw2.input(wire)
+        #expect(verdict == .drop)                  // the ESP packet is consumed
+        #expect(inner == packet)
+        // The decrypted packet comes back out of enc0 into [X]: the inbound check passes.
+        guard case .acceptWithMark(let m2) = gw2.spd(packet, fromEnc: true) else { Issue.record("inbound check"); return }
+        #expect(MarkLayout.default.policy(of: m2) == nil)
+        #expect(gw1.snapshot.value(.output, in: .esp) == 1 && gw2.snapshot.value(.input, in: .esp) == 1)
+        #expect(gw1.snapshot[.encOutputPackets] == 1 && gw2.snapshot[.encInputPackets] == 1)
+    }
+
+    @Test func peerSpoofingAnotherSiteIsDroppedAfterDecryption() throws {
+        // gw2 holds a valid SA but sends an inner packet from 198.18.3.0/24, which
+        // gw1's flows bind to no SA of gw2.
+        let gw1 = try Gateway(siteConf(), local: ["192.0.2.1"])
+        let gw2 = try Gateway(siteConf2().replacingOccurrences(of: "198.18.2.0/24", with: "198.18.0.0/16"), local: ["192.0.2.2"])
+        let spoofed = ping(IPAddress("198.18.3.3")!, h1)
+        guard case .acceptWithMark(let mark) = gw2.spd(spoofed) else { Issue.record("gw2 protect"); return }
+        let wire = try #require(gw2.output(spoofed, mark: mark))
+        let (_, inner) = gw1.input(wire)
+        #expect(inner == spoofed)                  // authentic, decrypted...
+        #expect(gw1.spd(spoofed, fromEnc: true) == .drop)   // ...but outside its flows
+        #expect(gw1.snapshot.value(.pdrops, in: .esp) == 1)
+        #expect(gw1.events.policyFailures.count == 1)
+    }
+
+    @Test func inboundCheckUsesAddressesAfterNATOnEnc0() throws {
+        // Site 2 presents itself to gw1 as 198.18.12.0/24 (gw2 snats on enc0); gw1's
+        // flows name site 2 as presented. gw1 dnats 198.18.11.0/24 → its own site.
+        let conf1 = """
+        flow esp from 198.18.1.0/24 to 198.18.12.0/24 local 192.0.2.1 peer 192.0.2.2
+        esp tunnel from 192.0.2.1 to 192.0.2.2 spi 0x1000:0x1001 enc aes-128-gcm enckey \(k1):\(k2)
+        """
+        let gw1 = try Gateway(conf1, local: ["192.0.2.1"])
+        let conf2 = """
+        flow esp from 198.18.2.0/24 to 198.18.11.0/24 local 192.0.2.2 peer 192.0.2.1
+        esp tunnel from 192.0.2.1 to 192.0.2.2 spi 0x1000:0x1001 enc aes-128-gcm enckey \(k1):\(k2)
+        """
+        let gw2 = try Gateway(conf2, local: ["192.0.2.2"])
+        // gw2: h2 → 198.18.11.10 (h1 as gw2 sees it); [X] before NAT, then snat to 198.18.12.20.
+        let original = ping(h2, IPAddress("198.18.11.10")!)
+        guard case .acceptWithMark(let mark) = gw2.spd(original) else { Issue.record("protect"); return }
+        let natted = ping(IPAddress("198.18.12.20")!, IPAddress("198.18.11.10")!)
+        let wire = try #require(gw2.output(natted, mark: mark))
+        let (_, inner) = gw1.input(wire)
+        #expect(inner == natted)
+        // gw1's dnat on enc0 rewrites the destination to h1; conntrack still knows the
+        // tuple as written.
+        let afterDNAT = ping(IPAddress("198.18.12.20")!, h1)
+        let preNAT = FlowTuple(source: IPAddress("198.18.12.20")!, destination: IPAddress("198.18.11.10")!,
+                               proto: IPProtocol.icmp, sourcePort: 7)
+        guard case .acceptWithMark = gw1.spd(afterDNAT, fromEnc: true, preNAT: preNAT) else {
+            Issue.record("inbound check after NAT"); return
+        }
+        // Without the binding (nothing was injected with that tuple), fail closed.
+        let stranger = FlowTuple(source: IPAddress("198.18.12.99")!, destination: h1, proto: IPProtocol.icmp, sourcePort: 7)
+        #expect(gw1.spd(afterDNAT, fromEnc: true, preNAT: stranger) == .drop)
+        #expect(gw1.stats[.failClosed] == 1)
+    }
+
+    @Test func flowTypesWithoutSA() throws {
+        let conf = """
+        flow esp from 198.18.1.0/24 to 198.18.2.0/24 peer 192.0.2.2 type require
+        flow esp from 198.18.1.0/24 to 198.18.3.0/24 peer 192.0.2.3 type use
+        flow esp from 198.18.1.0/24 to 198.18.4.0/24 type deny
+        flow esp from 198.18.1.0/24 to 198.18.5.0/24 type bypass
+        flow esp from 198.18.1.0/24 to 198.18.6.0/24 peer 192.0.2.6 type dontacq
+        """
+        let gw = try Gateway(conf, local: ["192.0.2.1"])
+        #expect(gw.spd(ping(h1, IPAddress("198.18.2.1")!)) == .drop)
+        #expect(gw.stats[.requireWithoutSA] == 1 && gw.events.acquires.count == 1)
+        #expect(gw.spd(ping(h1, IPAddress("198.18.3.1")!)) == .acceptWithMark(MarkLayout.default.bypass))
+        #expect(gw.spd(ping(h1, IPAddress("198.18.4.1")!)) == .drop)
+        #expect(gw.stats[.denyFlowDropped] == 1)
+        #expect(gw.spd(ping(h1, IPAddress("198.18.5.1")!)) == .acceptWithMark(MarkLayout.default.bypass))
+        #expect(gw.spd(ping(h1, IPAddress("198.18.6.1")!)) == .drop)
+        #expect(gw.stats[.dontacqWithoutSA] == 1 && gw.events.acquires.count == 1)
+        #expect(gw.spd(ping(h1, IPAddress("203.0.113.1")!), mark: 0x5) == .acceptWithMark(0x5 | MarkLayout.default.bypass))
+    }
+
+    @Test func outputWithoutUsablePolicyFailsClosed() throws {
+        let gw = try Gateway(siteConf(), local: ["192.0.2.1"])
+        #expect(gw.output(ping(h1, h2), mark: 0) == nil)                                  // no protect bit
+        #expect(gw.output(ping(h1, h2), mark: MarkLayout.default.protectMark(policy: 99, keeping: 0)!) == nil)
+        #expect(gw.stats[.failClosed] == 2)
+    }
+
+    @Test func reloadKeepsSequenceNumbersOfUnchangedSAs() throws {
+        let gw1 = try Gateway(siteConf(), local: ["192.0.2.1"])
+        guard case .acceptWithMark(let mark) = gw1.spd(ping(h1, h2)) else { Issue.record("protect"); return }
+        for _ in 0..<3 { _ = gw1.output(ping(h1, h2), mark: mark) }
+        try gw1.load(siteConf() + "\nflow esp from 198.18.1.0/24 to 198.18.9.0/24 peer 192.0.2.2\n")
+        guard case .acceptWithMark(let mark2) = gw1.spd(ping(h1, h2)) else { Issue.record("protect"); return }
+        #expect(mark2 == mark)                      // same policy number
+        let wire = try #require(gw1.output(ping(h1, h2), mark: mark2))
+        #expect(wire.withUnsafeBytes { $0.be32(24) } == 4)   // sequence continues: 4
+    }
+
+    @Test func ikeOnTheNATTPortIsAcceptedForItsSocket() throws {
+        let gw = try Gateway(siteConf(), local: ["192.0.2.1"])
+        let ike = PacketBuilder.udp(source: IPAddress("192.0.2.2")!, destination: IPAddress("192.0.2.1")!,
+                                    sourcePort: 4500, destinationPort: 4500, payload: [0, 0, 0, 0, 9, 9, 9, 9])
+        #expect(gw.input(ike).0 == .accept)
+    }
+
+    @Test func tamperedInputIsDroppedAndReported() throws {
+        let gw1 = try Gateway(siteConf(), local: ["192.0.2.1"])
+        let gw2 = try Gateway(siteConf2(), local: ["192.0.2.2"])
+        guard case .acceptWithMark(let mark) = gw1.spd(ping(h1, h2)) else { return }
+        var wire = try #require(gw1.output(ping(h1, h2), mark: mark))
+        wire[wire.count - 1] ^= 1
+        let (v, inner) = gw2.input(wire)
+        #expect(v == .drop && inner == nil)
+        #expect(gw2.events.inputFailures == [.espAuthFailed])
+    }
+}
