@@ -33,6 +33,8 @@ final class Rig {
         rules = [AddressFamily.inet, .inet6].map { MarkRule(family: $0, value: protect, mask: protect, table: 100, priority: 100) }
         try routing.setLink(name: tun.name, up: true, mtu: 1400)
         try routing.setLooseReversePathFilter(device: tun.name)
+        // Without an IPv4 address on enc0, rp_filter drops every injected packet (see RoutingControl).
+        try routing.addAddress(IPAddress("192.0.2.1")!, prefixLength: 32, device: tun.name)
         for rule in rules { try routing.addRule(rule) }
         try routing.addDefaultRoute(family: .inet, table: table, device: tun.name)
         try routing.addDefaultRoute(family: .inet6, table: table, device: tun.name)
@@ -82,6 +84,19 @@ struct KernelNamespaceTests {
         try rig.nft.removeTable(named: "encd")  // already gone: not an error
         let (_, rules) = try Netns.run(["ip", "rule", "show"])
         #expect(!rules.contains("lookup 100"))
+    }
+
+    @Test func addresslessEnc0DropsInjectedPacketsUnderRPFilter() throws {
+        let rig = try Rig()
+        defer { try? rig.tearDown() }
+        try rig.routing.deleteAddress(IPAddress("192.0.2.1")!, prefixLength: 32, device: "enc0")
+        let before = try Netns.run(["nstat", "-az", "TcpExtIPReversePathFilter"]).1
+        let buffer = PacketBuffer()
+        buffer.load(Packets.echoRequest(from: "203.0.113.5", to: "198.51.100.1", id: 0x4343))
+        #expect(rig.tun.write(from: buffer) == .done(buffer.count))
+        let reply = rig.spd.await(seconds: 1) { _, b in b.count > 25 && b[24] == 0x43 && b[25] == 0x43 }
+        #expect(reply == nil, "the kernel now accepts injected packets on an address-less enc0; the address can go")
+        #expect(try Netns.run(["nstat", "-az", "TcpExtIPReversePathFilter"]).1 != before)
     }
 
     @Test func pingIsQueuedMarkedAndRoutedIntoTUN() throws {
