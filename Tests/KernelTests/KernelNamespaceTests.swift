@@ -132,6 +132,38 @@ struct KernelNamespaceTests {
         #expect(stats.map(\.queue).sorted() == [0, 1, 2])
     }
 
+    /// Kernel behaviour the daemon must design around: a packet dropped by verdict at the
+    /// postrouting IPsec queue never reaches conntrack's confirm (priority INT_MAX), so its
+    /// new conntrack entry (and any NAT binding made on enc0) is thrown away with it.
+    @Test func dropVerdictAtIPsecQueueLeavesNoConntrackEntry() throws {
+        let rig = try Rig()
+        defer { try? rig.tearDown() }
+        // Conntrack only runs once something in the namespace uses it: count new connections.
+        let probe = NftTable(name: "encdtest", sets: [], chains: [
+            NftChain("ct", base: NftBaseChain(type: "filter", hook: .output, priority: 0), rules: [
+                NftRule([.ctMark(mask: .max, .eq, 0)], [.counter]),
+            ]),
+        ])
+        _ = try rig.nft.install(probe)
+        defer { try? rig.nft.removeTable(named: "encdtest") }
+        let isPing: (QueuedPacket, [UInt8]) -> Bool = { _, b in Packets.v4Destination(b) == "203.0.113.9" && Packets.v4Protocol(b) == 1 }
+        for verdict in [QueueVerdict.drop, .accept] {
+            _ = try Netns.run(["conntrack", "-F"])
+            let ping = try Netns.start(["ping", "-c", "1", "-W", "2", "203.0.113.9"])
+            defer { ping.terminate(); ping.waitUntilExit() }
+            let atX = try #require(rig.spd.await(seconds: 3, isPing))
+            _ = rig.spd.setVerdict(.acceptWithMark(rig.marks.protectMark(policy: 2, keeping: 0)!), id: atX.0.id)
+            _ = rig.spd.flushVerdicts()
+            let atIPsec = try #require(rig.output.await(seconds: 3, isPing))
+            _ = rig.output.setVerdict(verdict, id: atIPsec.0.id)
+            _ = rig.output.flushVerdicts()
+            usleep(200_000)
+            let (_, entries) = try Netns.run(["conntrack", "-L", "-p", "icmp", "-d", "203.0.113.9"])
+            let present = entries.contains("dst=203.0.113.9")
+            #expect(present == (verdict == .accept), "verdict \(verdict): conntrack entry present = \(present)")
+        }
+    }
+
     @Test func packetWrittenToTUNArrivesOnEnc0AndPassesLooseRPFilter() throws {
         let rig = try Rig()
         defer { try? rig.tearDown() }
