@@ -60,6 +60,20 @@ import EncCore
         #expect(Array(bytes[44..<52]) == [8, 0, 4, 0, 0x78, 0x05, 0, 0])  // IFLA_MTU (4) = 1400
     }
 
+    @Test func addressMessageCarriesLocalAndAddress() {
+        let bytes = RouteMessages.address(.add, IPPrefix("192.0.2.1")!, host: IPAddress("192.0.2.1")!, ifindex: 5, seq: 4)
+        let golden: [UInt8] = [
+            // nlmsghdr: len 40, RTM_NEWADDR (20), REQUEST|ACK|REPLACE|CREATE (0x505), seq 4
+            40, 0, 0, 0, 20, 0, 0x05, 0x05, 4, 0, 0, 0, 0, 0, 0, 0,
+            // ifaddrmsg: AF_INET, prefixlen 32, flags 0, scope UNIVERSE, index 5
+            2, 32, 0, 0, 5, 0, 0, 0,
+            // IFA_LOCAL (2), IFA_ADDRESS (1) = 192.0.2.1
+            8, 0, 2, 0, 192, 0, 2, 1,
+            8, 0, 1, 0, 192, 0, 2, 1,
+        ]
+        #expect(bytes == golden)
+    }
+
     @Test func verdictWithMarkMatchesGoldenBytes() {
         var buffer = [UInt8](repeating: 0xee, count: 128)
         let n = buffer.withUnsafeMutableBytes {

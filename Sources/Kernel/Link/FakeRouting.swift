@@ -49,6 +49,19 @@ public final class FakeRouting: RoutingControl {
         routes.remove(route)
     }
 
+    public private(set) var addresses: Set<String> = []
+
+    public func addAddress(_ address: IPAddress, prefixLength: Int, device: String) throws {
+        requests.append("ip addr replace \(address)/\(prefixLength) dev \(device)")
+        _ = try interfaceIndex(of: device)
+        addresses.insert("\(address)/\(prefixLength) dev \(device)")
+    }
+
+    public func deleteAddress(_ address: IPAddress, prefixLength: Int, device: String) throws {
+        requests.append("ip addr del \(address)/\(prefixLength) dev \(device)")
+        addresses.remove("\(address)/\(prefixLength) dev \(device)")
+    }
+
     public func setSysctl(_ key: String, _ value: String) throws {
         requests.append("sysctl \(key)=\(value)")
         sysctls[key] = value

@@ -5,6 +5,7 @@
 //   rule:  RTM_NEWRULE  fib_rule_hdr + FRA_PRIORITY FRA_FWMARK FRA_FWMASK FRA_TABLE
 //                                                    `ip rule add fwmark V/M lookup T pref P`
 //   route: RTM_NEWROUTE rtmsg + RTA_TABLE RTA_OIF    `ip route add default dev enc0 table T`
+//   addr:  RTM_NEWADDR  ifaddrmsg + IFA_LOCAL IFA_ADDRESS  `ip addr add A/L dev enc0`
 
 #if canImport(Glibc)
 import Glibc
@@ -111,6 +112,23 @@ public enum RouteMessages {
         }, attrs: { nlh in
             mnl_attr_put_u32(nlh, UInt16(RTA_TABLE.rawValue), table)
             mnl_attr_put_u32(nlh, UInt16(RTA_OIF.rawValue), ifindex)
+        })
+    }
+
+    /// `ip addr add|del ADDRESS/LEN dev IFINDEX`. Adds replace an identical address.
+    public static func address(_ op: RouteOperation, _ prefix: IPPrefix, host: IPAddress, ifindex: UInt32, seq: UInt32) -> [UInt8] {
+        let type = op == .add ? Int(RTM_NEWADDR) : Int(RTM_DELADDR)
+        let flags = op == .add ? Int32(NLM_F_CREATE) | Int32(NLM_F_REPLACE) : 0
+        return build(type: type, flags: flags, seq: seq, extra: MemoryLayout<ifaddrmsg>.size, fill: { p in
+            let ifa = p.assumingMemoryBound(to: ifaddrmsg.self)
+            ifa.pointee.ifa_family = family(prefix.family)
+            ifa.pointee.ifa_prefixlen = UInt8(prefix.length)
+            ifa.pointee.ifa_scope = UInt8(RT_SCOPE_UNIVERSE.rawValue)
+            ifa.pointee.ifa_index = ifindex
+        }, attrs: { nlh in
+            let bytes = host.bytes
+            mnl_attr_put(nlh, UInt16(IFA_LOCAL), bytes.count, bytes)
+            mnl_attr_put(nlh, UInt16(IFA_ADDRESS), bytes.count, bytes)
         })
     }
 }

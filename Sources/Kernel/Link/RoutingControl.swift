@@ -20,6 +20,10 @@ public protocol RoutingControl: AnyObject {
     func addDefaultRoute(family: AddressFamily, table: UInt32, device: String) throws
     /// `ip route del default dev DEVICE table T`; a missing route is not an error.
     func deleteDefaultRoute(family: AddressFamily, table: UInt32, device: String) throws
+    /// `ip addr replace ADDRESS/LEN dev DEVICE`.
+    func addAddress(_ address: IPAddress, prefixLength: Int, device: String) throws
+    /// `ip addr del ADDRESS/LEN dev DEVICE`; a missing address or device is not an error.
+    func deleteAddress(_ address: IPAddress, prefixLength: Int, device: String) throws
     /// Writes `value` to /proc/sys/`key` (key like "net/ipv4/conf/enc0/rp_filter"),
     /// in the caller's network namespace.
     func setSysctl(_ key: String, _ value: String) throws
@@ -28,6 +32,9 @@ public protocol RoutingControl: AnyObject {
 extension RoutingControl {
     /// rp_filter 2 (loose) on `device`: the kernel only checks that the source is
     /// routable somewhere, so packets encd injects into enc0 are not dropped.
+    /// The kernel uses max(conf/all, conf/DEVICE), and on an interface without an IPv4
+    /// address *any* non-zero rp_filter drops sources not routed back through it: enc0
+    /// needs an address (addAddress) for loose mode to work.
     public func setLooseReversePathFilter(device: String) throws {
         try setSysctl("net/ipv4/conf/\(device)/rp_filter", "2")
     }

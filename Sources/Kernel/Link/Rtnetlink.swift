@@ -59,6 +59,28 @@ public final class Rtnetlink: RoutingControl {
         }
     }
 
+    public func addAddress(_ address: IPAddress, prefixLength: Int, device: String) throws {
+        guard prefixLength >= 0, prefixLength <= address.family.bitCount else {
+            throw KernelConfigError("prefix length \(prefixLength) out of range for \(address)")
+        }
+        let index = try interfaceIndex(of: device)
+        let prefix = IPPrefix(address, length: prefixLength)
+        try send({ RouteMessages.address(.add, prefix, host: address, ifindex: index, seq: $0) },
+                 what: "ip addr replace \(address)/\(prefixLength) dev \(device)")
+    }
+
+    public func deleteAddress(_ address: IPAddress, prefixLength: Int, device: String) throws {
+        let index: UInt32
+        do { index = try interfaceIndex(of: device) } catch { return }
+        let prefix = IPPrefix(address, length: min(max(prefixLength, 0), address.family.bitCount))
+        do {
+            try send({ RouteMessages.address(.delete, prefix, host: address, ifindex: index, seq: $0) },
+                     what: "ip addr del \(address)/\(prefixLength) dev \(device)")
+        } catch let e as SystemError where e.errno == EADDRNOTAVAIL || e.errno == ENOENT {
+            return
+        }
+    }
+
     public func setSysctl(_ key: String, _ value: String) throws {
         try Sysctl.write(key, value)
     }

@@ -1,0 +1,286 @@
+// End-to-end tests on the real kernel. They run only inside the namespace that
+// Tests/Integration/run-namespace-tests.sh creates (see Netns.active), one at a time.
+
+import Foundation
+import Glibc
+import Testing
+import EncCore
+@testable import Kernel
+
+/// encd's kernel side, set up the way the daemon will: queues bound first, then TUN,
+/// routing, and the nft table.
+final class Rig {
+    let config = EncdRulesetConfig()
+    var marks: MarkLayout { config.marks }
+    let table: UInt32 = 100
+    let tun: TUNDevice
+    let routing: Rtnetlink
+    let nft: Nftables
+    let spd: NFQueue
+    let output: NFQueue
+    let input: NFQueue
+    let backend: NftQueueBackend
+    var logs: [String] = []
+    let rules: [MarkRule]
+
+    init() throws {
+        spd = try NFQueue(QueueConfig(number: config.spdQueue))
+        output = try NFQueue(QueueConfig(number: config.outputQueue))
+        input = try NFQueue(QueueConfig(number: config.inputQueue))
+        tun = try TUNDevice(name: config.interface)
+        routing = try Rtnetlink()
+        let protect = config.marks.protect
+        rules = [AddressFamily.inet, .inet6].map { MarkRule(family: $0, value: protect, mask: protect, table: 100, priority: 100) }
+        try routing.setLink(name: tun.name, up: true, mtu: 1400)
+        try routing.setLooseReversePathFilter(device: tun.name)
+        // Without an IPv4 address on enc0, rp_filter drops every injected packet (see RoutingControl).
+        try routing.addAddress(IPAddress("192.0.2.1")!, prefixLength: 32, device: tun.name)
+        for rule in rules { try routing.addRule(rule) }
+        try routing.addDefaultRoute(family: .inet, table: table, device: tun.name)
+        try routing.addDefaultRoute(family: .inet6, table: table, device: tun.name)
+        var lines: [String] = []
+        nft = try Nftables { lines.append($0) }
+        backend = try nft.install(EncdRuleset.table(config))
+        logs = lines
+        print(logs.joined(separator: "\n"))
+    }
+
+    func tearDown() throws {
+        try nft.removeTable(named: config.table)
+        for rule in rules { try routing.deleteRule(rule) }
+        try routing.deleteDefaultRoute(family: .inet, table: table, device: tun.name)
+        try routing.deleteDefaultRoute(family: .inet6, table: table, device: tun.name)
+    }
+
+    /// Reads from enc0 until `match` or timeout.
+    func readTUN(seconds: Double, _ match: ([UInt8]) -> Bool) -> [UInt8]? {
+        let buffer = PacketBuffer()
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if case .done = tun.read(into: buffer) {
+                if match(buffer.array) { return buffer.array }
+            } else {
+                usleep(10_000)
+            }
+        }
+        return nil
+    }
+}
+
+@Suite(.serialized, .enabled(if: Netns.active, "root, inside run-namespace-tests.sh's namespace"))
+struct KernelNamespaceTests {
+    @Test func tableInstallsWithQueueFallbackAndIsRemoved() throws {
+        let rig = try Rig()
+        let (_, listing) = try Netns.run(["nft", "list", "table", "inet", "encd"])
+        #expect(listing.contains("chain spd_output"))
+        #expect(listing.contains("type route hook output priority -170"))
+        #expect(listing.contains("hook postrouting priority srcnat + 10") || listing.contains("hook postrouting priority 110"))
+        #expect(rig.logs.count == 1 && rig.logs[0].contains(rig.backend.rawValue))
+        // Installing again replaces the table in one transaction (a crashed encd's table).
+        #expect(try rig.nft.install(EncdRuleset.table(rig.config)) == rig.backend)
+        try rig.tearDown()
+        let (status, _) = try Netns.run(["nft", "list", "table", "inet", "encd"])
+        #expect(status != 0, "table inet encd still present after removeTable")
+        try rig.nft.removeTable(named: "encd")  // already gone: not an error
+        let (_, rules) = try Netns.run(["ip", "rule", "show"])
+        #expect(!rules.contains("lookup 100"))
+    }
+
+    @Test func addresslessEnc0DropsInjectedPacketsUnderRPFilter() throws {
+        let rig = try Rig()
+        defer { try? rig.tearDown() }
+        try rig.routing.deleteAddress(IPAddress("192.0.2.1")!, prefixLength: 32, device: "enc0")
+        let before = try Netns.run(["nstat", "-az", "TcpExtIPReversePathFilter"]).1
+        let buffer = PacketBuffer()
+        buffer.load(Packets.echoRequest(from: "203.0.113.5", to: "198.51.100.1", id: 0x4343))
+        #expect(rig.tun.write(from: buffer) == .done(buffer.count))
+        let reply = rig.spd.await(seconds: 1) { _, b in b.count > 25 && b[24] == 0x43 && b[25] == 0x43 }
+        #expect(reply == nil, "the kernel now accepts injected packets on an address-less enc0; the address can go")
+        #expect(try Netns.run(["nstat", "-az", "TcpExtIPReversePathFilter"]).1 != before)
+    }
+
+    @Test func pingIsQueuedMarkedAndRoutedIntoTUN() throws {
+        let rig = try Rig()
+        defer { try? rig.tearDown() }
+        let ping = try Netns.start(["ping", "-c", "1", "-W", "3", "203.0.113.5"])
+        defer { ping.terminate(); ping.waitUntilExit() }
+        let bypass = { (p: QueuedPacket) in QueueVerdict.acceptWithMark(rig.marks.bypassMark(keeping: p.mark)) }
+
+        // [X]: the echo request arrives on the SPD queue at LOCAL_OUT.
+        let isPing: (QueuedPacket, [UInt8]) -> Bool = { _, b in Packets.v4Destination(b) == "203.0.113.5" && Packets.v4Protocol(b) == 1 }
+        let atX = try #require(rig.spd.await(seconds: 3, otherwise: bypass, isPing))
+        #expect(atX.0.hook == 3)  // NF_INET_LOCAL_OUT
+        #expect(atX.0.hwProtocol == 0x0800)
+        let protect = try #require(rig.marks.protectMark(policy: 5, keeping: atX.0.mark))
+        _ = rig.spd.setVerdict(.acceptWithMark(protect), id: atX.0.id)
+        #expect(rig.spd.flushVerdicts() != .failed(EINVAL))
+
+        // Re-routed into enc0 by the fwmark rule; after srcnat it reaches the IPsec queue with the mark.
+        let atIPsec = try #require(rig.output.await(seconds: 3, otherwise: { _ in .drop }, isPing))
+        #expect(atIPsec.0.hook == 4)  // NF_INET_POST_ROUTING
+        #expect(rig.marks.policy(of: atIPsec.0.mark) == 5)
+        #expect(atIPsec.0.outInterface == (try rig.routing.interfaceIndex(of: "enc0")))
+        #expect(atIPsec.1 == atX.1)
+        _ = rig.output.setVerdict(.accept, id: atIPsec.0.id)
+        _ = rig.output.flushVerdicts()
+
+        // Accepted: the kernel hands it to enc0, where encd reads it.
+        let read = try #require(rig.readTUN(seconds: 3) { Packets.v4Destination($0) == "203.0.113.5" })
+        #expect(read == atX.1)
+        #expect(rig.spd.counters.received >= 1 && rig.spd.counters.verdictErrors == 0)
+        let stats = try QueueStats.read()
+        #expect(stats.map(\.queue).sorted() == [0, 1, 2])
+    }
+
+    /// Kernel behaviour the daemon must design around: a packet dropped by verdict at the
+    /// postrouting IPsec queue never reaches conntrack's confirm (priority INT_MAX), so its
+    /// new conntrack entry (and any NAT binding made on enc0) is thrown away with it.
+    @Test func dropVerdictAtIPsecQueueLeavesNoConntrackEntry() throws {
+        let rig = try Rig()
+        defer { try? rig.tearDown() }
+        // Conntrack only runs once something in the namespace uses it: count new connections.
+        let probe = NftTable(name: "encdtest", sets: [], chains: [
+            NftChain("ct", base: NftBaseChain(type: "filter", hook: .output, priority: 0), rules: [
+                NftRule([.ctMark(mask: .max, .eq, 0)], [.counter]),
+            ]),
+        ])
+        _ = try rig.nft.install(probe)
+        defer { try? rig.nft.removeTable(named: "encdtest") }
+        let isPing: (QueuedPacket, [UInt8]) -> Bool = { _, b in Packets.v4Destination(b) == "203.0.113.9" && Packets.v4Protocol(b) == 1 }
+        for verdict in [QueueVerdict.drop, .accept] {
+            _ = try Netns.run(["conntrack", "-F"])
+            let ping = try Netns.start(["ping", "-c", "1", "-W", "2", "203.0.113.9"])
+            defer { ping.terminate(); ping.waitUntilExit() }
+            let atX = try #require(rig.spd.await(seconds: 3, isPing))
+            _ = rig.spd.setVerdict(.acceptWithMark(rig.marks.protectMark(policy: 2, keeping: 0)!), id: atX.0.id)
+            _ = rig.spd.flushVerdicts()
+            let atIPsec = try #require(rig.output.await(seconds: 3, isPing))
+            _ = rig.output.setVerdict(verdict, id: atIPsec.0.id)
+            _ = rig.output.flushVerdicts()
+            usleep(200_000)
+            let (_, entries) = try Netns.run(["conntrack", "-L", "-p", "icmp", "-d", "203.0.113.9"])
+            let present = entries.contains("dst=203.0.113.9")
+            #expect(present == (verdict == .accept), "verdict \(verdict): conntrack entry present = \(present)")
+        }
+    }
+
+    @Test func packetWrittenToTUNArrivesOnEnc0AndPassesLooseRPFilter() throws {
+        let rig = try Rig()
+        defer { try? rig.tearDown() }
+        // A test table counts what arrives on enc0, before anything else sees it.
+        let probe = NftTable(name: "encdtest", sets: [], chains: [
+            NftChain("seen", base: NftBaseChain(type: "filter", hook: .prerouting, priority: -300), rules: [
+                NftRule([.iifname(.eq, "enc0")], [.counter]),
+            ]),
+        ])
+        _ = try rig.nft.install(probe)
+        defer { try? rig.nft.removeTable(named: "encdtest") }
+        #expect(try Sysctl.read("net/ipv4/conf/enc0/rp_filter") == "2")
+
+        let request = Packets.echoRequest(from: "203.0.113.5", to: "198.51.100.1", id: 0x4242)
+        let buffer = PacketBuffer()
+        buffer.load(request)
+        #expect(rig.tun.write(from: buffer) == .done(request.count))
+
+        // The host answers; the reply meets [X] on its way out (so routing accepted the request).
+        let reply = rig.spd.await(seconds: 3) { _, b in
+            Packets.v4Destination(b) == "203.0.113.5" && b.count > 24 && b[20] == 0 && b[24] == 0x42 && b[25] == 0x42
+        }
+        #expect(reply != nil, "no echo reply: the injected request did not get past routing/rp_filter")
+        if let reply { _ = rig.spd.setVerdict(.drop, id: reply.0.id); _ = rig.spd.flushVerdicts() }
+        #expect(try Netns.counter(table: "encdtest", chain: "seen", containing: "iifname") >= 1)
+    }
+
+    @Test func rawSocketWithBypassMarkLeavesWithoutBeingQueuedAgain() throws {
+        let rig = try Rig()
+        defer { try? rig.tearDown() }
+        let sender = try RawSocketSender(mark: rig.marks.bypassMark(keeping: 0))
+        let listener = socket(AF_INET, Int32(SOCK_RAW.rawValue), Int32(IPPROTO_ICMP))
+        #expect(listener >= 0)
+        defer { close(listener) }
+        var tv = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(listener, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+
+        let buffer = PacketBuffer()
+        buffer.load(Packets.echoRequest(from: "198.51.100.1", to: "198.51.100.2", id: 0x5151))
+        #expect(sender.send(buffer) == .done(buffer.count))
+
+        // The peer's reply proves it left through e0 ...
+        var got = [UInt8](repeating: 0, count: 2048)
+        var replied = false
+        let deadline = Date().addingTimeInterval(3)
+        while !replied && Date() < deadline {
+            let n = recv(listener, &got, got.count, 0)
+            if n >= 28, got[20] == 0, got[24] == 0x51, got[25] == 0x51 { replied = true }
+            if n < 0 { break }
+        }
+        #expect(replied, "no echo reply from the peer to the raw-socket packet")
+        // ... and [X] never saw it.
+        let queued = rig.spd.await(seconds: 0.5) { _, b in b.count > 25 && b[24] == 0x51 && b[25] == 0x51 }
+        #expect(queued == nil)
+    }
+
+    @Test func leakGuardDropsProtectMarkedPacketsWhenEnc0IsGone() throws {
+        let rig = try Rig()
+        defer { try? rig.tearDown() }
+        // enc0 vanishes (its routes with it): table 100 is empty, lookup falls through to main -> e0.
+        try rig.routing.setLink(name: "enc0", up: false, mtu: nil)
+        let before = try Netns.counter(table: "encd", chain: "ipsec_output", containing: "!= \"enc0\"")
+        let mark = try #require(rig.marks.protectMark(policy: 1, keeping: 0))
+        let sender = try RawSocketSender(mark: mark)
+        let buffer = PacketBuffer()
+        buffer.load(Packets.echoRequest(from: "198.51.100.1", to: "198.51.100.2", id: 0x6161))
+        let result = sender.send(buffer)
+        #expect(result == .failed(EPERM), "a protect-marked packet must not leave on e0 (got \(result))")
+        #expect(try Netns.counter(table: "encd", chain: "ipsec_output", containing: "!= \"enc0\"") == before + 1)
+    }
+
+    @Test func espAndNatTraversalFromThePeerAreQueuedOnInput() throws {
+        let rig = try Rig()
+        defer { try? rig.tearDown() }
+        let script = """
+        import socket
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.sendto(bytes([0, 0, 0, 0]) + b'ike', ('198.51.100.1', 4500))
+        u.sendto(bytes([0xff]), ('198.51.100.1', 4500))
+        u.sendto(bytes([0, 0, 0x10, 1, 0, 0, 0, 1]) + b'esp-in-udp', ('198.51.100.1', 4500))
+        e = socket.socket(socket.AF_INET, socket.SOCK_RAW, 50)
+        e.sendto(bytes([0, 0, 0x20, 2, 0, 0, 0, 1]) + b'esp', ('198.51.100.1', 0))
+        """
+        let (status, out) = try Netns.run(Netns.inPeer(["python3", "-c", script]))
+        #expect(status == 0, "\(out)")
+        var seen: [UInt8] = []
+        let batch = QueueBatch(capacity: 8)
+        let deadline = Date().addingTimeInterval(3)
+        while seen.count < 2 && Date() < deadline {
+            guard case .done(let n) = rig.input.receive(into: batch, wait: true) else { continue }
+            for i in 0..<n {
+                #expect(batch[i].hook == 1)  // NF_INET_LOCAL_IN
+                let b = batch.buffers[i].array
+                seen.append(b[9])
+                if b[9] == 17 { #expect(Array(b[28..<32]) == [0, 0, 0x10, 1]) }
+                _ = rig.input.setVerdict(.drop, id: batch[i].id)
+            }
+            _ = rig.input.flushVerdicts()
+        }
+        #expect(seen.sorted() == [17, 50])  // ESP-in-UDP and ESP; IKE (zero word) and the keepalive not queued
+        #expect(try Netns.counter(table: "encd", chain: "ipsec_input", containing: "length 9") == 1)
+    }
+
+    @Test func requireSetDropsCleartextThatDidNotComeThroughEnc0() throws {
+        let rig = try Rig()
+        defer { try? rig.tearDown() }
+        let table = EncdRuleset.table(rig.config)
+        try rig.nft.replaceElements(of: table.sets[0], table: "encd",
+                                    pairs: [(IPPrefix("198.51.100.0/24")!, IPPrefix("198.51.100.1")!)])
+        let (_, listing) = try Netns.run(["nft", "list", "set", "inet", "encd", "require_in4"])
+        #expect(listing.contains("198.51.100.0/24 . 198.51.100.1"), "\(listing)")
+        let (status, _) = try Netns.run(Netns.inPeer(["ping", "-c", "1", "-W", "1", "198.51.100.1"]))
+        #expect(status != 0)
+        #expect(try Netns.counter(table: "encd", chain: "require_in", containing: "@require_in4") >= 1)
+        // Emptied again: the set accepts a flush.
+        try rig.nft.replaceElements(of: table.sets[0], table: "encd", pairs: [])
+        let (_, after) = try Netns.run(["nft", "list", "set", "inet", "encd", "require_in4"])
+        #expect(!after.contains("198.51.100.1"))
+    }
+}
