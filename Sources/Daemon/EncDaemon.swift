@@ -84,6 +84,7 @@ public final class EncDaemon: @unchecked Sendable {
         let snap = try builder.build(flows: c.flows, sas: c.sas, localAddresses: Self.localAddresses(),
                                      previous: box.value, now: clock.now)
         if let nft {
+            try installCandidates(nft, snap.spd.flows.filter { $0.direction == .outbound })
             let req = snap.spd.inboundRequireFlows
             try nft.replaceElements(of: NftAddressPairSet(EncdRuleset.requireSet4, family: .inet), table: rulesetConfig.table,
                                     pairs: req.filter { $0.source.family == .inet }.map { ($0.source, $0.destination) })
@@ -95,6 +96,40 @@ public final class EncDaemon: @unchecked Sendable {
         events?.setInterval(UInt64(max(0, c.tunables.policyLogInterval)))
         try updateMTU(snap)
     }
+
+    /// The (source, destination) pairs [X] queues: every outbound flow's, less the
+    /// pairs another pair covers (nft refuses overlapping intervals in one set). If
+    /// the kernel still refuses the set, [X] falls back to queueing all traffic.
+    private func installCandidates(_ nft: Nftables, _ flows: [FlowSpec]) throws {
+        for (family, name) in [(AddressFamily.inet, EncdRuleset.flowSet4), (.inet6, EncdRuleset.flowSet6)] {
+            let pairs = Self.candidatePairs(flows.filter { $0.source.family == family })
+            let set = NftAddressPairSet(name, family: family)
+            do {
+                try nft.replaceElements(of: set, table: rulesetConfig.table, pairs: pairs)
+            } catch {
+                log.warning("nftables refused the \(name) set (\(error)); [X] queues all \(family) traffic instead")
+                try nft.replaceElements(of: set, table: rulesetConfig.table, pairs: [(.any(family), .any(family))])
+            }
+        }
+    }
+
+    static func candidatePairs(_ flows: [FlowSpec]) -> [(IPPrefix, IPPrefix)] {
+        func covers(_ a: (IPPrefix, IPPrefix), _ b: (IPPrefix, IPPrefix)) -> Bool {
+            a.0.length <= b.0.length && a.0.contains(b.0.address) && a.1.length <= b.1.length && a.1.contains(b.1.address)
+        }
+        var out: [(IPPrefix, IPPrefix)] = []
+        for f in flows {
+            let p = (f.source, f.destination)
+            if out.contains(where: { covers($0, p) }) { continue }
+            out.removeAll { covers(p, $0) }
+            out.append(p)
+        }
+        return out
+    }
+
+    /// enc0's address: RFC 7600's IPv4 dummy address. The kernel's reverse-path filter
+    /// drops everything written into an interface that has no IPv4 address.
+    public static let interfaceAddress = IPAddress("192.0.0.8")!
 
     // MARK: Start
 
@@ -112,8 +147,10 @@ public final class EncDaemon: @unchecked Sendable {
         self.routing = routing
         let tun = try TUNDevice(name: rulesetConfig.interface, multiQueue: false, nonBlocking: true)
         self.tun = tun
+        try tun.setTransmitQueueLength(0)
         try routing.setLink(name: tun.name, up: true, mtu: 1400)
         try prepareInterface(routing, tun.name)
+        try routing.addAddress(Self.interfaceAddress, prefixLength: 32, device: tun.name)
         context.encInterfaceIndex = try routing.interfaceIndex(of: tun.name)
 
         let sender = try RawSocketSender(mark: rulesetConfig.marks.bypass)
@@ -123,7 +160,7 @@ public final class EncDaemon: @unchecked Sendable {
         let inQueue = try NFQueue(queueConfig(rulesetConfig.inputQueue))
         workers = [
             Worker(name: "spd", queue: spdQueue, log: log) { b, m, s in
-                SPDStage.handle(b, meta: m, preNAT: m.preNATTuple, context: ctx, stats: s)
+                SPDStage.handle(b, meta: m, preNAT: nil /* conntrack tuple: branch conntrack */, context: ctx, stats: s)
             },
             Worker(name: "ipsec-out", queue: outQueue, log: log) { b, m, s in
                 OutputStage.handle(b, meta: m, sender: sender, context: ctx, stats: s)

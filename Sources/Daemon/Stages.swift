@@ -100,8 +100,11 @@ public enum SPDStage {
 }
 
 public enum OutputStage {
-    /// IPsec out: protects the packet routing sent to enc0 and sends it; the queued
-    /// original is always dropped (it must never reach the wire as cleartext).
+    /// IPsec out: protects the packet routing sent to enc0 and sends it. The queued
+    /// cleartext original is then accepted into enc0, whose zero-length transmit queue
+    /// drops it: accepting lets conntrack confirm the connection, so NAT done on enc0
+    /// is reversed for the replies (a drop verdict would discard the new entry). On
+    /// any failure the original is dropped here.
     public static func handle(_ buffer: PacketBuffer, meta: QueuedPacket, sender: PacketSender,
                               context ctx: StageContext, stats: CounterBlock<Counter>) -> StageVerdict {
         stats.add(.encOutputPackets)
@@ -116,8 +119,9 @@ public enum OutputStage {
         guard case .send = result else { return .drop }
         if case .failed = sender.send(buffer) {
             stats.add(sa.spec.proto == .esp ? .espSendFailed : .ahSendFailed)
+            return .drop
         }
-        return .drop
+        return .accept
     }
 }
 

@@ -54,8 +54,10 @@ final class Gateway {
         let before = sender.sent.count
         var meta = QueuedPacket()
         meta.mark = mark
-        #expect(OutputStage.handle(PacketBuffer(packet: packet), meta: meta, sender: sender, context: context, stats: stats) == .drop)
-        return sender.sent.count > before ? sender.sent.last : nil
+        let verdict = OutputStage.handle(PacketBuffer(packet: packet), meta: meta, sender: sender, context: context, stats: stats)
+        let sent = sender.sent.count > before
+        #expect(verdict == (sent ? .accept : .drop))     // accepted into enc0 (which drops it) only once protected
+        return sent ? sender.sent.last : nil
     }
 
     /// IPsec in; returns what was written into enc0.

@@ -27,6 +27,15 @@ static inline int encshim_errno(void) { return errno; }
 static inline void encshim_set_errno(int value) { errno = value; }
 static inline int encshim_ifnamsiz(void) { return IFNAMSIZ; }
 
+/* SIOCSIFTXQLEN on an AF_INET datagram socket: the transmit queue length of `name`. */
+static inline int encshim_set_txqlen(int sock, const char *name, int qlen) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    ifr.ifr_qlen = qlen;
+    return ioctl(sock, SIOCSIFTXQLEN, &ifr);
+}
+
 /* TUNSETIFF: attach `fd` (an open /dev/net/tun) to the interface `name` with `flags`.
  * The kernel's chosen name (same as `name` unless it held a %d) is copied to
  * `out_name` (IFNAMSIZ bytes). Returns ioctl's result; errno is left for the caller. */

@@ -37,6 +37,8 @@ public enum EncdRuleset {
     public static let ipsecInputPriority: Int32 = 10
     public static let requireSet4 = "require_in4"
     public static let requireSet6 = "require_in6"
+    public static let flowSet4 = "flows_out4"
+    public static let flowSet6 = "flows_out6"
 
     public static func table(_ c: EncdRulesetConfig) -> NftTable {
         let m = c.marks
@@ -48,6 +50,8 @@ public enum EncdRuleset {
             "Kernels without nf_tables' queue expression get xt NFQUEUE (nft_compat) instead.",
             "Marks: encd owns \(NftRule.hex(m.mask)): BYPASS \(NftRule.hex(m.bypass)), PROTECT \(NftRule.hex(m.protect)), POLICY \(NftRule.hex(m.policyMask)). See Rules/README.md.",
         ], sets: [
+            NftAddressPairSet(flowSet4, family: .inet, comment: "Outbound flows (source . destination): only packets a flow may match go to [X]."),
+            NftAddressPairSet(flowSet6, family: .inet6),
             NftAddressPairSet(requireSet4, family: .inet, comment: "Inbound require flows (source . destination): cleartext matching them is dropped."),
             NftAddressPairSet(requireSet6, family: .inet6),
         ], chains: [
@@ -56,15 +60,19 @@ public enum EncdRuleset {
                      rules: [
                 NftRule([bypassed], [.verdict(.accept)], comment: "decided, or sent by encd (SO_MARK)"),
                 NftRule([.oifname(.eq, "lo")], [.verdict(.accept)]),
-                NftRule([], [.counter, .queue(number: c.spdQueue, total: q)], comment: "SPD lookup"),
+                NftRule([.addressPair(.inet, set: flowSet4)], [.counter, .queue(number: c.spdQueue, total: q)], comment: "SPD lookup"),
+                NftRule([.addressPair(.inet6, set: flowSet6)], [.counter, .queue(number: c.spdQueue, total: q)], comment: "SPD lookup"),
             ]),
             NftChain("spd_forward", base: NftBaseChain(type: "filter", hook: .prerouting, priority: spdForwardPriority),
                      comment: "[X] for forwarded packets, after dstnat; the mark then steers the routing decision.",
                      rules: [
                 NftRule([], [.verdict(.jump("require_in"))]),
                 NftRule([bypassed], [.verdict(.accept)]),
+                NftRule([.iifname(.eq, c.interface)], [.counter, .queue(number: c.spdQueue, total: q)],
+                        comment: "decrypted by encd: inbound policy check after NAT on enc0, then [X]"),
                 NftRule([.fibDaddrLocal], [.verdict(.accept)], comment: "for this host: input, not [X]"),
-                NftRule([], [.counter, .queue(number: c.spdQueue, total: q)], comment: "SPD lookup"),
+                NftRule([.addressPair(.inet, set: flowSet4)], [.counter, .queue(number: c.spdQueue, total: q)], comment: "SPD lookup"),
+                NftRule([.addressPair(.inet6, set: flowSet6)], [.counter, .queue(number: c.spdQueue, total: q)], comment: "SPD lookup"),
             ]),
             NftChain("require_in", comment: "Cleartext that an inbound require flow covers must arrive through enc0.",
                      rules: [

@@ -42,6 +42,15 @@ public final class TUNDevice: PacketDevice {
 
     deinit { closeDescriptor(fileDescriptor) }
 
+    /// Sets the device's transmit queue length. With 0, whatever routing sends into
+    /// the device is dropped by it (after conntrack has confirmed the packet), which
+    /// is what encd wants for the cleartext originals it has already protected.
+    public func setTransmitQueueLength(_ length: Int32) throws {
+        let sock = Int32(try Syscall.check("socket(AF_INET, SOCK_DGRAM)") { socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) })
+        defer { close(sock) }
+        _ = try Syscall.check("ioctl(SIOCSIFTXQLEN, \(name), \(length))") { encshim_set_txqlen(sock, name, length) }
+    }
+
     public func read(into buffer: PacketBuffer, headroom: Int, tailroom: Int) -> IOResult {
         let room = buffer.capacity - headroom - tailroom
         guard headroom >= 0, room > 0 else { return .failed(EMSGSIZE) }
