@@ -29,7 +29,7 @@ import Testing
     static let suites: [(String, String?, AddressFamily, Bool)] = [
         ("aes-128", "hmac-sha2-256", .inet, false), ("aes-256", "hmac-sha2-256", .inet6, false),
         ("aes-128-gcm", nil, .inet, false), ("aes-256-gcm", nil, .inet6, false),
-        ("aes-128", "hmac-sha2-256", .inet, true),
+        ("aes-128", "hmac-sha2-256", .inet, true), ("aes-128-gcm", nil, .inet6, true),
         ("3des-cbc", "hmac-md5", .inet, false), ("null", "hmac-sha1", .inet6, false),
         ("aes-128-ctr", "hmac-sha2-384", .inet, false), ("aes-192", "hmac-sha2-512", .inet6, false),
         ("aes-128", "hmac-ripemd160", .inet, false),
@@ -81,9 +81,11 @@ import Testing
         try Pcap.raw(flows.flatMap(\.wires)).write(to: pcap)
 
         let columns = ["frame.number", "esp.spi", "esp.icv_good", "esp.icv_bad", "esp.contained_data",
-                       "icmp.type", "icmpv6.type", "udp.dstport"]
+                       "icmp.type", "icmpv6.type", "udp.dstport",
+                       "ip.checksum.status", "udp.checksum.status", "icmp.checksum.status", "icmpv6.checksum.status"]
         var args = ["-r", pcap.path, "-n",
-                    "-o", "esp.enable_encryption_decode:TRUE", "-o", "esp.enable_authentication_check:TRUE"]
+                    "-o", "esp.enable_encryption_decode:TRUE", "-o", "esp.enable_authentication_check:TRUE",
+                    "-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE"]
         for f in flows { args += ["-o", try Self.uatRow(f.pair.spec)] }
         args += ["-T", "fields", "-E", "separator=/t", "-E", "occurrence=a"] + columns.flatMap { ["-e", $0] }
         // A private HOME so no personal Wireshark profile changes the result.
@@ -107,6 +109,15 @@ import Testing
                 #expect(v["esp.contained_data"] == Hex.encode(packet), "tshark's decrypted inner packet, \(what)")
                 #expect(v["esp.icv_bad"] != "1", "tshark says the ICV is bad: \(what)")
                 if !combined { #expect(v["esp.icv_good"] == "1", "tshark did not find the ICV good: \(what)") }
+                // Every IPv4, UDP and ICMP checksum tshark checked, outer and inner: not bad
+                // (Wireshark's status 0). encd's IPv6 NAT-T UDP checksum must be present and
+                // good (RFC 8200); its IPv4 one is zero, as RFC 3948 §2.1 allows.
+                for field in ["ip.checksum.status", "udp.checksum.status", "icmp.checksum.status", "icmpv6.checksum.status"] {
+                    #expect(!(v[field] ?? "").split(separator: ",").contains("0"), "tshark finds a bad \(field): \(what)")
+                }
+                if f.pair.spec.encapsulation != nil && f.pair.spec.source.family == .inet6 {
+                    #expect(v["udp.checksum.status"]?.split(separator: ",").first == "1", "outer UDP checksum, \(what)")
+                }
                 if j == 0 {
                     let icmp = f.pair.spec.source.family == .inet ? v["icmp.type"] : v["icmpv6.type"]
                     let expected = f.pair.spec.source.family == .inet ? "8" : "128"
