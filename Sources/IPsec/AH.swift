@@ -9,8 +9,9 @@
 // The ICV input (RFC 4302 §3.3.3): the IP header with its mutable fields zeroed (IPv4
 // TOS, flags/fragment offset, TTL, checksum and mutable options; IPv6 traffic class,
 // flow label, hop limit and options whose type says they change en route), the AH
-// header with the ICV zeroed, the payload, then the high ESN half. The zeroing is
-// done on a copy placed in the buffer's headroom, so nothing is allocated.
+// header with the ICV zeroed (its padding kept as sent), the payload, then the high
+// ESN half. The zeroing is done on a copy placed in the buffer's headroom, so nothing
+// is allocated.
 
 import Crypto
 import EncCore
@@ -88,6 +89,10 @@ public enum AH {
         p.setBE16(ahAt + 2, 0)
         p.setBE32(ahAt + 4, spec.spi)
         p.setBE32(ahAt + 8, UInt32(truncatingIfNeeded: seq))
+        // ICV padding (RFC 4302 §3.3.3.2.1): its bytes are authenticated as sent, so
+        // they must be written, not left as whatever the buffer held. Zeros.
+        let padAt = ahAt + fixedLength + auth.icvLength
+        (p.baseAddress! + padAt).initializeMemory(as: UInt8.self, repeating: 0, count: ahAt + ahLength - padAt)
         guard computeICV(buffer, family: outerFamily, ahAt: ahAt, ahLength: ahLength, auth: auth,
                          sequenceHigh: spec.extendedSequence ? UInt32(truncatingIfNeeded: seq >> 32) : nil) else {
             return drop(.ahOutputCryptoFailed)
@@ -192,15 +197,17 @@ public enum AH {
         auth.reset()
         auth.update(UnsafeRawBufferPointer(scratch))
         auth.update(UnsafeRawBufferPointer(rebasing: p[ahAt..<(ahAt + fixedLength)]))
+        // The ICV counts as zeros; its padding counts as carried (RFC 4302 §3.4.4 zeroes
+        // the ICV only, not the padding after it).
         zeros.withUnsafeBytes { z in
-            var left = ahLength - fixedLength
+            var left = auth.icvLength
             while left > 0 {
                 let n = min(left, z.count)
                 auth.update(UnsafeRawBufferPointer(rebasing: z[0..<n]))
                 left -= n
             }
         }
-        auth.update(UnsafeRawBufferPointer(rebasing: p[(ahAt + ahLength)...]))
+        auth.update(UnsafeRawBufferPointer(rebasing: p[(ahAt + fixedLength + auth.icvLength)...]))
         if let high = sequenceHigh {
             withUnsafeBytes(of: high.bigEndian) { auth.update($0) }
         }
