@@ -93,7 +93,8 @@ import EncCore
         #expect(batch.unacked.values.sorted() == ["batch begin", "batch end"])
         // NFNL_MSG_BATCH_BEGIN (0x10), res_id NFNL_SUBSYS_NFTABLES (10) big endian
         #expect(batch.bytes[4] == 0x10 && batch.bytes[18] == 0 && batch.bytes[19] == 10)
-        #expect(batch.acked[104]?.hasPrefix("add set inet encd require_in4") == true)
+        #expect(batch.acked[104]?.hasPrefix("add set inet encd flows_out4") == true)
+        #expect(batch.acked[106]?.hasPrefix("add set inet encd require_in4") == true)
         #expect(batch.acked.values.contains("add rule inet encd ipsec_output oifname \"enc0\" counter queue num 1"))
     }
 
@@ -113,7 +114,7 @@ import EncCore
         let table = EncdRuleset.table(EncdRulesetConfig())
         #expect(try f.install(table) == .xtCompat)
         try f.replaceElements(of: table.sets[0], table: "encd", pairs: [(IPPrefix("192.0.2.0/24")!, IPPrefix("198.51.100.1")!)])
-        #expect(f.elements["encd/require_in4"]?.count == 1)
+        #expect(f.elements["encd/flows_out4"]?.count == 1)
         try f.removeTable(named: "encd")
         #expect(f.tables.isEmpty)
         #expect(throws: SystemError.self) { try f.replaceElements(of: table.sets[0], table: "encd", pairs: []) }
