@@ -145,8 +145,9 @@ public final class EncDaemon: @unchecked Sendable {
 
         let routing = try Rtnetlink()
         self.routing = routing
-        let tun = try TUNDevice(name: rulesetConfig.interface, multiQueue: false, nonBlocking: true)
+        let tun = try TUNDevice(name: rulesetConfig.interface, tap: true, multiQueue: false, nonBlocking: true)
         self.tun = tun
+        try tun.configureEthernet(address: StageContext.interfaceMAC)
         try tun.setTransmitQueueLength(0)
         try routing.setLink(name: tun.name, up: true, mtu: 1400)
         try prepareInterface(routing, tun.name)
@@ -160,7 +161,7 @@ public final class EncDaemon: @unchecked Sendable {
         let inQueue = try NFQueue(queueConfig(rulesetConfig.inputQueue))
         workers = [
             Worker(name: "spd", queue: spdQueue, log: log) { b, m, s in
-                SPDStage.handle(b, meta: m, preNAT: nil /* conntrack tuple: branch conntrack */, context: ctx, stats: s)
+                SPDStage.handle(b, meta: m, context: ctx, stats: s)
             },
             Worker(name: "ipsec-out", queue: outQueue, log: log) { b, m, s in
                 OutputStage.handle(b, meta: m, sender: sender, context: ctx, stats: s)

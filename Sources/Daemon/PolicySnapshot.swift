@@ -13,17 +13,25 @@ import Kernel
 public struct PolicySnapshot: Sendable {
     public let spd: SPD
     public var sad: SAD { spd.sad }
-    /// The outbound SA behind each policy number a protect mark carries.
-    public let outboundByPolicy: [UInt32: SecurityAssociation]
-    /// The policy number of each outbound SA.
-    public let policyOf: [SAKey: UInt32]
+    /// Every SA's number: an outbound SA's rides in the protect mark from [X] to the
+    /// IPsec queue; an inbound SA's rides in the source MAC of the frames encd writes
+    /// into enc0, from the input queue to the inbound check.
+    public let byNumber: [UInt32: SecurityAssociation]
+    public let numberOf: [SAKey: UInt32]
     public let generation: UInt64
 
-    public static let empty = PolicySnapshot(spd: SPD(), outboundByPolicy: [:], policyOf: [:], generation: 0)
+    public static let empty = PolicySnapshot(spd: SPD(), byNumber: [:], numberOf: [:], generation: 0)
 
-    /// The outbound SA for a protect mark's policy number, if it is still usable.
+    /// The outbound SA for a protect mark's policy number.
     @inline(__always) public func outbound(policy: UInt32) -> SecurityAssociation? {
-        outboundByPolicy[policy]
+        guard let sa = byNumber[policy], sa.direction == .outbound else { return nil }
+        return sa
+    }
+
+    /// The inbound SA whose number an injected frame carries.
+    @inline(__always) public func inbound(number: UInt32) -> SecurityAssociation? {
+        guard let sa = byNumber[number], sa.direction == .inbound else { return nil }
+        return sa
     }
 }
 
@@ -63,18 +71,17 @@ public final class PolicyBuilder {
         for sa in sas where sa.direction == .inbound && sa.spec.encapsulation != nil {
             sa.natPartner = sad.outbound(peer: sa.spec.source, proto: sa.spec.proto, local: sa.spec.destination)
         }
-        // Stable policy numbers; freed numbers are not reused at once, so a packet
-        // marked just before a change cannot reach a different SA.
-        var byPolicy: [UInt32: SecurityAssociation] = [:]
-        var policyOf: [SAKey: UInt32] = [:]
-        let outbound = sas.filter { $0.direction == .outbound }
-        let live = Set(outbound.map(\.key))
+        // Stable SA numbers; freed numbers are not reused at once, so a packet
+        // numbered just before a change cannot reach a different SA.
+        var byNumber: [UInt32: SecurityAssociation] = [:]
+        var numberOf: [SAKey: UInt32] = [:]
+        let live = Set(sas.map(\.key))
         numbers = numbers.filter { live.contains($0.key) }
-        for sa in outbound.sorted(by: { $0.key.spi < $1.key.spi }) {
+        for sa in sas.sorted(by: { ($0.key.spi, $0.key.destination) < ($1.key.spi, $1.key.destination) }) {
             let n = try numbers[sa.key] ?? allocateNumber()
             numbers[sa.key] = n
-            byPolicy[n] = sa
-            policyOf[sa.key] = n
+            byNumber[n] = sa
+            numberOf[sa.key] = n
         }
         // SAs that went away: their keys are wiped when the last packet lets go, and
         // their sequence reservations are forgotten.
@@ -83,8 +90,8 @@ public final class PolicyBuilder {
             if sad.byKey[old.key] == nil && old.direction == .outbound { store.forget(old.key) }
         }
         generation += 1
-        return PolicySnapshot(spd: SPD(flows: flows, sad: sad), outboundByPolicy: byPolicy,
-                              policyOf: policyOf, generation: generation)
+        return PolicySnapshot(spd: SPD(flows: flows, sad: sad), byNumber: byNumber,
+                              numberOf: numberOf, generation: generation)
     }
 
     private func allocateNumber() throws -> UInt32 {
@@ -94,7 +101,7 @@ public final class PolicyBuilder {
             nextNumber = nextNumber >= maxPolicy ? 1 : nextNumber + 1
             if !used.contains(n) { return n }
         }
-        throw DaemonError("more outbound SAs than policy numbers in the mark (\(maxPolicy)): widen the mark mask")
+        throw DaemonError("more SAs than numbers in the mark's policy bits (\(maxPolicy)): widen the mark mask")
     }
 
     /// Whether two specifications describe the same SA (keys compared in constant time).

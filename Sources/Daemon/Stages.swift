@@ -8,7 +8,15 @@
 //   IPsec out (output queue) what routing sent to enc0, after NAT on enc0: ESP/AH with the
 //                           SA the mark names → raw socket → the host's output path
 //   IPsec in  (input queue) ESP, AH, ESP-in-UDP for this host, after its input filter:
-//                           decapsulate → ledger → write into enc0
+//                           decapsulate → write into enc0 as an Ethernet frame whose
+//                           source address carries the SA's number
+//
+// Binding a decrypted packet to its SA across NAT on enc0: a write into enc0 carries
+// no mark, and NAT may rewrite addresses and ports before the inbound check. enc0 is
+// a TAP device without ARP; the frame's source MAC (06:65:6e + the SA's 24-bit
+// number) survives NAT, and NFQUEUE reports it (NFQA_HWADDR) at [X], which runs after
+// dstnat. So the check judges the packet as it is after NAT, against the SA that
+// really carried it (OpenBSD's ipsec_forward_check/ipsec_local_check order).
 //
 // Packet order per SA: every outbound SA is handled by the output worker and every
 // inbound SA by the input worker, so each SA's sequence numbers and replay window
@@ -25,8 +33,11 @@ public typealias StageVerdict = QueueVerdict
 /// Read-mostly state every stage shares.
 public final class StageContext: @unchecked Sendable {
     public let marks: MarkLayout
-    public let ledger: InjectionLedger
     public let events: EventSink
+    /// enc0's own MAC; frames encd writes are addressed to it.
+    public static let interfaceMAC: [UInt8] = [0x02, 0x65, 0x6e, 0x63, 0x30, 0x00]
+    /// Injected frames' source MAC: this prefix and the SA's number in the low 24 bits.
+    public static let injectedPrefix: UInt64 = 0x06_65_6e << 24
     /// The enc0 interface index (packets that arrive from it get the inbound check).
     public var encInterfaceIndex: UInt32
     private let current: SnapshotBox
@@ -35,11 +46,10 @@ public final class StageContext: @unchecked Sendable {
     public let clock: CoarseClock
     public var tunnel = TunnelPolicy()
 
-    public init(marks: MarkLayout, snapshot: SnapshotBox, ledger: InjectionLedger = InjectionLedger(),
+    public init(marks: MarkLayout, snapshot: SnapshotBox,
                 events: EventSink, clock: CoarseClock, encInterfaceIndex: UInt32 = 0) {
         self.marks = marks
         self.current = snapshot
-        self.ledger = ledger
         self.events = events
         self.clock = clock
         self.encInterfaceIndex = encInterfaceIndex
@@ -49,10 +59,9 @@ public final class StageContext: @unchecked Sendable {
 }
 
 public enum SPDStage {
-    /// [X]: decides for one packet leaving (or passing through) the host. `preNAT`
-    /// is the tuple the packet had when it was written into enc0 (from conntrack), for
-    /// packets that came from enc0; nil means "as it is now".
-    public static func handle(_ buffer: PacketBuffer, meta: QueuedPacket, preNAT: FlowTuple?,
+    /// [X]: decides for one packet leaving (or passing through) the host; a packet
+    /// that came out of enc0 first passes the inbound check.
+    public static func handle(_ buffer: PacketBuffer, meta: QueuedPacket,
                               context ctx: StageContext, stats: CounterBlock<Counter>) -> StageVerdict {
         guard case .success(let info) = PacketInfo.parse(buffer.bytes, options: PacketParseOptions(allowTrailingBytes: true)) else {
             stats.add(.malformedPacket)
@@ -64,8 +73,8 @@ public enum SPDStage {
                            destinationPort: info.hasPorts ? info.destinationPort : 0)
         if meta.inInterface != 0 && meta.inInterface == ctx.encInterfaceIndex {
             // Inbound check after NAT on enc0 (RFC 4301 §5.2, OpenBSD's order).
-            let tuple = preNAT ?? FlowTuple(info, UnsafeRawBufferPointer(buffer.bytes))
-            guard let sa = ctx.ledger.lookup(tuple) else {
+            guard let mac = meta.hardwareSource, mac >> 24 == StageContext.injectedPrefix >> 24,
+                  let sa = snap.inbound(number: UInt32(truncatingIfNeeded: mac & 0xff_ffff)) else {
                 stats.add(.failClosed)
                 return .drop
             }
@@ -82,7 +91,7 @@ public enum SPDStage {
             stats.add(.denyFlowDropped)
             return .drop
         case .protect(_, let sa):
-            guard let n = snap.policyOf[sa.key], let mark = ctx.marks.protectMark(policy: n, keeping: meta.mark) else {
+            guard let n = snap.numberOf[sa.key], let mark = ctx.marks.protectMark(policy: n, keeping: meta.mark) else {
                 stats.add(.failClosed)
                 return .drop
             }
@@ -149,16 +158,30 @@ public enum InputStage {
             }
             return .drop
         case .decapsulated(let sa):
-            if case .success(let info) = PacketInfo.parse(buffer.bytes, options: PacketParseOptions(allowTrailingBytes: true)) {
-                ctx.ledger.record(FlowTuple(info, UnsafeRawBufferPointer(buffer.bytes)), sa: sa)
-            }
             stats.add(.encInputPackets)
             stats.add(.encInputBytes, UInt64(buffer.count))
+            guard let number = snap.numberOf[sa.key], prependFrameHeader(buffer, number: number) else {
+                stats.add(sa.spec.proto == .esp ? .espInputProcessing : .ahInputProcessing)
+                return .drop
+            }
             if case .failed = device.write(from: buffer) {
                 stats.add(sa.spec.proto == .esp ? .espInputProcessing : .ahInputProcessing)
             }
             return .drop
         }
+    }
+
+    /// The Ethernet header of an injected frame: to enc0, from the SA's number.
+    static func prependFrameHeader(_ buffer: PacketBuffer, number: UInt32) -> Bool {
+        guard buffer.count > 0 else { return false }
+        let type: UInt16 = buffer.bytes[0] >> 4 == 6 ? 0x86DD : 0x0800
+        guard buffer.prepend(14) else { return false }
+        let p = buffer.bytes
+        for i in 0..<6 { p[i] = StageContext.interfaceMAC[i] }
+        let src = StageContext.injectedPrefix | UInt64(number & 0xff_ffff)
+        for i in 0..<6 { p[6 + i] = UInt8(truncatingIfNeeded: src >> UInt64(40 - 8 * i)) }
+        p.setBE16(12, type)
+        return true
     }
 
     private static func spi(_ p: UnsafeMutableRawBufferPointer, _ outer: IPLayout) -> UInt32 {

@@ -41,12 +41,21 @@ final class Gateway {
     }
 
     /// [X] for a packet this gateway forwards or sends.
-    func spd(_ packet: [UInt8], fromEnc: Bool = false, preNAT: FlowTuple? = nil, mark: UInt32 = 0) -> QueueVerdict {
+    /// The source MAC of the last frame written into enc0 (the injected SA's number).
+    var lastInjectedMAC: UInt64? {
+        guard let f = tun.written.last, f.count >= 14 else { return nil }
+        return f[6..<12].reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    /// [X]. `fromEnc`: the packet came out of enc0 in a frame from `mac` (by default the
+    /// last frame encd wrote).
+    func spd(_ packet: [UInt8], fromEnc: Bool = false, mac: UInt64? = nil, mark: UInt32 = 0) -> QueueVerdict {
         let b = PacketBuffer(packet: packet)
         var meta = QueuedPacket()
         meta.mark = mark
         meta.inInterface = fromEnc ? Gateway.encIndex : 7
-        return SPDStage.handle(b, meta: meta, preNAT: preNAT, context: context, stats: stats)
+        if fromEnc { meta.hardwareSource = mac ?? lastInjectedMAC }
+        return SPDStage.handle(b, meta: meta, context: context, stats: stats)
     }
 
     /// IPsec out for a packet [X] marked; returns what went on the wire.
@@ -60,11 +69,14 @@ final class Gateway {
         return sent ? sender.sent.last : nil
     }
 
-    /// IPsec in; returns what was written into enc0.
+    /// IPsec in; returns the packet written into enc0 (without its Ethernet header).
     func input(_ wire: [UInt8]) -> (QueueVerdict, [UInt8]?) {
         let before = tun.written.count
         let v = InputStage.handle(PacketBuffer(packet: wire), meta: QueuedPacket(), device: tun, context: context, stats: stats)
-        return (v, tun.written.count > before ? tun.written.last : nil)
+        guard tun.written.count > before, let frame = tun.written.last else { return (v, nil) }
+        #expect(Array(frame[0..<6]) == StageContext.interfaceMAC)
+        #expect(frame[12] == (frame[14] >> 4 == 4 ? 0x08 : 0x86))
+        return (v, Array(frame[14...]))
     }
 
     var snapshot: CounterSnapshot { CounterSnapshot(summing: [stats]) }
@@ -148,18 +160,16 @@ func siteConf2() -> String {
         let wire = try #require(gw2.output(natted, mark: mark))
         let (_, inner) = gw1.input(wire)
         #expect(inner == natted)
-        // gw1's dnat on enc0 rewrites the destination to h1; conntrack still knows the
-        // tuple as written.
+        // gw1's dnat on enc0 rewrites the destination to h1; the frame's source MAC
+        // still names the SA that carried it.
         let afterDNAT = ping(IPAddress("198.18.12.20")!, h1)
-        let preNAT = FlowTuple(source: IPAddress("198.18.12.20")!, destination: IPAddress("198.18.11.10")!,
-                               proto: IPProtocol.icmp, sourcePort: 7)
-        guard case .acceptWithMark = gw1.spd(afterDNAT, fromEnc: true, preNAT: preNAT) else {
+        guard case .acceptWithMark = gw1.spd(afterDNAT, fromEnc: true) else {
             Issue.record("inbound check after NAT"); return
         }
-        // Without the binding (nothing was injected with that tuple), fail closed.
-        let stranger = FlowTuple(source: IPAddress("198.18.12.99")!, destination: h1, proto: IPProtocol.icmp, sourcePort: 7)
-        #expect(gw1.spd(afterDNAT, fromEnc: true, preNAT: stranger) == .drop)
-        #expect(gw1.stats[.failClosed] == 1)
+        // A frame that names no inbound SA (or an outbound one) fails closed.
+        #expect(gw1.spd(afterDNAT, fromEnc: true, mac: StageContext.injectedPrefix | 999) == .drop)
+        #expect(gw1.spd(afterDNAT, fromEnc: true, mac: 0x02_00_00_00_00_01) == .drop)
+        #expect(gw1.stats[.failClosed] == 2)
     }
 
     @Test func flowTypesWithoutSA() throws {

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <unistd.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <linux/if_tun.h>
 #include <linux/netfilter/xt_NFQUEUE.h>
 #include <sys/ioctl.h>
@@ -22,6 +23,27 @@
 static inline unsigned long encshim_tunsetiff(void) { return TUNSETIFF; }
 static inline short encshim_iff_tun(void) { return IFF_TUN; }
 static inline short encshim_iff_no_pi(void) { return IFF_NO_PI; }
+static inline short encshim_iff_tap(void) { return IFF_TAP; }
+
+/* SIOCSIFHWADDR: sets an Ethernet device's MAC address. */
+static inline int encshim_set_hwaddr(int sock, const char *name, const unsigned char mac[6]) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+    memcpy(ifr.ifr_hwaddr.sa_data, mac, 6);
+    return ioctl(sock, SIOCSIFHWADDR, &ifr);
+}
+
+/* SIOCGIFFLAGS/SIOCSIFFLAGS: sets IFF_NOARP, so the kernel resolves no neighbours on it. */
+static inline int encshim_set_noarp(int sock, const char *name) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0) return -1;
+    ifr.ifr_flags |= IFF_NOARP;
+    return ioctl(sock, SIOCSIFFLAGS, &ifr);
+}
 static inline short encshim_iff_multi_queue(void) { return IFF_MULTI_QUEUE; }
 static inline int encshim_errno(void) { return errno; }
 static inline void encshim_set_errno(int value) { errno = value; }

@@ -59,6 +59,15 @@ public struct QueueParser {
         meta.outInterface = be32(NFQA_IFINDEX_OUTDEV.rawValue) ?? 0
         meta.skbInfo = be32(NFQA_SKB_INFO.rawValue) ?? 0
         meta.conntrackInfo = be32(NFQA_CT_INFO.rawValue)
+        if let hw = attrs[Int(NFQA_HWADDR.rawValue)], mnl_attr_get_payload_len(hw) >= 10 {
+            // struct nfqnl_msg_packet_hw { __be16 hw_addrlen; __u16 pad; __u8 hw_addr[8]; }
+            let h = UnsafeRawPointer(mnl_attr_get_payload(hw)!)
+            if UInt16(bigEndian: h.loadUnaligned(as: UInt16.self)) == 6 {
+                var v: UInt64 = 0
+                for i in 0..<6 { v = v << 8 | UInt64(h.load(fromByteOffset: 4 + i, as: UInt8.self)) }
+                meta.hardwareSource = v
+            }
+        }
         if let ct = attrs[Int(NFQA_CT.rawValue)] {
             meta.conntrackMark = QueueParser.nestedBE32(ct, type: UInt16(CTA_MARK.rawValue))
         }

@@ -20,6 +20,9 @@ public struct QueuedPacket: Equatable, Sendable {
     /// data and the packet has an entry.
     public var conntrackInfo: UInt32? = nil
     public var conntrackMark: UInt32? = nil
+    /// The link-layer source address (NFQA_HWADDR), 48 bits, for packets that arrived
+    /// on an Ethernet-type device; nil otherwise.
+    public var hardwareSource: UInt64? = nil
     /// The packet's length in the kernel; larger than the payload when it was cut to
     /// the copy range.
     public var originalLength: Int = 0

@@ -15,15 +15,18 @@ import EncCore
 public final class TUNDevice: PacketDevice {
     public let name: String
     public let fileDescriptor: Int32
+    /// A TAP device carries Ethernet frames (IFF_TAP); encd uses the frame's source
+    /// address to tell the kernel's queue which SA carried a packet it injects.
+    public let isTAP: Bool
 
     /// Opens /dev/net/tun and attaches to (creating if needed) the TUN interface `name`.
     /// The descriptor is non-blocking unless `nonBlocking` is false.
-    public init(name: String = "enc0", multiQueue: Bool = false, nonBlocking: Bool = true) throws {
+    public init(name: String = "enc0", tap: Bool = false, multiQueue: Bool = false, nonBlocking: Bool = true) throws {
         guard !name.isEmpty, name.utf8.count < Int(encshim_ifnamsiz()), !name.contains("/") else {
             throw KernelConfigError("interface name \"\(name)\" must be 1-\(encshim_ifnamsiz() - 1) bytes without '/'")
         }
         let fd = Int32(try Syscall.check("open(/dev/net/tun)") { open("/dev/net/tun", O_RDWR | O_CLOEXEC) })
-        var flags = encshim_iff_tun() | encshim_iff_no_pi()
+        var flags = (tap ? encshim_iff_tap() : encshim_iff_tun()) | encshim_iff_no_pi()
         if multiQueue { flags |= encshim_iff_multi_queue() }
         var chosen = [CChar](repeating: 0, count: Int(encshim_ifnamsiz()))
         do {
@@ -38,6 +41,17 @@ public final class TUNDevice: PacketDevice {
         }
         self.fileDescriptor = fd
         self.name = String(cString: chosen)
+        self.isTAP = tap
+    }
+
+    /// For a TAP device: sets its MAC address and IFF_NOARP (no neighbour resolution:
+    /// the kernel addresses frames to the device's own MAC).
+    public func configureEthernet(address mac: [UInt8]) throws {
+        precondition(mac.count == 6)
+        let sock = Int32(try Syscall.check("socket(AF_INET, SOCK_DGRAM)") { socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) })
+        defer { close(sock) }
+        _ = try Syscall.check("ioctl(SIOCSIFHWADDR, \(name))") { mac.withUnsafeBufferPointer { encshim_set_hwaddr(sock, name, $0.baseAddress) } }
+        _ = try Syscall.check("ioctl(SIOCSIFFLAGS IFF_NOARP, \(name))") { encshim_set_noarp(sock, name) }
     }
 
     deinit { closeDescriptor(fileDescriptor) }

@@ -1,0 +1,103 @@
+# Shared helpers for encd's integration tests (bash, root). Every test creates its
+# own namespaces named encd-it-<pid>-<role>, joined by veth links, on documentation
+# and benchmark ranges only, and deletes them (and the encd processes it started) on
+# exit, whatever happens.
+
+set -euo pipefail
+IT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+ENCD=${ENCD:-$IT_ROOT/.build/debug/encd}
+IT_ID="encd-it-$$"
+IT_TMP=$(mktemp -d "/tmp/$IT_ID.XXXX")
+IT_NS=()
+IT_PIDS=()
+
+it_cleanup() {
+    local rc=$?
+    for pid in "${IT_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${IT_PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    for ns in "${IT_NS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    if [[ $rc -ne 0 ]]; then
+        for f in "$IT_TMP"/*.log; do [[ -e "$f" ]] && { echo "--- $(basename "$f")"; tail -30 "$f"; }; done
+    fi
+    rm -rf "$IT_TMP"
+    exit $rc
+}
+trap it_cleanup EXIT INT TERM
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+ok() { echo "ok: $*"; }
+
+# ns NAME: creates namespace $IT_ID-NAME with lo up; prints nothing.
+ns() {
+    local n="$IT_ID-$1"
+    ip netns add "$n"
+    IT_NS+=("$n")
+    ip -n "$n" link set lo up
+    ip netns exec "$n" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+}
+# in NAME CMD...: runs CMD inside namespace NAME.
+on() { local n="$IT_ID-$1"; shift; ip netns exec "$n" "$@"; }
+
+# link A IFA ADDRA B IFB ADDRB: a veth pair between namespaces A and B with addresses
+# (CIDR; several comma-separated allowed, v4 and v6).
+link() {
+    local a=$1 ifa=$2 addra=$3 b=$4 ifb=$5 addrb=$6
+    ip link add "$ifa" netns "$IT_ID-$a" type veth peer name "$ifb" netns "$IT_ID-$b"
+    local x
+    for x in ${addra//,/ }; do ip -n "$IT_ID-$a" addr add "$x" dev "$ifa" nodad 2>/dev/null || ip -n "$IT_ID-$a" addr add "$x" dev "$ifa"; done
+    for x in ${addrb//,/ }; do ip -n "$IT_ID-$b" addr add "$x" dev "$ifb" nodad 2>/dev/null || ip -n "$IT_ID-$b" addr add "$x" dev "$ifb"; done
+    ip -n "$IT_ID-$a" link set "$ifa" up
+    ip -n "$IT_ID-$b" link set "$ifb" up
+}
+
+router() { on "$1" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1; }
+
+# start_encd NAME CONF: starts encd in namespace NAME with CONF (a file), waits until it
+# is up; its state survives restarts in $IT_TMP/NAME.
+start_encd() {
+    local name=$1 conf=$2
+    mkdir -p "$IT_TMP/$name/state" "$IT_TMP/$name/run"
+    on "$name" "$ENCD" -d -f "$conf" -S "$IT_TMP/$name/state" -R "$IT_TMP/$name/run" >>"$IT_TMP/$name-encd.log" 2>&1 &
+    local pid=$!
+    IT_PIDS+=("$pid")
+    eval "ENCD_PID_${name//-/_}=$pid"
+    for _ in $(seq 100); do
+        grep -q "encd: started" "$IT_TMP/$name-encd.log" 2>/dev/null && return 0
+        kill -0 "$pid" 2>/dev/null || fail "encd in $name exited: $(tail -5 "$IT_TMP/$name-encd.log")"
+        sleep 0.1
+    done
+    fail "encd in $name did not start"
+}
+encd_pid() { local v="ENCD_PID_${1//-/_}"; echo "${!v}"; }
+
+stop_encd() {
+    local pid; pid=$(encd_pid "$1")
+    kill -TERM "$pid"
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    fail "encd in $1 did not stop"
+}
+
+# capture NAME IF FILE: starts tcpdump in NAME on IF writing FILE; returns at once.
+capture() {
+    on "$1" tcpdump -i "$2" -n -U -w "$3" >"$IT_TMP/tcpdump-$1-$2.log" 2>&1 &
+    IT_PIDS+=("$!")
+    eval "CAP_PID_${1//-/_}_${2//[-.]/_}=$!"
+    for _ in $(seq 50); do grep -q "listening" "$IT_TMP/tcpdump-$1-$2.log" 2>/dev/null && return 0; sleep 0.1; done
+}
+stop_capture() {
+    local v="CAP_PID_${1//-/_}_${2//[-.]/_}"
+    kill -INT "${!v}" 2>/dev/null || true
+    sleep 0.5
+}
+
+# nft_counter NAME TABLE CHAIN COMMENT: the packet count of the rule with that comment.
+nft_counter() {
+    on "$1" nft -a list chain inet "$2" "$3" | grep "comment \"$4\"" | sed -nE 's/.*counter packets ([0-9]+).*/\1/p' | head -1
+}
+
+KEY_A=0x$(printf '11%.0s' $(seq 20)); KEY_B=0x$(printf '22%.0s' $(seq 20))
+AUTH_A=0x$(printf 'aa%.0s' $(seq 32)); AUTH_B=0x$(printf 'bb%.0s' $(seq 32))
+CBC_A=0x$(printf '33%.0s' $(seq 16)); CBC_B=0x$(printf '44%.0s' $(seq 16))

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Site to site: h1 — gw1 — internet — gw2 — h2, encd on both gateways, ESP tunnel with
+# AES-GCM (IPv4) and AES-CBC+HMAC-SHA2-256 (IPv6). Ping and a TCP transfer from h1 to
+# h2; the internet link carries only ESP; the admin's nft counters on enc0 count the
+# cleartext.
+source "$(dirname "$0")/lib.sh"
+
+ns h1; ns gw1; ns gw2; ns h2
+link h1 eth0 198.18.1.10/24,2001:db8:1::10/64 gw1 lan 198.18.1.1/24,2001:db8:1::1/64
+link gw1 wan 192.0.2.1/24,2001:db8:ff::1/64 gw2 wan 192.0.2.2/24,2001:db8:ff::2/64
+link gw2 lan 198.18.2.1/24,2001:db8:2::1/64 h2 eth0 198.18.2.20/24,2001:db8:2::20/64
+router gw1; router gw2
+on h1 ip route add default via 198.18.1.1; on h1 ip -6 route add default via 2001:db8:1::1
+on h2 ip route add default via 198.18.2.1; on h2 ip -6 route add default via 2001:db8:2::1
+on gw1 ip route add default via 192.0.2.2; on gw1 ip -6 route add default via 2001:db8:ff::2
+on gw2 ip route add default via 192.0.2.1; on gw2 ip -6 route add default via 2001:db8:ff::1
+
+for gw in gw1 gw2; do
+    if [[ $gw == gw1 ]]; then me=1; peer=2; mine=1; theirs=2; else me=2; peer=1; mine=2; theirs=1; fi
+    cat >"$IT_TMP/$gw.conf" <<CONF
+# site $mine to site $theirs
+flow esp from 198.18.$mine.0/24 to 198.18.$theirs.0/24 local 192.0.2.$me peer 192.0.2.$peer
+flow esp from 2001:db8:$mine::/64 to 2001:db8:$theirs::/64 local 2001:db8:ff::$me peer 2001:db8:ff::$peer
+esp tunnel from 192.0.2.1 to 192.0.2.2 spi 0x1000:0x1001 enc aes-128-gcm enckey $KEY_A:$KEY_B
+esp tunnel from 2001:db8:ff::1 to 2001:db8:ff::2 spi 0x2000:0x2001 auth hmac-sha2-256 enc aes-128 \\
+    authkey $AUTH_A:$AUTH_B enckey $CBC_A:$CBC_B
+CONF
+    # The administrator's own rules on enc0: count what passes in cleartext.
+    on $gw nft -f - <<'NFT'
+table inet admin {
+    chain filter_enc { type filter hook forward priority 0; policy accept;
+        oifname "enc0" counter comment "out-enc0"
+        iifname "enc0" counter comment "in-enc0"
+    }
+}
+NFT
+    start_encd $gw "$IT_TMP/$gw.conf"
+done
+
+capture gw1 wan "$IT_TMP/wan.pcap"
+on h1 ping -c 3 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "IPv4 ping h1 -> h2"
+ok "IPv4 ping through the AES-GCM tunnel"
+on h1 ping -6 -c 3 -i 0.2 -W 2 2001:db8:2::20 >/dev/null || fail "IPv6 ping h1 -> h2"
+ok "IPv6 ping through the AES-CBC+HMAC-SHA2-256 tunnel"
+
+# TCP: 2 MB from h1 to h2 over each family, bytes checked.
+head -c 2000000 /dev/urandom >"$IT_TMP/blob"
+want=$(sha256sum <"$IT_TMP/blob" | cut -d' ' -f1)
+for dst in 198.18.2.20 2001:db8:2::20; do
+    on h2 timeout 20 nc -l -p 5001 >"$IT_TMP/got" &
+    srv=$!
+    sleep 0.5
+    on h1 timeout 20 nc -N "$dst" 5001 <"$IT_TMP/blob" || fail "TCP send to $dst"
+    wait $srv || fail "TCP receive from $dst"
+    got=$(sha256sum <"$IT_TMP/got" | cut -d' ' -f1)
+    [[ "$got" == "$want" ]] || fail "TCP bytes to $dst differ"
+    ok "TCP 2 MB to $dst, bytes intact"
+done
+stop_capture gw1 wan
+
+clear=$(tcpdump -n -r "$IT_TMP/wan.pcap" 'icmp or icmp6[0] == 128 or icmp6[0] == 129 or tcp' 2>/dev/null | wc -l)
+esp=$(tcpdump -n -r "$IT_TMP/wan.pcap" 'esp' 2>/dev/null | wc -l)
+[[ $clear -eq 0 ]] || fail "$clear cleartext packets on the internet link"
+[[ $esp -gt 1000 ]] || fail "only $esp ESP packets on the internet link"
+ok "internet link: $esp ESP packets, no cleartext"
+
+for gw in gw1 gw2; do
+    o=$(nft_counter $gw admin filter_enc out-enc0); i=$(nft_counter $gw admin filter_enc in-enc0)
+    [[ ${o:-0} -gt 0 && ${i:-0} -gt 0 ]] || fail "$gw enc0 counters out=$o in=$i"
+    ok "$gw: admin's nft rules saw $o packets out and $i in on enc0 in cleartext"
+done
