@@ -156,7 +156,7 @@ public final class EncDaemon: @unchecked Sendable {
 
         let sender = try RawSocketSender(mark: rulesetConfig.marks.bypass)
         let ctx = context!
-        let spdQueue = try NFQueue(queueConfig(rulesetConfig.spdQueue, conntrack: true))
+        let spdQueue = try NFQueue(queueConfig(rulesetConfig.spdQueue))
         let outQueue = try NFQueue(queueConfig(rulesetConfig.outputQueue))
         let inQueue = try NFQueue(queueConfig(rulesetConfig.inputQueue))
         workers = [
@@ -188,9 +188,8 @@ public final class EncDaemon: @unchecked Sendable {
         log.info("started: \(snap.spd.flows.count) flows, \(snap.sad.count) SAs, interface \(tun.name), queues [X] \(rulesetConfig.spdQueue), ipsec-out \(rulesetConfig.outputQueue), ipsec-in \(rulesetConfig.inputQueue), NAT-T port \(rulesetConfig.natTraversalPort), mark mask 0x\(String(rulesetConfig.marks.mask, radix: 16)), route table \(Self.routeTable)")
     }
 
-    private func queueConfig(_ n: UInt16, conntrack: Bool = false) -> QueueConfig {
+    private func queueConfig(_ n: UInt16) -> QueueConfig {
         var q = QueueConfig(number: n)
-        q.conntrack = conntrack
         q.failOpen = false
         return q
     }

@@ -47,7 +47,8 @@ ok "IPv6 ping through the AES-CBC+HMAC-SHA2-256 tunnel"
 head -c 2000000 /dev/urandom >"$IT_TMP/blob"
 want=$(sha256sum <"$IT_TMP/blob" | cut -d' ' -f1)
 for dst in 198.18.2.20 2001:db8:2::20; do
-    on h2 timeout 20 nc -l -p 5001 >"$IT_TMP/got" &
+    fam=-4; [[ $dst == *:* ]] && fam=-6
+    on h2 timeout 20 nc $fam -l -p 5001 >"$IT_TMP/got" &
     srv=$!
     sleep 0.5
     on h1 timeout 20 nc -N "$dst" 5001 <"$IT_TMP/blob" || fail "TCP send to $dst"
