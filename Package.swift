@@ -18,6 +18,8 @@ let package = Package(
         .systemLibrary(name: "CNetfilter", pkgConfig: "libnetfilter_queue",
                        providers: [.apt(["libnetfilter-queue-dev", "libnftnl-dev", "libmnl-dev"])]),
         .target(name: "CEncShim"),
+        // Counting malloc/free for encbench and AllocationTests only (never encd).
+        .target(name: "CAllocCounter"),
 
         // Pure libraries: no syscalls below Kernel.
         .target(name: "EncCore"),
@@ -34,7 +36,7 @@ let package = Package(
         .executableTarget(name: "encd", dependencies: ["Daemon"]),
         .executableTarget(name: "encctl", dependencies: ["Control", "Config"]),
         .executableTarget(name: "encstat", dependencies: ["Control"]),
-        .executableTarget(name: "encbench", dependencies: ["EncCore", "Crypto", "IPsec"]),
+        .executableTarget(name: "encbench", dependencies: ["EncCore", "Crypto", "IPsec", "CAllocCounter", "CCrypto"]),
 
         .testTarget(name: "EncCoreTests", dependencies: ["EncCore"]),
         .testTarget(name: "CryptoTests", dependencies: ["Crypto", "EncCore"]),
