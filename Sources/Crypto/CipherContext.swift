@@ -25,7 +25,7 @@ final class CipherContext {
     private let ctx: OpaquePointer
     /// Scratch for EVP_CipherFinal_ex's output, which is empty for every mode used
     /// here (no padding, stream and AEAD modes) but must point somewhere.
-    private var finalScratch: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    private let finalScratch: UnsafeMutablePointer<UInt8>
 
     /// Creates a context for `name` keyed with `key`, encrypting or decrypting.
     /// Variable-length ciphers (Blowfish, CAST-128) take the key's own length.
@@ -38,6 +38,8 @@ final class CipherContext {
         defer { EVP_CIPHER_free(cipher) }     // the context keeps its own reference
         guard let ctx = EVP_CIPHER_CTX_new() else { throw CryptoError.openssl("allocate a cipher context") }
         self.ctx = ctx
+        finalScratch = .allocate(capacity: 32)
+        // Fully initialised from here: a throw below runs deinit, which frees both.
         let enc: Int32 = encrypt ? 1 : 0
         guard EVP_CipherInit_ex(ctx, cipher, nil, nil, nil, enc) == 1 else {
             throw CryptoError.openssl("set up \(name)")
@@ -53,7 +55,10 @@ final class CipherContext {
         }
     }
 
-    deinit { EVP_CIPHER_CTX_free(ctx) }   // EVP_CIPHER_CTX_free cleanses the key schedule
+    deinit {
+        EVP_CIPHER_CTX_free(ctx)           // cleanses the key schedule
+        finalScratch.deallocate()
+    }
 
     /// Starts a new message under the existing key with this IV or nonce.
     @inline(__always)
@@ -84,9 +89,7 @@ final class CipherContext {
     @inline(__always)
     func finish() -> Bool {
         var outl: Int32 = 0
-        return withUnsafeMutableBytes(of: &finalScratch) { s in
-            EVP_CipherFinal_ex(ctx, s.baseAddress!.assumingMemoryBound(to: UInt8.self), &outl) == 1 && outl == 0
-        }
+        return EVP_CipherFinal_ex(ctx, finalScratch, &outl) == 1 && outl == 0
     }
 
     /// Copies the AEAD tag of the message just finished (encryption).

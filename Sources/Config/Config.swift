@@ -1,1 +1,0 @@
-// Config module: see Docs/architecture.md.

@@ -1,0 +1,285 @@
+// The statement level of the recursive-descent parser: one statement per logical line
+// (macro definition, include, flow, SA, set). An error abandons its statement, is
+// recorded, and parsing resumes on the next line, so every error of a file is reported
+// (as ipsecctl does); `finish` then throws them all.
+
+import IPsec
+
+/// Macros: `-D` definitions are persistent and win over the file's, as in ipsecctl.
+struct MacroTable {
+    private var values: [String: String]
+    private let persistent: Set<String>
+
+    init(defines: [String: String]) {
+        values = defines
+        persistent = Set(defines.keys)
+    }
+
+    static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy { b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == UInt8(ascii: "_")
+        }
+    }
+
+    mutating func define(_ name: String, _ value: String) {
+        if persistent.contains(name) { return }
+        values[name] = value
+    }
+
+    func value(_ name: String) -> String? { values[name] }
+}
+
+/// An SA as parsed, before the tunables that may follow it in the file are known.
+struct PendingSA {
+    var spec: SASpec
+    var replayGiven: Bool
+    var portGiven: Bool
+    var location: SourceLocation
+}
+
+/// State shared by a file and the files it includes.
+final class ParseSession {
+    var errors: [ConfigError] = []
+    var warnings: [ConfigError] = []
+    var macros: MacroTable
+    var flows: [FlowSpec] = []
+    var sas: [PendingSA] = []
+    var tunables = Tunables()
+    /// Set while the rest of a failed statement is skipped: its lexical errors are noise.
+    var quiet = false
+    /// The files being parsed, outermost first, as (identity, display name).
+    var includeStack: [(identity: String, name: String)] = []
+    let readFile: ConfigParser.FileReader
+    static let maxIncludeDepth = 16
+
+    init(defines: [String: String], readFile: @escaping ConfigParser.FileReader) {
+        macros = MacroTable(defines: defines)
+        self.readFile = readFile
+    }
+
+    func parseFile(text: String, name: String, directory: String, identity: String) {
+        includeStack.append((identity, name))
+        defer { includeStack.removeLast() }
+        var parser = FileParser(text: text, name: name, directory: directory, session: self)
+        parser.parseStatements()
+    }
+
+    /// Fills in the tunable-dependent defaults, checks for duplicate SAs, and returns
+    /// the configuration or throws every error.
+    func finish() throws -> Configuration {
+        var seen: [SAKey: SourceLocation] = [:]
+        var out = [SASpec]()
+        for var p in sas {
+            if !p.replayGiven { p.spec.replayWindow = tunables.replayWindow }
+            if !p.portGiven, p.spec.encapsulation != nil { p.spec.encapsulation!.port = tunables.udpEncapPort }
+            if let first = seen[p.spec.key] {
+                errors.append(ConfigError(p.location, "duplicate SA \(p.spec.proto) spi 0x\(hex8(p.spec.spi)) to \(p.spec.destination): first defined at \(first)"))
+            } else {
+                seen[p.spec.key] = p.location
+            }
+            out.append(p.spec)
+        }
+        if !errors.isEmpty { throw ConfigErrors(errors) }
+        return Configuration(flows: flows, sas: out, tunables: tunables, warnings: warnings)
+    }
+}
+
+func hex8(_ v: UInt32) -> String {
+    let s = String(v, radix: 16)
+    return String(repeating: "0", count: max(0, 8 - s.count)) + s
+}
+
+/// Abandons the current statement. `error` is nil when it was already reported (a
+/// lexical error).
+struct StatementError: Error {
+    var error: ConfigError?
+}
+
+/// Parses one file's statements.
+struct FileParser {
+    var lexer: Lexer
+    var lookahead: [Token] = []
+    let name: String
+    let directory: String
+    let session: ParseSession
+
+    init(text: String, name: String, directory: String, session: ParseSession) {
+        self.name = name
+        self.directory = directory
+        self.session = session
+        lexer = Lexer(text: text, file: name)
+        lexer.macro = { [unowned session] in session.macros.value($0) }
+        lexer.report = { [unowned session] in if !session.quiet { session.errors.append($0) } }
+    }
+
+    // MARK: tokens
+
+    mutating func peek(_ n: Int = 0) -> Token {
+        while lookahead.count <= n { lookahead.append(lexer.next()) }
+        return lookahead[n]
+    }
+
+    @discardableResult
+    mutating func take() -> Token {
+        let t = peek()
+        lookahead.removeFirst()
+        return t
+    }
+
+    /// Takes the next token if it is the unquoted keyword.
+    mutating func accept(_ keyword: String) -> Token? {
+        peek().isKeyword(keyword) ? take() : nil
+    }
+
+    /// The error "expected X CONTEXT, found Y" at `token`.
+    func unexpected(_ token: Token, expected: String, _ context: String = "") -> StatementError {
+        if token.kind == .invalid { return StatementError(error: nil) }
+        let ctx = context.isEmpty ? "" : " " + context
+        return StatementError(error: ConfigError(token.location, "expected \(expected)\(ctx), found \(token)"))
+    }
+
+    func fail(_ token: Token, _ message: String) -> StatementError {
+        StatementError(error: ConfigError(token.location, message))
+    }
+
+    func fail(_ location: SourceLocation, _ message: String) -> StatementError {
+        StatementError(error: ConfigError(location, message))
+    }
+
+    /// The next token must be a word (quoted or not); `what` names it for the error.
+    mutating func expectWord(_ what: String, _ context: String = "") throws -> (String, Token) {
+        let t = peek()
+        guard let w = t.word else { throw unexpected(t, expected: what, context) }
+        take()
+        return (w, t)
+    }
+
+    mutating func expectKeyword(_ keyword: String, _ context: String) throws -> Token {
+        guard let t = accept(keyword) else { throw unexpected(peek(), expected: "\"\(keyword)\"", context) }
+        return t
+    }
+
+    mutating func expectEndOfLine(_ context: String) throws {
+        let t = peek()
+        guard t.isEndOfLine else { throw unexpected(t, expected: "end of line", context) }
+    }
+
+    /// Skips the rest of a statement that failed, through its newline.
+    mutating func skipLine() {
+        session.quiet = true
+        defer { session.quiet = false }
+        while true {
+            let t = take()
+            if t.isEndOfLine { if t.kind == .eof { lookahead.insert(t, at: 0) }; return }
+        }
+    }
+
+    // MARK: statements
+
+    static let openBSDKeywords: Set<String> = [
+        "acquire", "active", "aggressive", "ah", "any", "auth", "authkey", "bundle", "bypass", "comp",
+        "deny", "dontacq", "dstid", "dynamic", "enc", "enckey", "esp", "file", "flow", "from", "group",
+        "ike", "in", "include", "interface", "ipcomp", "ipip", "lifetime", "local", "main", "out",
+        "passive", "peer", "port", "proto", "psk", "quick", "require", "rsa", "spi", "srcid", "tag",
+        "tcpmd5", "to", "transport", "tunnel", "type", "udpencap", "use",
+    ]
+
+    mutating func parseStatements() {
+        while true {
+            let t = peek()
+            if t.kind == .eof { return }
+            if t.kind == .newline { take(); continue }
+            do {
+                try parseStatement()
+                if take().kind == .eof { return }  // every statement ends at its end of line
+            } catch let e as StatementError {
+                if let error = e.error { session.errors.append(error) }
+                skipLine()
+            } catch {
+                session.errors.append(ConfigError(t.location, "\(error)"))
+                skipLine()
+            }
+        }
+    }
+
+    mutating func parseStatement() throws {
+        let t = peek()
+        if case .word(let w, let quoted) = t.kind, !quoted, peek(1).isPunct("=") {
+            return try parseMacroDefinition(w, t)
+        }
+        switch t.kind {
+        case .word(let w, quoted: false):
+            switch w {
+            case "include": return try parseInclude()
+            case "flow": return try parseFlow()
+            case "esp", "ah", "tunnel", "transport", "from", "to": return try parseSA()
+            case "set": return try parseSet()
+            case "ike", "tcpmd5", "ipcomp", "ipip":
+                throw fail(t, "\(w) rules are not supported: encd does manual keying of esp and ah only")
+            default: break
+            }
+        default: break
+        }
+        throw unexpected(t, expected: "a rule (\"flow\", \"esp\", \"ah\", \"set\", \"include\") or a macro definition",
+                         "at start of line")
+    }
+
+    /// `name = "value" ...`: the words after "=" joined by single spaces.
+    mutating func parseMacroDefinition(_ name: String, _ nameToken: Token) throws {
+        take(); take()  // name, "="
+        if FileParser.openBSDKeywords.contains(name) {
+            throw fail(nameToken, "\"\(name)\" is a keyword and cannot name a macro")
+        }
+        guard MacroTable.isValidName(name) else {
+            throw fail(nameToken, "macro name \"\(name)\" may contain only letters, digits and _")
+        }
+        var parts = [String]()
+        while let w = peek().word { parts.append(w); take() }
+        guard !parts.isEmpty else { throw unexpected(peek(), expected: "a value", "after \"\(name) =\"") }
+        try expectEndOfLine("after macro value")
+        session.macros.define(name, parts.joined(separator: " "))
+    }
+
+    mutating func parseInclude() throws {
+        take()
+        let (file, fileToken) = try expectWord("a file name", "after \"include\"")
+        try expectEndOfLine("after include file name")
+        if file.isEmpty { throw fail(fileToken, "include needs a file name") }
+        let path = Files.resolve(file, relativeTo: directory)
+        let identity = Files.identity(path)
+        if let i = session.includeStack.firstIndex(where: { $0.identity == identity }) {
+            let chain = session.includeStack[i...].map(\.name) + [path]
+            throw fail(fileToken, "include loop: " + chain.joined(separator: " -> "))
+        }
+        if session.includeStack.count >= ParseSession.maxIncludeDepth {
+            throw fail(fileToken, "failed to include file \(path): includes nested more than \(ParseSession.maxIncludeDepth) deep")
+        }
+        let text: String
+        do {
+            text = try session.readFile(path)
+        } catch let e as FileReadError {
+            throw fail(fileToken, "failed to include file \(path): \(e.message)")
+        } catch {
+            throw fail(fileToken, "failed to include file \(path): \(error)")
+        }
+        session.parseFile(text: text, name: path, directory: Files.directory(of: path), identity: identity)
+    }
+
+    /// `set NAME VALUE` or `set NAME = VALUE`.
+    mutating func parseSet() throws {
+        take()
+        let (name, nameToken) = try expectWord("a tunable name", "after \"set\"")
+        guard Tunables.info(name) != nil else {
+            throw fail(nameToken, "unknown tunable \"\(name)\": expected one of "
+                + Tunables.table.map(\.name).joined(separator: ", "))
+        }
+        if peek().isPunct("=") { take() }
+        let (value, valueToken) = try expectWord("a value", "after tunable name")
+        do {
+            try session.tunables.set(name, to: value)
+        } catch let e as TunableError {
+            throw fail(valueToken, e.message)
+        }
+        try expectEndOfLine("after tunable value")
+    }
+}

@@ -1,0 +1,166 @@
+import Crypto
+import EncCore
+import Testing
+@testable import IPsec
+
+@Suite struct SPDTests {
+    let site1 = IPPrefix("198.18.1.0/24")!, site2 = IPPrefix("198.18.2.0/24")!
+
+    func flow(_ src: IPPrefix, _ dst: IPPrefix, _ type: FlowType = .require, dir: FlowDirection = .outbound,
+              peer: IPAddress? = hostB4, proto: UInt8? = nil, dport: UInt16? = nil) -> FlowSpec {
+        FlowSpec(direction: dir, upperProtocol: proto, source: src, destination: dst, destinationPort: dport,
+                 peer: type == .bypass || type == .deny ? nil : peer, type: type)
+    }
+
+    func sel(_ s: String, _ d: String, proto: UInt8 = IPProtocol.udp, dport: UInt16 = 53) -> Selector {
+        Selector(source: IPAddress(s)!, destination: IPAddress(d)!, proto: proto, sourcePort: 1000, destinationPort: dport)
+    }
+
+    func outboundSA(spi: UInt32 = 0x1000, to peer: IPAddress = hostB4) throws -> SecurityAssociation {
+        try SecurityAssociation(try SAPair.esp("aes-128-gcm", from: hostA4, to: peer, spi: spi).spec,
+                                direction: .outbound, store: nil, now: 0)
+    }
+
+    @Test func noFlowMeansNotIPsec() {
+        let spd = SPD(flows: [flow(site1, site2)])
+        guard case .notIPsec = spd.decideOutbound(sel("198.18.9.1", "198.18.2.1")) else { Issue.record("expected notIPsec"); return }
+    }
+
+    @Test func requireWithSAProtects() throws {
+        let sa = try outboundSA()
+        let spd = SPD(flows: [flow(site1, site2)], sad: SAD([sa]))
+        guard case .protect(_, let got) = spd.decideOutbound(sel("198.18.1.5", "198.18.2.9")) else {
+            Issue.record("expected protect"); return
+        }
+        #expect(got === sa)
+    }
+
+    @Test(arguments: [(FlowType.require, false, true), (.use, true, false), (.acquire, true, true), (.dontacq, false, false)])
+    func outcomeWithoutSAFollowsTheType(type: FlowType, clear: Bool, acquire: Bool) {
+        let spd = SPD(flows: [flow(site1, site2, type)])
+        guard case .noSA(_, let c, let a) = spd.decideOutbound(sel("198.18.1.5", "198.18.2.9")) else {
+            Issue.record("expected noSA"); return
+        }
+        #expect(c == clear && a == acquire)
+    }
+
+    @Test func mostSpecificFlowWins() throws {
+        let sa = try outboundSA()
+        let flows = [flow(site1, site2),
+                     flow(IPPrefix("198.18.1.7")!, site2, .bypass),
+                     flow(site1, IPPrefix("198.18.2.0/25")!, .deny),
+                     flow(site1, site2, .bypass, proto: IPProtocol.udp, dport: 500)]
+        let spd = SPD(flows: flows, sad: SAD([sa]))
+        if case .bypass(let i) = spd.decideOutbound(sel("198.18.1.7", "198.18.2.200")) { #expect(i == 1) } else { Issue.record("host source") }
+        if case .deny(let i) = spd.decideOutbound(sel("198.18.1.8", "198.18.2.3")) { #expect(i == 2) } else { Issue.record("longer destination") }
+        if case .bypass(let i) = spd.decideOutbound(sel("198.18.1.8", "198.18.2.200", dport: 500)) { #expect(i == 3) } else { Issue.record("port") }
+        if case .protect = spd.decideOutbound(sel("198.18.1.8", "198.18.2.200")) {} else { Issue.record("general flow") }
+    }
+
+    @Test func hardExpiredSAIsNotUsed() throws {
+        let sa = try outboundSA()
+        let spd = SPD(flows: [flow(site1, site2)], sad: SAD([sa]))
+        sa.invalidate()
+        guard case .noSA(_, false, true) = spd.decideOutbound(sel("198.18.1.5", "198.18.2.9")) else {
+            Issue.record("expected drop with acquire"); return
+        }
+    }
+
+    @Test func peerAnyUsesThePacketDestination() throws {
+        let sa = try outboundSA(to: hostB4)
+        let f = FlowSpec(direction: .outbound, source: IPPrefix(host: hostA4), destination: .any(.inet), peer: nil, type: .require)
+        let spd = SPD(flows: [f], sad: SAD([sa]))
+        guard case .protect = spd.decideOutbound(Selector(source: hostA4, destination: hostB4, proto: 1)) else {
+            Issue.record("expected protect"); return
+        }
+        guard case .noSA = spd.decideOutbound(Selector(source: hostA4, destination: IPAddress("192.0.2.77")!, proto: 1)) else {
+            Issue.record("expected noSA"); return
+        }
+    }
+
+    @Test func inboundCheckBindsPacketToItsSA() throws {
+        // gw1 has flows for site2 (peer gw2) and site3 (peer gw3). A packet that gw2's
+        // SA carries must come from site2; claiming site3's addresses is refused.
+        let gw3 = IPAddress("192.0.2.3")!
+        let site3 = IPPrefix("198.18.3.0/24")!
+        let fromGW2 = try SecurityAssociation(try SAPair.esp("aes-128-gcm", from: hostB4, to: hostA4, spi: 0x2001).spec,
+                                              direction: .inbound, store: nil, now: 0)
+        let flows = [flow(site2, site1, dir: .inbound, peer: hostB4), flow(site3, site1, dir: .inbound, peer: gw3)]
+        let spd = SPD(flows: flows, sad: SAD([fromGW2]))
+        #expect(spd.inboundAllowed(sel("198.18.2.9", "198.18.1.5"), carriedBy: fromGW2))
+        #expect(!spd.inboundAllowed(sel("198.18.3.9", "198.18.1.5"), carriedBy: fromGW2))
+        #expect(!spd.inboundAllowed(sel("198.18.9.9", "198.18.1.5"), carriedBy: fromGW2))
+    }
+
+    @Test func inboundCheckRequiresTheFlowsProtocol() throws {
+        let ahSA = try SecurityAssociation(try SAPair.ah(from: hostB4, to: hostA4).spec, direction: .inbound, store: nil, now: 0)
+        let spd = SPD(flows: [flow(site2, site1, dir: .inbound, peer: hostB4)])   // an esp flow
+        #expect(!spd.inboundAllowed(sel("198.18.2.9", "198.18.1.5"), carriedBy: ahSA))
+    }
+
+    @Test func inboundCleartextOfRequireFlowMustBeDropped() {
+        let spd = SPD(flows: [flow(site2, site1, dir: .inbound), flow(IPPrefix("198.18.2.53")!, site1, .bypass, dir: .inbound)])
+        #expect(spd.inboundRequiresIPsec(sel("198.18.2.9", "198.18.1.5")))
+        #expect(!spd.inboundRequiresIPsec(sel("198.18.2.53", "198.18.1.5")))
+        #expect(!spd.inboundRequiresIPsec(sel("198.18.7.1", "198.18.1.5")))
+        #expect(spd.inboundRequireFlows.count == 1)
+    }
+
+    @Test func mirroredFlowSwapsAddressesAndPorts() {
+        let f = FlowSpec(direction: .outbound, upperProtocol: 6, source: site1, sourcePort: 80, destination: site2, peer: hostB4)
+        let m = f.mirrored
+        #expect(m.direction == .inbound && m.source == site2 && m.destination == site1)
+        #expect(m.destinationPort == 80 && m.sourcePort == nil)
+    }
+}
+
+@Suite struct CounterTextTests {
+    @Test func espReportMatchesOpenBSDWording() {
+        let s = CounterSnapshot()
+        let lines = s.report(.esp).split(separator: "\n").map(String.init)
+        #expect(lines.first == "esp:")
+        #expect(lines.count == 25)
+        #expect(lines[1] == "\t0 input ESP packets")
+        #expect(lines[9] == "\t0 packets that failed verification received")
+        #expect(lines[13] == "\t0 possibly replayed packets received")
+        #expect(lines[24] == "\t0 output bytes")
+    }
+
+    @Test func pluralFollowsTheValue() {
+        #expect(OpenBSDField.badauth.line(1, in: .esp) == "\t1 packet that failed verification received")
+        #expect(OpenBSDField.badauth.line(2, in: .esp) == "\t2 packets that failed verification received")
+        #expect(OpenBSDField.input.line(1, in: .ah) == "\t1 input AH packets")
+        #expect(OpenBSDField.input.line(1, in: .esp) == "\t1 input ESP packet")
+    }
+
+    @Test func ahReportHasNoEncryptionLines() {
+        let text = CounterSnapshot().report(.ah)
+        #expect(!text.contains("encryption") && !text.contains("padding") && !text.contains("UDP"))
+        #expect(text.contains("\t0 packets with bad authenticator length received\n"))
+        #expect(text.split(separator: "\n").count == 19)
+    }
+
+    @Test func ipsecGroupAggregatesBothProtocols() {
+        var s = CounterSnapshot()
+        var v = [UInt64](repeating: 0, count: Counter.allCases.count)
+        v[Counter.espInput.rawValue] = 3
+        v[Counter.ahInput.rawValue] = 2
+        v[Counter.espAuthFailed.rawValue] = 1
+        v[Counter.ahReplay.rawValue] = 1
+        v[Counter.espTooBig.rawValue] = 4
+        s.merge(v)
+        #expect(s.value(.input, in: .ipsec) == 5)
+        #expect(s.value(.idrops, in: .ipsec) == 2)
+        #expect(s.value(.odrops, in: .ipsec) == 4)
+        #expect(s.report(.ipsec, hideZeros: true) ==
+                "ipsec:\n\t5 input IPsec packets\n\t2 packets dropped on input\n\t4 packets dropped on output\n")
+    }
+
+    @Test func everyDropReasonHasAPlaceToShow() {
+        for c in Counter.allCases {
+            #expect(c.openBSDField != nil || c.group == .enc || c.group == .ipsec, "\(c)")
+            #expect(!c.encText.isEmpty)
+            #expect(c.name.allSatisfy { $0.isLowercase || $0 == "_" || $0.isNumber }, "\(c.name)")
+        }
+    }
+}
