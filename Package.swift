@@ -42,6 +42,7 @@ let package = Package(
         .testTarget(name: "CryptoTests", dependencies: ["Crypto", "EncCore"]),
         .testTarget(name: "IPsecTests", dependencies: ["IPsec", "Crypto", "EncCore"],
                     resources: [.copy("Interop")]),
+        .testTarget(name: "AllocationTests", dependencies: ["IPsec", "Crypto", "EncCore", "CAllocCounter"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "IPsec", "Crypto", "EncCore"]),
     ],
     swiftLanguageModes: [.v5]
