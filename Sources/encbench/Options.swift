@@ -12,8 +12,10 @@ struct Options {
     var ring = 256
     /// Print the table as Markdown (for Docs/benchmarks.md).
     var markdown = false
+    /// Run only the rows whose "protocol operation algorithm" contains this text.
+    var only: String?
 
-    static let usage = "usage: encbench [--packets N] [--size BYTES] [--runs R] [--ring K] [--markdown]"
+    static let usage = "usage: encbench [--packets N] [--size BYTES] [--runs R] [--ring K] [--only TEXT] [--markdown]"
 
     struct Failure: Error, CustomStringConvertible {
         let description: String
@@ -37,6 +39,10 @@ struct Options {
             case "--runs": o.runs = try value("--runs", 1...1000)
             case "--ring": o.ring = try value("--ring", 1...65_536)
             case "--markdown": o.markdown = true
+            case "--only":
+                i += 1
+                guard i < args.count else { throw Failure(description: "--only needs a text, e.g. --only \"ESP decrypt aes-128-gcm\"") }
+                o.only = args[i]
             case "-h", "--help": throw Failure(description: usage)
             default: throw Failure(description: "unknown argument \(args[i])\n\(usage)")
             }

@@ -9,7 +9,7 @@ struct Report {
     let options: Options
 
     func header() {
-        let what = "\(options.packets) packets of \(options.size) bytes per run, median of \(options.runs) runs; "
+        let what = "\(options.packets) packets of \(options.size) bytes per run, median of \(options.runs) run\(options.runs == 1 ? "" : "s"); "
             + "ESP/AH tunnel mode, IPv4 in IPv4; decrypt cycles a ring of \(options.ring) packets"
         if options.markdown {
             print("<!-- \(what) -->")

@@ -2,7 +2,7 @@
 // IPv4) and proves that it allocates nothing. Exit status: 0 when every row ran
 // without a drop and without a heap allocation in its timed loop; 1 otherwise; 2 on
 // bad arguments or when the allocation counter is not in effect.
-//   swift run -c release encbench [--packets N] [--size 1400] [--runs 5] [--ring 256] [--markdown]
+//   swift run -c release encbench [--packets N] [--size 1400] [--runs 5] [--ring 256] [--only TEXT] [--markdown]
 
 #if canImport(Glibc)
 import Glibc
@@ -33,7 +33,11 @@ let template = makeTemplate(size: options.size)
 let report = Report(options: options)
 report.header()
 var bad = false
-for c in BenchCase.all {
+let cases = BenchCase.all.filter { c in
+    options.only.map { "\(c.protocolName) \(c.operation) \(c.label)".lowercased().contains($0.lowercased()) } ?? true
+}
+guard !cases.isEmpty else { fail("--only \(options.only ?? ""): no row matches", status: 2) }
+for c in cases {
     let loop: PacketLoop
     do {
         loop = c.operation == .encrypt ? try EncryptLoop(spec: c.spec, template: template)
