@@ -18,6 +18,8 @@ let package = Package(
         .systemLibrary(name: "CNetfilter", pkgConfig: "libnetfilter_queue",
                        providers: [.apt(["libnetfilter-queue-dev", "libnftnl-dev", "libmnl-dev"])]),
         .target(name: "CEncShim"),
+        // Counting malloc/free for encbench and AllocationTests only (never encd).
+        .target(name: "CAllocCounter"),
 
         // Pure libraries: no syscalls below Kernel.
         .target(name: "EncCore"),
@@ -34,12 +36,13 @@ let package = Package(
         .executableTarget(name: "encd", dependencies: ["Daemon"]),
         .executableTarget(name: "encctl", dependencies: ["Control", "Config"]),
         .executableTarget(name: "encstat", dependencies: ["Control"]),
-        .executableTarget(name: "encbench", dependencies: ["EncCore", "Crypto", "IPsec"]),
+        .executableTarget(name: "encbench", dependencies: ["EncCore", "Crypto", "IPsec", "CAllocCounter", "CCrypto"]),
 
         .testTarget(name: "EncCoreTests", dependencies: ["EncCore"]),
         .testTarget(name: "CryptoTests", dependencies: ["Crypto", "EncCore"]),
         .testTarget(name: "IPsecTests", dependencies: ["IPsec", "Crypto", "EncCore"],
                     resources: [.copy("Interop")]),
+        .testTarget(name: "AllocationTests", dependencies: ["IPsec", "Crypto", "EncCore", "CAllocCounter"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "IPsec", "Crypto", "EncCore"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "EncCore"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Kernel", "Config", "IPsec", "Crypto", "EncCore"]),
