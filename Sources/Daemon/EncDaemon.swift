@@ -81,7 +81,13 @@ public final class EncDaemon: @unchecked Sendable {
 
     /// Builds a snapshot from `c` and swaps it in; on error nothing changes.
     func apply(_ c: Configuration) throws {
-        let snap = try builder.build(flows: c.flows, sas: c.sas, localAddresses: Self.localAddresses(),
+        let local = Self.localAddresses()
+        for f in c.flows where f.direction == .outbound {
+            if let peer = f.peer, local.contains(peer) {
+                log.warning("flow \(f.proto) out from \(f.source) to \(f.destination) names this host (\(peer)) as its peer: it is the other end's flow, and its traffic will find no SA here")
+            }
+        }
+        let snap = try builder.build(flows: c.flows, sas: c.sas, localAddresses: local,
                                      previous: box.value, now: clock.now)
         if let nft {
             try installCandidates(nft, snap.spd.flows.filter { $0.direction == .outbound })
