@@ -41,6 +41,11 @@ final class Rig {
         var lines: [String] = []
         nft = try Nftables { lines.append($0) }
         backend = try nft.install(EncdRuleset.table(config))
+        // [X] queues only what an outbound flow may match; these tests want everything.
+        for (family, name) in [(AddressFamily.inet, EncdRuleset.flowSet4), (.inet6, EncdRuleset.flowSet6)] {
+            try nft.replaceElements(of: NftAddressPairSet(name, family: family), table: config.table,
+                                    pairs: [(.any(family), .any(family))])
+        }
         logs = lines
         print(logs.joined(separator: "\n"))
     }
@@ -50,6 +55,20 @@ final class Rig {
         for rule in rules { try routing.deleteRule(rule) }
         try routing.deleteDefaultRoute(family: .inet, table: table, device: tun.name)
         try routing.deleteDefaultRoute(family: .inet6, table: table, device: tun.name)
+    }
+
+    /// What encd writes into enc0 comes back to [X] (spd_forward) for the inbound check;
+    /// these tests let it through with the bypass mark, as the check would.
+    func passInjected(id: UInt8) {
+        let enc0 = (try? routing.interfaceIndex(of: tun.name)) ?? 0
+        let injected = spd.await(seconds: 2, otherwise: { _ in .drop }) { m, b in
+            m.inInterface == enc0 && b.count > 25 && b[24] == id && b[25] == id
+        }
+        #expect(injected != nil, "the injected packet did not reach [X] from enc0")
+        if let injected {
+            _ = spd.setVerdict(.acceptWithMark(marks.bypassMark(keeping: injected.0.mark)), id: injected.0.id)
+            _ = spd.flushVerdicts()
+        }
     }
 
     /// Reads from enc0 until `match` or timeout.
@@ -94,7 +113,8 @@ struct KernelNamespaceTests {
         let buffer = PacketBuffer()
         buffer.load(Packets.echoRequest(from: "203.0.113.5", to: "198.51.100.1", id: 0x4343))
         #expect(rig.tun.write(from: buffer) == .done(buffer.count))
-        let reply = rig.spd.await(seconds: 1) { _, b in b.count > 25 && b[24] == 0x43 && b[25] == 0x43 }
+        rig.passInjected(id: 0x43)
+        let reply = rig.spd.await(seconds: 1) { _, b in Packets.v4Destination(b) == "203.0.113.5" && b.count > 25 && b[24] == 0x43 && b[25] == 0x43 }
         #expect(reply == nil, "the kernel now accepts injected packets on an address-less enc0; the address can go")
         #expect(try Netns.run(["nstat", "-az", "TcpExtIPReversePathFilter"]).1 != before)
     }
@@ -181,6 +201,7 @@ struct KernelNamespaceTests {
         let buffer = PacketBuffer()
         buffer.load(request)
         #expect(rig.tun.write(from: buffer) == .done(request.count))
+        rig.passInjected(id: 0x42)
 
         // The host answers; the reply meets [X] on its way out (so routing accepted the request).
         let reply = rig.spd.await(seconds: 3) { _, b in
@@ -271,7 +292,8 @@ struct KernelNamespaceTests {
         let rig = try Rig()
         defer { try? rig.tearDown() }
         let table = EncdRuleset.table(rig.config)
-        try rig.nft.replaceElements(of: table.sets[0], table: "encd",
+        let requireSet = try #require(table.sets.first { $0.name == EncdRuleset.requireSet4 })
+        try rig.nft.replaceElements(of: requireSet, table: "encd",
                                     pairs: [(IPPrefix("198.51.100.0/24")!, IPPrefix("198.51.100.1")!)])
         let (_, listing) = try Netns.run(["nft", "list", "set", "inet", "encd", "require_in4"])
         #expect(listing.contains("198.51.100.0/24 . 198.51.100.1"), "\(listing)")
@@ -279,7 +301,7 @@ struct KernelNamespaceTests {
         #expect(status != 0)
         #expect(try Netns.counter(table: "encd", chain: "require_in", containing: "@require_in4") >= 1)
         // Emptied again: the set accepts a flush.
-        try rig.nft.replaceElements(of: table.sets[0], table: "encd", pairs: [])
+        try rig.nft.replaceElements(of: requireSet, table: "encd", pairs: [])
         let (_, after) = try Netns.run(["nft", "list", "set", "inet", "encd", "require_in4"])
         #expect(!after.contains("198.51.100.1"))
     }
