@@ -155,7 +155,7 @@ private struct Session {
             try Framing.send(Request(.monitor), to: client.fd)
             while let r = try client.next() {
                 try check(r)
-                if !r.ok { fail(.daemon); return }
+                if !r.ok { refused(r); return }
                 if let e = r.event { io.out(e.text + "\n") }
             }
         } catch let e as ControlError {
@@ -191,10 +191,16 @@ private struct Session {
         }
         try check(r)
         if r.ok { return r }
+        refused(r)
+        return nil
+    }
+
+    /// Prints encd's reasons for refusing a request: its configuration errors, one per
+    /// line, then its message.
+    mutating func refused(_ r: Response) {
         for l in r.errors ?? [] { io.err(l + "\n") }
         io.err("encctl: \(r.error ?? "encd refused the request")\n")
         fail(r.errors?.isEmpty == false ? .configuration : .daemon)
-        return nil
     }
 
     /// A reply in another protocol version is not read further.
