@@ -156,8 +156,7 @@ public enum ESPInput {
             sa.counters.add(.drops)
             return .dropped(c)
         }
-        let p = buffer.bytes
-        let outerDS = outer.family == .inet ? IPv4Header(unchecked: p).tos : IPv6Header(unchecked: p).trafficClass
+        let outerDS = TunnelHeader.outerDS(buffer.bytes, family: outer.family)
         switch nextHeader {
         case IPProtocol.ipip, IPProtocol.ipv6: break
         case IPProtocol.noNextHeader: return drop(.espBadNextHeader)   // a dummy TFC packet (RFC 4303 §2.6)
@@ -165,19 +164,8 @@ public enum ESPInput {
         }
         buffer.trimBack(buffer.count - payloadEnd)
         buffer.trimFront(payloadStart)
-        let q = buffer.bytes
-        guard let inner = IPLayout.read(q),
-              (inner.family == .inet) == (nextHeader == IPProtocol.ipip) else { return drop(.espBadNextHeader) }
-        buffer.trimBack(buffer.count - inner.packetLength)   // TFC padding (RFC 4303 §2.7)
-        let r = buffer.bytes
-        if inner.family == .inet {
-            let ip = IPv4Header(unchecked: r)
-            guard let ds = TunnelDSField.decapsulate(inner: ip.tos, outer: outerDS) else { return drop(.espBadNextHeader) }
-            if ds != ip.tos { ip.tos = ds }
-        } else {
-            let ip = IPv6Header(unchecked: r)
-            guard let ds = TunnelDSField.decapsulate(inner: ip.trafficClass, outer: outerDS) else { return drop(.espBadNextHeader) }
-            if ds != ip.trafficClass { ip.trafficClass = ds }
+        guard TunnelHeader.finishDecapsulation(buffer, nextHeader: nextHeader, outerDS: outerDS) else {
+            return drop(.espBadNextHeader)
         }
         return .decapsulated(sa)
     }
