@@ -108,7 +108,10 @@ public enum ESPInput {
         case .failed: return drop(.espInputCryptoFailed, sa)
         }
 
-        // 5. Commit.
+        // 5. Commit. Only a packet newer than every packet before it may move the
+        // peer's NAT-T endpoint, so a replayed packet (with replay checking off, or
+        // inside the window) sent from elsewhere cannot redirect our traffic.
+        let newest = sequence > sa.replay.top
         sa.replay.commit(sequence)
 
         // 6. Trailer.
@@ -124,7 +127,7 @@ public enum ESPInput {
         let payloadLength = payloadEnd - payloadStart
 
         // 7. NAT-T and decapsulation.
-        if viaUDP { sa.learnNATEndpoint(address: outer.source, port: udpSourcePort) }
+        if viaUDP && newest { sa.learnNATEndpoint(address: outer.source, port: udpSourcePort) }
         let result: InputResult
         if sa.spec.mode == .tunnel {
             result = decapsulateTunnel(buffer, outer: outer, payloadStart: payloadStart, payloadEnd: payloadEnd,
