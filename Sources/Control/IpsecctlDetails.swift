@@ -17,8 +17,8 @@
 //   		1 packet dropped on output
 //
 // flags: pfkdump's print_flags, "%#x<names>" with OpenBSD's SADB bits (tunnel 0x4,
-// udpencap 0x200, esn 0x400; "0<>" when none); names the daemon reports that have no
-// OpenBSD bit follow in the list. state: mature, soft-expired, hard-expired, exhausted.
+// udpencap 0x200, esn 0x400; "0<>" when none); other names the daemon reports follow
+// in the list, except "replay" and "transport", which the state line and the rule show. state: mature, soft-expired, hard-expired, exhausted.
 // counter: pfkdump's print_counter wording and plural rule; lines that are zero are
 // left out unless -vv (as pfkdump does), and the heading goes when no line remains.
 // No key is ever printed here.
@@ -26,6 +26,8 @@
 public enum IpsecctlDetails {
     /// OpenBSD's SADB_SAFLAGS bits, in print order (lowest bit first).
     static let flagBits: [(name: String, bit: UInt32)] = [("tunnel", 0x004), ("udpencap", 0x200), ("esn", 0x400)]
+    /// Daemon flags that the rule or the state line already say ("replay 64", the mode).
+    static let shownElsewhere: Set<String> = ["replay", "transport"]
 
     public static func lines(_ sa: SAStatus, showZeroCounters: Bool) -> String {
         let words = IpsecctlRule.words(sa.text)
@@ -52,7 +54,7 @@ public enum IpsecctlDetails {
             value |= f.bit
             listed.append(f.name)
         }
-        listed += sa.flags.filter { n in !flagBits.contains { $0.name == n } }
+        listed += sa.flags.filter { n in !flagBits.contains { $0.name == n } && !shownElsewhere.contains(n) }
         return (value == 0 ? "0" : "0x" + String(value, radix: 16)) + "<" + listed.joined(separator: ",") + ">"
     }
 

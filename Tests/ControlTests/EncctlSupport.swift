@@ -38,9 +38,12 @@ func flowStatus(_ f: FlowSpec) -> FlowStatus {
 
 /// An SA as the daemon reports a fresh one; `showKeys` as the request asked.
 func saStatus(_ s: SASpec, direction: String, showKeys: Bool, defaultReplayWindow: Int = 0) -> SAStatus {
+    // As encd's ControlStatus reports them.
     var flags = [String]()
+    if s.replayWindow > 0 { flags.append("replay") }
     if s.extendedSequence { flags.append("esn") }
     if s.encapsulation != nil { flags.append("udpencap") }
+    flags.append("\(s.mode)")
     return SAStatus(text: Printer.sa(s, showKeys: showKeys, defaultReplayWindow: defaultReplayWindow),
                     proto: "\(s.proto)", spi: s.spi, source: "\(s.source)", destination: "\(s.destination)",
                     direction: direction, state: "mature", replayWindow: s.replayWindow,

@@ -198,8 +198,9 @@ func goldenSAs(showKeys: Bool) throws -> [SAStatus] {
         let sa = SAStatus(text: "esp tunnel from 192.0.2.1 to 192.0.2.2 spi 0x00001000 auth hmac-sha2-256 enc aes",
                           proto: "esp", spi: 0x1000, source: "192.0.2.1", destination: "192.0.2.2", direction: "out",
                           state: "exhausted", replayWindow: 0, sequence: 4294967296, packets: 0, bytes: 0, drops: 0,
-                          replayDrops: 0, authFailures: 0, age: 0, sinceFirstUse: nil, flags: ["replay", "esn"])
-        #expect(IpsecctlDetails.flags(sa, mode: "tunnel") == "0x404<tunnel,esn,replay>")
+                          replayDrops: 0, authFailures: 0, age: 0, sinceFirstUse: nil,
+                          flags: ["replay", "esn", "tunnel", "tfc", "transport"])
+        #expect(IpsecctlDetails.flags(sa, mode: "tunnel") == "0x404<tunnel,esn,tfc>")
     }
 
     @Test func verboseAddsNothingToFlows() throws {
