@@ -1,5 +1,6 @@
 // encctl's work, in ipsecctl(8)'s order: -F flush, -f load (or -d delete, or -n
-// check), -T tunables, -s show, -m monitor. Each step that talks to encd opens its own
+// check; a load first reads the running tunables, see IpsecctlConfig), -T tunables,
+// -s show, -m monitor. Each step that talks to encd opens its own
 // connection (the protocol is one request per connection, monitor aside). Like
 // ipsecctl, a step that fails sets the exit status and the next steps still run, except
 // that encd being unreachable ends the run at once.
@@ -95,20 +96,36 @@ private struct Session {
     }
 
     mutating func rules(_ file: String) throws {
+        let source: RulesSource
         let rules: LoadedRules
         do {
-            rules = try IpsecctlConfig.load(file, defines: options.defines, showKeys: options.showKeys)
+            source = try IpsecctlConfig.read(file)
+            rules = try IpsecctlConfig.parse(source, defines: options.defines, showKeys: options.showKeys)
         } catch let e as RulesError {
-            for l in e.lines { io.err(l + "\n") }
-            io.err("encctl: Syntax error in config file: ipsec rules not loaded\n")
-            fail(.configuration)
+            rulesNotLoaded(e)
             return
         }
         for w in rules.warnings { io.err(w + "\n") }
         // ipsecctl_add_rule prints each rule with -v unless -s was given.
         if options.verbose > 0 && options.show == nil { io.out(rules.listing) }
         if options.noAction { return }
-        _ = try call(Request(options.delete ? .delete : .load, config: rules.canonical, configName: rules.name))
+        // Again with the running tunables, so that defaulted SA fields are the daemon's.
+        guard let running = try call(Request(.tunable)) else { return }
+        let final: LoadedRules
+        do {
+            final = try IpsecctlConfig.parse(source, defines: options.defines,
+                                             tunables: IpsecctlConfig.tunables(running.tunables ?? [:]), showKeys: false)
+        } catch let e as RulesError {
+            rulesNotLoaded(e)
+            return
+        }
+        _ = try call(Request(options.delete ? .delete : .load, config: final.canonical, configName: source.name))
+    }
+
+    mutating func rulesNotLoaded(_ e: RulesError) {
+        for l in e.lines { io.err(l + "\n") }
+        io.err("encctl: Syntax error in config file: ipsec rules not loaded\n")
+        fail(.configuration)
     }
 
     mutating func tunable(_ t: TunableArgument) throws {

@@ -46,7 +46,7 @@ let treeCanonical = """
         defer { encd.stop() }
         let r = encctl(["-f", tree.main], socket: encd.path)
         #expect(r.status == 0 && r.out == "" && r.err == "")
-        #expect(encd.requests == [Request(.load, config: treeCanonical, configName: tree.main)])
+        #expect(encd.requests == [Request(.tunable), Request(.load, config: treeCanonical, configName: tree.main)])
         // The canonical text parses back to the same rules.
         #expect(Printer.configuration(try parseConfig(treeCanonical), showKeys: true) == treeCanonical)
     }
@@ -63,7 +63,7 @@ let treeCanonical = """
         defer { FileManager.default.changeCurrentDirectoryPath(cwd) }
         let r = withStandardInput(text) { encctl(["-f", "-"], socket: encd.path) }
         #expect(r.status == 0 && r.err == "")
-        #expect(encd.requests == [Request(.load, config: treeCanonical, configName: "stdin")])
+        #expect(encd.requests == [Request(.tunable), Request(.load, config: treeCanonical, configName: "stdin")])
     }
 
     @Test func defineOverridesTheFilesMacro() throws {
@@ -73,7 +73,36 @@ let treeCanonical = """
         defer { encd.stop() }
         let r = encctl(["-D", "gw=198.51.100.7", "-f", tree.main], socket: encd.path)
         #expect(r.status == 0)
-        #expect(encd.requests.first?.config?.contains("flow esp out from 10.1.0.0/24 to 10.2.0.0/24 peer 198.51.100.7 type require\n") == true)
+        #expect(encd.requests.last?.config?.contains("flow esp out from 10.1.0.0/24 to 10.2.0.0/24 peer 198.51.100.7 type require\n") == true)
+    }
+
+    @Test func loadFillsDefaultsFromTheRunningTunables() throws {
+        // encd runs with a replay window of 64 and NAT-T on port 4600: an SA that leaves
+        // both to the defaults gets those, as ipsecctl's SAs get the kernel's sysctls.
+        let encd = try FakeEncd { r in
+            var x = Response()
+            if r.command == .tunable {
+                x.tunables = ["ipsec.replay_window": 64, "net.inet.esp.udpencap_port": 4600, "net.inet.esp.enable": 1,
+                              "some.future.tunable": 7]
+            }
+            return [x]
+        }
+        defer { encd.stop() }
+        let sa = "esp from 192.0.2.1 to 192.0.2.2 spi 0x1000 udpencap enc aes-128-gcm enckey \(TestKeys.gcm1)"
+        let r = withStandardInput(sa) { encctl(["-v", "-f", "-"], socket: encd.path) }
+        #expect(r.status == 0 && r.err == "")
+        // -v lists what the file says with the built-in defaults (as -n would).
+        #expect(r.out == "esp tunnel from 192.0.2.1 to 192.0.2.2 spi 0x00001000 udpencap port 4500 enc aes-128-gcm\n")
+        let canonical = """
+            set net.inet.esp.udpencap_port 4600
+            set ipsec.replay_window 64
+            esp tunnel from 192.0.2.1 to 192.0.2.2 spi 0x00001000 udpencap port 4600 enc aes-128-gcm \\
+            \tenckey \(TestKeys.gcm1)
+
+            """
+        #expect(encd.requests.last == Request(.load, config: canonical, configName: "stdin"))
+        let parsed = try parseConfig(canonical)
+        #expect(parsed.sas.first?.replayWindow == 64 && parsed.sas.first?.encapsulation?.port == 4600)
     }
 
     @Test func deleteSendsTheSameTextAsDelete() throws {
@@ -83,7 +112,7 @@ let treeCanonical = """
         defer { encd.stop() }
         let r = encctl(["-d", "-f", tree.main], socket: encd.path)
         #expect(r.status == 0 && r.out == "" && r.err == "")
-        #expect(encd.requests == [Request(.delete, config: treeCanonical, configName: tree.main)])
+        #expect(encd.requests == [Request(.tunable), Request(.delete, config: treeCanonical, configName: tree.main)])
     }
 
     @Test func flushFlushesFlowsAndSAs() throws {
@@ -102,7 +131,7 @@ let treeCanonical = """
         let r = encctl(["-s", "a", "-f", tree.main, "-F"], socket: encd.path)
         #expect(r.status == 0)
         #expect(r.out == "FLOWS:\nNo flows\n\nSAD:\nNo entries\n")
-        #expect(encd.requests.map(\.command) == [.flush, .load, .show])
+        #expect(encd.requests.map(\.command) == [.flush, .tunable, .load, .show])
     }
 
     @Test func noActionParsesWithoutADaemon() throws {
@@ -157,9 +186,11 @@ let treeCanonical = """
         let tree = try writeConfigTree()
         defer { try? FileManager.default.removeItem(atPath: tree.dir) }
         let encd = try FakeEncd { r in
-            r.command == .load
-                ? [.failure("nothing loaded: 1 error", errors: ["main.conf:3:1: SA esp spi 0x1000 to 192.0.2.2 exists"])]
-                : [.failure("flush is not allowed")]
+            switch r.command {
+            case .tunable: return [Response()]
+            case .load: return [.failure("nothing loaded: 1 error", errors: ["main.conf:3:1: SA esp spi 0x1000 to 192.0.2.2 exists"])]
+            default: return [.failure("flush is not allowed")]
+            }
         }
         defer { encd.stop() }
         let load = encctl(["-f", tree.main], socket: encd.path)
