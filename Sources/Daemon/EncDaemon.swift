@@ -3,8 +3,9 @@
 // Start-up, in this order so that no step opens the host: read and check the
 // configuration; refuse without CAP_NET_ADMIN or when another encd holds the lock;
 // create enc0; bind the queues (before any rule feeds them); install the nftables
-// table in one transaction (replacing whatever a crashed encd left); add the policy
-// routes; start one worker per queue. Stop undoes it in reverse. A crash leaves the
+// table with its sets already filled, in one transaction (replacing whatever a crashed
+// encd left: an empty [X] set, even for a moment, would let protected traffic skip
+// [X] and leave in cleartext); add the policy routes; start one worker per queue. Stop undoes it in reverse. A crash leaves the
 // table in place: its queues have no reader and no fail-open flag, so protected
 // traffic is dropped until encd starts again and replaces it.
 
@@ -81,50 +82,46 @@ public final class EncDaemon: @unchecked Sendable {
 
     /// Builds a snapshot from `c` and swaps it in; on error nothing changes.
     func apply(_ c: Configuration) throws {
-        let snap = try builder.build(flows: c.flows, sas: c.sas, localAddresses: Self.localAddresses(),
-                                     previous: box.value, now: clock.now)
+        let snap = try buildSnapshot(c)
         if let nft {
-            try installCandidates(nft, snap.spd.flows.filter { $0.direction == .outbound })
-            let req = snap.spd.inboundRequireFlows
-            try nft.replaceElements(of: NftAddressPairSet(EncdRuleset.requireSet4, family: .inet), table: rulesetConfig.table,
-                                    pairs: req.filter { $0.source.family == .inet }.map { ($0.source, $0.destination) })
-            try nft.replaceElements(of: NftAddressPairSet(EncdRuleset.requireSet6, family: .inet6), table: rulesetConfig.table,
-                                    pairs: req.filter { $0.source.family == .inet6 }.map { ($0.source, $0.destination) })
+            // One transaction per set (flush and add): no set is ever seen empty.
+            for contents in Self.setContents(snap.spd) {
+                do {
+                    try nft.replaceElements(of: contents.set, table: rulesetConfig.table, pairs: contents.pairs)
+                } catch where Self.isCandidateSet(contents.set) {
+                    log.warning("nftables refused the \(contents.set.name) set (\(error)); [X] queues all \(contents.set.family) traffic instead")
+                    try nft.replaceElements(of: contents.set, table: rulesetConfig.table, pairs: [(.any(contents.set.family), .any(contents.set.family))])
+                }
+            }
         }
+        try commit(snap, c)
+    }
+
+    private func buildSnapshot(_ c: Configuration) throws -> PolicySnapshot {
+        try builder.build(flows: c.flows, sas: c.sas, localAddresses: Self.localAddresses(), previous: box.value, now: clock.now)
+    }
+
+    private func commit(_ snap: PolicySnapshot, _ c: Configuration) throws {
         box.replace(snap)
         configuration = c
         events?.setInterval(UInt64(max(0, c.tunables.policyLogInterval)))
         try updateMTU(snap)
     }
 
-    /// The (source, destination) pairs [X] queues: every outbound flow's, less the
-    /// pairs another pair covers (nft refuses overlapping intervals in one set). If
-    /// the kernel still refuses the set, [X] falls back to queueing all traffic.
-    private func installCandidates(_ nft: Nftables, _ flows: [FlowSpec]) throws {
-        for (family, name) in [(AddressFamily.inet, EncdRuleset.flowSet4), (.inet6, EncdRuleset.flowSet6)] {
-            let pairs = Self.candidatePairs(flows.filter { $0.source.family == family })
-            let set = NftAddressPairSet(name, family: family)
-            do {
-                try nft.replaceElements(of: set, table: rulesetConfig.table, pairs: pairs)
-            } catch {
-                log.warning("nftables refused the \(name) set (\(error)); [X] queues all \(family) traffic instead")
-                try nft.replaceElements(of: set, table: rulesetConfig.table, pairs: [(.any(family), .any(family))])
-            }
+    /// Installs the table with its sets already filled for `snap`, in one transaction:
+    /// the table a crashed encd left (sets full, queues without a reader) is replaced by
+    /// one whose [X] candidate sets are never empty, so no protected packet skips [X]
+    /// and leaves in cleartext while encd starts. If nftables refuses the exact pairs,
+    /// [X] queues all traffic instead.
+    private func installTable(_ nft: Nftables, _ snap: PolicySnapshot) throws -> NftQueueBackend {
+        let table = EncdRuleset.table(rulesetConfig)
+        let contents = Self.setContents(snap.spd)
+        do {
+            return try nft.install(table, contents: contents)
+        } catch {
+            log.warning("nftables refused the table with its set contents (\(error)); [X] queues all traffic instead")
+            return try nft.install(table, contents: Self.widened(contents))
         }
-    }
-
-    static func candidatePairs(_ flows: [FlowSpec]) -> [(IPPrefix, IPPrefix)] {
-        func covers(_ a: (IPPrefix, IPPrefix), _ b: (IPPrefix, IPPrefix)) -> Bool {
-            a.0.length <= b.0.length && a.0.contains(b.0.address) && a.1.length <= b.1.length && a.1.contains(b.1.address)
-        }
-        var out: [(IPPrefix, IPPrefix)] = []
-        for f in flows {
-            let p = (f.source, f.destination)
-            if out.contains(where: { covers($0, p) }) { continue }
-            out.removeAll { covers(p, $0) }
-            out.append(p)
-        }
-        return out
     }
 
     /// enc0's address: RFC 7600's IPv4 dummy address. The kernel's reverse-path filter
@@ -172,9 +169,10 @@ public final class EncDaemon: @unchecked Sendable {
         ]
         let nft = try Nftables(log: { [log] in log.debug($0) })
         self.nft = nft
-        let backend = try nft.install(EncdRuleset.table(rulesetConfig))
+        let snap = try buildSnapshot(c)
+        let backend = try installTable(nft, snap)
         log.info("nftables: table inet \(rulesetConfig.table) installed, queues \(backend == .native ? "with nft's queue expression" : "with xt NFQUEUE through nft_compat (this kernel refuses nft's queue expression)")")
-        try apply(c)
+        try commit(snap, c)
         for family in [AddressFamily.inet, .inet6] {
             let rule = MarkRule(family: family, value: rulesetConfig.marks.protect, mask: rulesetConfig.marks.protect,
                                 table: Self.routeTable, priority: Self.rulePriority)
@@ -184,7 +182,6 @@ public final class EncDaemon: @unchecked Sendable {
             try routing.addDefaultRoute(family: family, table: Self.routeTable, device: tun.name)
         }
         for w in workers { w.start() }
-        let snap = box.value
         log.info("started: \(snap.spd.flows.count) flows, \(snap.sad.count) SAs, interface \(tun.name), queues [X] \(rulesetConfig.spdQueue), ipsec-out \(rulesetConfig.outputQueue), ipsec-in \(rulesetConfig.inputQueue), NAT-T port \(rulesetConfig.natTraversalPort), mark mask 0x\(String(rulesetConfig.marks.mask, radix: 16)), route table \(Self.routeTable)")
     }
 

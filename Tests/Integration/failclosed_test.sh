@@ -83,7 +83,8 @@ ok "traffic restored after the restart: 5 of 5 pings answered"
 # No cleartext of the protected flow, and no IPv4 other than ESP, on the internet link.
 clear=$(tcpdump -n -r "$IT_TMP/wan.pcap" 'icmp and net 198.18.0.0/16' 2>/dev/null | wc -l)
 other=$(tcpdump -n -r "$IT_TMP/wan.pcap" 'ip and not esp' 2>/dev/null | wc -l)
-[[ $clear -eq 0 ]] || fail "$clear cleartext ICMP packets between the sites on the internet link"
+[[ $clear -eq 0 ]] || fail "$clear cleartext ICMP packets between the sites on the internet link (kill at $kill_at, restart at $restart_at):
+$(tcpdump -n -tt -e -v -r "$IT_TMP/wan.pcap" 'icmp and net 198.18.0.0/16' 2>/dev/null | head -10)"
 [[ $other -eq 0 ]] || fail "$other non-ESP IPv4 packets on the internet link: $(tcpdump -n -r "$IT_TMP/wan.pcap" 'ip and not esp' 2>/dev/null | head -3)"
 
 # gw1's ESP (SPI 0x1000) as "time seq", in capture order.
