@@ -3,9 +3,11 @@
 // Start-up, in this order so that no step opens the host: read and check the
 // configuration; refuse without CAP_NET_ADMIN or when another encd holds the lock;
 // create enc0; bind the queues (before any rule feeds them); install the nftables
-// table in one transaction (replacing whatever a crashed encd left); add the policy
-// routes; start one worker per queue; open the control socket. Stop undoes it in
-// reverse. Every later policy change goes through the ControlPlane. A crash leaves the
+// table with its sets already filled, in one transaction (replacing whatever a crashed
+// encd left: an empty [X] set, even for a moment, would let protected traffic skip
+// [X] and leave in cleartext); add the policy routes; start one worker per queue;
+// open the control socket. Stop undoes it in reverse. Every later policy change goes
+// through the ControlPlane. A crash leaves the
 // table in place: its queues have no reader and no fail-open flag, so protected
 // traffic is dropped until encd starts again and replaces it.
 
@@ -98,35 +100,27 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
     /// one transaction.
     public func prepare(_ snap: PolicySnapshot, natPort: UInt16) throws {
         guard let nft else { return }
-        let out = snap.spd.flows.filter { $0.direction == .outbound }
-        let req = snap.spd.inboundRequireFlows
-        let requireSets: [String: [(IPPrefix, IPPrefix)]] = [
-            EncdRuleset.requireSet4: req.filter { $0.source.family == .inet }.map { ($0.source, $0.destination) },
-            EncdRuleset.requireSet6: req.filter { $0.source.family == .inet6 }.map { ($0.source, $0.destination) },
-        ]
-        if natPort != rulesetConfig.natTraversalPort {
+        // At start, and when the NAT-T port changes, the whole table goes in with its
+        // sets filled, in one transaction.
+        if backend == nil || natPort != rulesetConfig.natTraversalPort {
             var rc = rulesetConfig
             rc.natTraversalPort = natPort
-            var sets = requireSets
-            sets[EncdRuleset.flowSet4] = Self.candidatePairs(out.filter { $0.source.family == .inet })
-            sets[EncdRuleset.flowSet6] = Self.candidatePairs(out.filter { $0.source.family == .inet6 })
-            do {
-                backend = try nft.install(EncdRuleset.table(rc), elements: sets)
-            } catch {
-                log.warning("nftables refused the flow sets with the table (\(error)); [X] queues all traffic instead")
-                sets[EncdRuleset.flowSet4] = [(.any(.inet), .any(.inet))]
-                sets[EncdRuleset.flowSet6] = [(.any(.inet6), .any(.inet6))]
-                backend = try nft.install(EncdRuleset.table(rc), elements: sets)
-            }
+            backend = try installTable(nft, snap, rc)
+            let first = rulesetConfig.natTraversalPort == natPort
             rulesetConfig = rc
-            log.info("nftables: table inet \(rc.table) re-installed for NAT-T port \(natPort)")
+            if !first { log.info("nftables: table inet \(rc.table) re-installed for NAT-T port \(natPort)") }
             return
         }
-        try installCandidates(nft, out)
-        try nft.replaceElements(of: NftAddressPairSet(EncdRuleset.requireSet4, family: .inet), table: rulesetConfig.table,
-                                pairs: requireSets[EncdRuleset.requireSet4]!)
-        try nft.replaceElements(of: NftAddressPairSet(EncdRuleset.requireSet6, family: .inet6), table: rulesetConfig.table,
-                                pairs: requireSets[EncdRuleset.requireSet6]!)
+        // Otherwise one transaction per set (flush and add): no set is ever seen empty.
+        for contents in Self.setContents(snap.spd) {
+            do {
+                try nft.replaceElements(of: contents.set, table: rulesetConfig.table, pairs: contents.pairs)
+            } catch where Self.isCandidateSet(contents.set) {
+                log.warning("nftables refused the \(contents.set.name) set (\(error)); [X] queues all \(contents.set.family) traffic instead")
+                try nft.replaceElements(of: contents.set, table: rulesetConfig.table,
+                                        pairs: [(.any(contents.set.family), .any(contents.set.family))])
+            }
+        }
     }
 
     public func applied(_ snap: PolicySnapshot) {
@@ -137,34 +131,20 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         }
     }
 
-    /// The (source, destination) pairs [X] queues: every outbound flow's, less the
-    /// pairs another pair covers (nft refuses overlapping intervals in one set). If
-    /// the kernel still refuses the set, [X] falls back to queueing all traffic.
-    private func installCandidates(_ nft: Nftables, _ flows: [FlowSpec]) throws {
-        for (family, name) in [(AddressFamily.inet, EncdRuleset.flowSet4), (.inet6, EncdRuleset.flowSet6)] {
-            let pairs = Self.candidatePairs(flows.filter { $0.source.family == family })
-            let set = NftAddressPairSet(name, family: family)
-            do {
-                try nft.replaceElements(of: set, table: rulesetConfig.table, pairs: pairs)
-            } catch {
-                log.warning("nftables refused the \(name) set (\(error)); [X] queues all \(family) traffic instead")
-                try nft.replaceElements(of: set, table: rulesetConfig.table, pairs: [(.any(family), .any(family))])
-            }
+    /// Installs the table with its sets already filled for `snap`, in one transaction:
+    /// the table a crashed encd left (sets full, queues without a reader) is replaced by
+    /// one whose [X] candidate sets are never empty, so no protected packet skips [X]
+    /// and leaves in cleartext while encd starts. If nftables refuses the exact pairs,
+    /// [X] queues all traffic instead.
+    private func installTable(_ nft: Nftables, _ snap: PolicySnapshot, _ rc: EncdRulesetConfig) throws -> NftQueueBackend {
+        let table = EncdRuleset.table(rc)
+        let contents = Self.setContents(snap.spd)
+        do {
+            return try nft.install(table, contents: contents)
+        } catch {
+            log.warning("nftables refused the table with its set contents (\(error)); [X] queues all traffic instead")
+            return try nft.install(table, contents: Self.widened(contents))
         }
-    }
-
-    static func candidatePairs(_ flows: [FlowSpec]) -> [(IPPrefix, IPPrefix)] {
-        func covers(_ a: (IPPrefix, IPPrefix), _ b: (IPPrefix, IPPrefix)) -> Bool {
-            a.0.length <= b.0.length && a.0.contains(b.0.address) && a.1.length <= b.1.length && a.1.contains(b.1.address)
-        }
-        var out: [(IPPrefix, IPPrefix)] = []
-        for f in flows {
-            let p = (f.source, f.destination)
-            if out.contains(where: { covers($0, p) }) { continue }
-            out.removeAll { covers(p, $0) }
-            out.append(p)
-        }
-        return out
     }
 
     /// enc0's address: RFC 7600's IPv4 dummy address. The kernel's reverse-path filter
@@ -219,11 +199,11 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         ]
         let nft = try Nftables(log: { [log] in log.debug($0) })
         self.nft = nft
-        let backend = try nft.install(EncdRuleset.table(rulesetConfig))
-        self.backend = backend
-        log.info("nftables: table inet \(rulesetConfig.table) installed, queues \(backend == .native ? "with nft's queue expression" : "with xt NFQUEUE through nft_compat (this kernel refuses nft's queue expression)")")
+        backend = nil
         checkPeers(c)
-        try plane.start(c)
+        try plane.start(c)          // builds the policy; prepare() installs the table with it
+        let backend = self.backend ?? .native
+        log.info("nftables: table inet \(rulesetConfig.table) installed, queues \(backend == .native ? "with nft's queue expression" : "with xt NFQUEUE through nft_compat (this kernel refuses nft's queue expression)")")
         for family in [AddressFamily.inet, .inet6] {
             let rule = MarkRule(family: family, value: rulesetConfig.marks.protect, mask: rulesetConfig.marks.protect,
                                 table: Self.routeTable, priority: Self.rulePriority)

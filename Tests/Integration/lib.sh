@@ -60,7 +60,9 @@ router() { on "$1" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding
 start_encd() {
     local name=$1 conf=$2
     mkdir -p "$IT_TMP/$name/state" "$IT_TMP/$name/run"
-    on "$name" "$ENCD" -d -f "$conf" -S "$IT_TMP/$name/state" -R "$IT_TMP/$name/run" >>"$IT_TMP/$name-encd.log" 2>&1 &
+    # Not through `on`: a backgrounded function runs in a subshell, and $! would be that
+    # shell's PID rather than encd's (stop_encd and the cleanup would miss encd).
+    ip netns exec "$IT_ID-$name" "$ENCD" -d -f "$conf" -S "$IT_TMP/$name/state" -R "$IT_TMP/$name/run" >>"$IT_TMP/$name-encd.log" 2>&1 &
     local pid=$!
     IT_PIDS+=("$pid")
     eval "ENCD_PID_${name//-/_}=$pid"
@@ -82,7 +84,7 @@ stop_encd() {
 
 # capture NAME IF FILE: starts tcpdump in NAME on IF writing FILE; returns at once.
 capture() {
-    on "$1" tcpdump -i "$2" -n -U -w "$3" >"$IT_TMP/tcpdump-$1-$2.log" 2>&1 &
+    ip netns exec "$IT_ID-$1" tcpdump -i "$2" -n -U -w "$3" >"$IT_TMP/tcpdump-$1-$2.log" 2>&1 &   # $! is tcpdump (see start_encd)
     IT_PIDS+=("$!")
     eval "CAP_PID_${1//-/_}_${2//[-.]/_}=$!"
     for _ in $(seq 50); do grep -q "listening" "$IT_TMP/tcpdump-$1-$2.log" 2>/dev/null && return 0; sleep 0.1; done

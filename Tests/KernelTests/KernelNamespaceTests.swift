@@ -105,6 +105,17 @@ struct KernelNamespaceTests {
         #expect(!rules.contains("lookup 100"))
     }
 
+    @Test func tableIsInstalledWithItsSetElements() throws {
+        let rig = try Rig()
+        defer { try? rig.tearDown() }
+        // Replacing the table (a crashed encd's) with the elements in the same batch.
+        let flows = NftAddressPairSet(EncdRuleset.flowSet4, family: .inet)
+        let pair = (IPPrefix("198.51.100.0/24")!, IPPrefix("203.0.113.0/24")!)
+        #expect(try rig.nft.install(EncdRuleset.table(rig.config), contents: [NftSetContents(flows, [pair])]) == rig.backend)
+        let (_, listing) = try Netns.run(["nft", "list", "set", "inet", "encd", "flows_out4"])
+        #expect(listing.contains("198.51.100.0/24 . 203.0.113.0/24"), "\(listing)")
+    }
+
     @Test func addresslessEnc0DropsInjectedPacketsUnderRPFilter() throws {
         let rig = try Rig()
         defer { try? rig.tearDown() }

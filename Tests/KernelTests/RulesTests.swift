@@ -98,6 +98,30 @@ import EncCore
         #expect(batch.acked.values.contains("add rule inet encd ipsec_output oifname \"enc0\" counter queue num 1"))
     }
 
+    @Test func replacingTheTableFillsItsSetsBeforeAnyRuleInTheSameBatch() {
+        // A crashed encd's table is replaced by one whose [X] sets are never empty:
+        // with the elements in a later transaction, protected traffic left in cleartext.
+        var batch = NftBatch(firstSeq: 100)
+        let table = EncdRuleset.table(EncdRulesetConfig())
+        let flows = NftAddressPairSet(EncdRuleset.flowSet4, family: .inet)
+        let require = NftAddressPairSet(EncdRuleset.requireSet4, family: .inet)
+        batch.replaceTable(table, queue: .xtCompat, contents: [
+            NftSetContents(flows, [(IPPrefix("198.18.1.0/24")!, IPPrefix("198.18.2.0/24")!)]),
+            NftSetContents(require, [(IPPrefix("198.18.2.0/24")!, IPPrefix("198.18.1.0/24")!)]),
+            NftSetContents(NftAddressPairSet(EncdRuleset.flowSet6, family: .inet6), []),   // nothing to add
+        ])
+        batch.finish()
+        let messages = batch.acked.sorted { $0.key < $1.key }.map(\.value)
+        let ruleCount = table.chains.reduce(0) { $0 + $1.rules.count }
+        #expect(messages.count == 3 + table.sets.count + 2 + table.chains.count + ruleCount)
+        let lastSet = messages.lastIndex { $0.hasPrefix("add set") }!
+        let firstChain = messages.firstIndex { $0.hasPrefix("add chain") }!
+        #expect(messages[lastSet + 1] == "add element inet encd flows_out4 (1 pairs)")
+        #expect(messages[lastSet + 2] == "add element inet encd require_in4 (1 pairs)")
+        #expect(firstChain == lastSet + 3)
+        #expect(batch.unacked.values.sorted() == ["batch begin", "batch end"])
+    }
+
     @Test func setElementRangesCoverThePrefix() {
         let p4 = IPPrefix("198.51.100.0/24")!
         #expect(NftBatch.low(p4) == [198, 51, 100, 0])
@@ -115,6 +139,12 @@ import EncCore
         #expect(try f.install(table) == .xtCompat)
         try f.replaceElements(of: table.sets[0], table: "encd", pairs: [(IPPrefix("192.0.2.0/24")!, IPPrefix("198.51.100.1")!)])
         #expect(f.elements["encd/flows_out4"]?.count == 1)
+        // Installing with contents fills the sets at once (a reinstall starts from them).
+        _ = try f.install(table, contents: [NftSetContents(table.sets[1], [(.any(.inet6), .any(.inet6))])])
+        #expect(f.elements["encd/flows_out4"]?.count == 0 && f.elements["encd/\(table.sets[1].name)"]?.count == 1)
+        #expect(throws: SystemError.self) {
+            try f.install(table, contents: [NftSetContents(NftAddressPairSet("nope", family: .inet), [])])
+        }
         try f.removeTable(named: "encd")
         #expect(f.tables.isEmpty)
         #expect(throws: SystemError.self) { try f.replaceElements(of: table.sets[0], table: "encd", pairs: []) }

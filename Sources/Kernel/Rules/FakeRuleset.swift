@@ -13,10 +13,14 @@ public final class FakeRuleset: RulesetControl {
 
     public init(backend: NftQueueBackend = .native) { self.backend = backend }
 
-    public func install(_ table: NftTable) throws -> NftQueueBackend {
+    public func install(_ table: NftTable, contents: [NftSetContents] = []) throws -> NftQueueBackend {
         requests.append("install table inet \(table.name)")
+        for c in contents where !table.sets.contains(where: { $0.name == c.set.name }) {
+            throw SystemError("add element inet \(table.name) \(c.set.name)", errno: 2 /* ENOENT */)
+        }
         tables[table.name] = table
         for set in table.sets { elements["\(table.name)/\(set.name)"] = [] }
+        for c in contents { elements["\(table.name)/\(c.set.name)"] = c.pairs }
         return backend
     }
 

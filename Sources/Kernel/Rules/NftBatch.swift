@@ -54,7 +54,10 @@ public struct NftBatch {
 
     /// Creates `table.name` from scratch: an old table of that name (left by a crashed
     /// encd) is deleted in the same transaction, so there is no moment without rules.
-    public mutating func replaceTable(_ table: NftTable, queue backend: NftQueueBackend) {
+    /// `contents` fill the new sets in that transaction too: rules that match on a set
+    /// never see it empty (an empty [X] candidate set would let protected traffic
+    /// through in cleartext while the old table's sets are already gone).
+    public mutating func replaceTable(_ table: NftTable, queue backend: NftQueueBackend, contents: [NftSetContents] = []) {
         put("add table inet \(table.name) (placeholder for the delete)") { b, s in
             Self.withTable(table.name) { t in
                 let nlh = Self.header(b, Int(NFT_MSG_NEWTABLE.rawValue), Int32(NLM_F_CREATE), s)
@@ -71,6 +74,7 @@ public struct NftBatch {
             }
         }
         for set in table.sets { addSet(set, table: table.name) }
+        for c in contents { addElements(c.set, table: table.name, pairs: c.pairs) }
         for chain in table.chains { addChain(chain, table: table.name) }
         for chain in table.chains {
             for rule in chain.rules { addRule(rule, chain: chain.name, table: table.name, queue: backend) }
@@ -129,9 +133,16 @@ public struct NftBatch {
                 return nlh
             }
         }
+        addElements(set, table: table, pairs: pairs)
+    }
+
+    /// Adds `pairs` (source prefix, destination prefix) to a set as ranges.
+    mutating func addElements(_ set: NftAddressPairSet, table: String, pairs: [(IPPrefix, IPPrefix)]) {
         guard !pairs.isEmpty else { return }
+        let id = setIDs[set.name]   // a set created earlier in this batch
         put("add element inet \(table) \(set.name) (\(pairs.count) pairs)", room: 256 + pairs.count * 128) { b, s in
             Self.withSet(set, table: table) { st in
+                if let id { nftnl_set_set_u32(st, UInt16(NFTNL_SET_ID.rawValue), id) }
                 for (src, dst) in pairs {
                     let e = nftnl_set_elem_alloc()!
                     var key = Self.low(src) + Self.low(dst)

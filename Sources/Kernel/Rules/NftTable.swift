@@ -104,3 +104,14 @@ public struct NftTable: Sendable, Equatable {
         return out.joined(separator: "\n") + "\n"
     }
 }
+
+/// Elements for a set, installed together with its table (`RulesetControl.install`).
+public struct NftSetContents {
+    public var set: NftAddressPairSet
+    /// (source prefix, destination prefix) pairs.
+    public var pairs: [(IPPrefix, IPPrefix)]
+    public init(_ set: NftAddressPairSet, _ pairs: [(IPPrefix, IPPrefix)]) {
+        self.set = set
+        self.pairs = pairs
+    }
+}

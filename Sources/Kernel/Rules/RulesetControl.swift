@@ -9,12 +9,9 @@ import CNetfilter
 import EncCore
 
 public protocol RulesetControl: AnyObject {
-    /// Installs `table`, replacing a table of the same name in the same transaction.
-    /// Returns how `queue` statements were expressed.
-    func install(_ table: NftTable) throws -> NftQueueBackend
-    /// Installs `table` and the elements of its sets (set name → pairs) in one
-    /// transaction, so no packet sees the new rules with empty sets.
-    func install(_ table: NftTable, elements: [String: [(IPPrefix, IPPrefix)]]) throws -> NftQueueBackend
+    /// Installs `table` with `contents` in its sets, replacing a table of the same
+    /// name, all in one transaction. Returns how `queue` statements were expressed.
+    func install(_ table: NftTable, contents: [NftSetContents]) throws -> NftQueueBackend
     /// Deletes the table; a missing table is not an error.
     func removeTable(named name: String) throws
     /// Replaces the elements of an address-pair set in `table`.
@@ -34,21 +31,12 @@ public final class Nftables: RulesetControl {
         self.log = log
     }
 
-    public func install(_ table: NftTable) throws -> NftQueueBackend {
-        try install(table, elements: [:])
-    }
-
-    public func install(_ table: NftTable, elements: [String: [(IPPrefix, IPPrefix)]]) throws -> NftQueueBackend {
+    public func install(_ table: NftTable, contents: [NftSetContents] = []) throws -> NftQueueBackend {
         let order: [NftQueueBackend] = backend == .xtCompat ? [.xtCompat] : [.native, .xtCompat]
         var firstError: Error?
         for candidate in order {
             do {
-                try send { b in
-                    b.replaceTable(table, queue: candidate)
-                    for set in table.sets { if let pairs = elements[set.name], !pairs.isEmpty {
-                        b.replaceElements(of: set, table: table.name, pairs: pairs)
-                    } }
-                }
+                try send { $0.replaceTable(table, queue: candidate, contents: contents) }
                 backend = candidate
                 if let refused = firstError {
                     log("nftables: table inet \(table.name) installed with \(candidate.rawValue); native queue refused: \(refused)")

@@ -1,0 +1,54 @@
+// SetContents: what encd's nftables sets hold for a security policy database —
+// [X]'s candidate pairs (flows_out4/6: the outbound flows' source and destination,
+// less pairs another one covers) and the inbound require pairs (require_in4/6).
+// Control path: computed at start-up, where they are installed in the same
+// transaction as the table, and on every reload.
+
+import EncCore
+import IPsec
+import Kernel
+
+extension EncDaemon {
+    static func setContents(_ spd: SPD) -> [NftSetContents] {
+        let outbound = spd.flows.filter { $0.direction == .outbound }
+        let require = spd.inboundRequireFlows
+        var out: [NftSetContents] = []
+        for (family, flows) in [(AddressFamily.inet, EncdRuleset.flowSet4), (.inet6, EncdRuleset.flowSet6)] {
+            out.append(NftSetContents(NftAddressPairSet(flows, family: family),
+                                      candidatePairs(outbound.filter { $0.source.family == family })))
+        }
+        for (family, name) in [(AddressFamily.inet, EncdRuleset.requireSet4), (.inet6, EncdRuleset.requireSet6)] {
+            out.append(NftSetContents(NftAddressPairSet(name, family: family),
+                                      require.filter { $0.source.family == family }.map { ($0.source, $0.destination) }))
+        }
+        return out
+    }
+
+    /// [X]'s candidate sets hold (any, any): every packet goes to [X], which decides
+    /// with the full SPD. The fallback when nftables refuses the exact pairs.
+    static func widened(_ contents: [NftSetContents]) -> [NftSetContents] {
+        contents.map { c in
+            isCandidateSet(c.set) ? NftSetContents(c.set, [(.any(c.set.family), .any(c.set.family))]) : c
+        }
+    }
+
+    static func isCandidateSet(_ set: NftAddressPairSet) -> Bool {
+        set.name == EncdRuleset.flowSet4 || set.name == EncdRuleset.flowSet6
+    }
+
+    /// The (source, destination) pairs [X] queues: every outbound flow's, less the
+    /// pairs another pair covers (nft refuses overlapping intervals in one set).
+    static func candidatePairs(_ flows: [FlowSpec]) -> [(IPPrefix, IPPrefix)] {
+        func covers(_ a: (IPPrefix, IPPrefix), _ b: (IPPrefix, IPPrefix)) -> Bool {
+            a.0.length <= b.0.length && a.0.contains(b.0.address) && a.1.length <= b.1.length && a.1.contains(b.1.address)
+        }
+        var out: [(IPPrefix, IPPrefix)] = []
+        for f in flows {
+            let p = (f.source, f.destination)
+            if out.contains(where: { covers($0, p) }) { continue }
+            out.removeAll { covers(p, $0) }
+            out.append(p)
+        }
+        return out
+    }
+}

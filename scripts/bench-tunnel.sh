@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Throughput baseline through encd's site-to-site tunnel (root; not part of the test
+# suite). Topology of Tests/Integration/site_to_site_test.sh, IPv4 only:
+#   h1 198.18.1.10 — gw1 — 192.0.2.1 ... 192.0.2.2 — gw2 — h2 198.18.2.20
+# Runs iperf3 from h1 to h2 twice: plain forwarding (no encd), then with encd on both
+# gateways and an AES-128-GCM tunnel. Per run: TCP for $BENCH_SECONDS seconds, and UDP
+# with 64-byte datagrams at an unlimited rate (-b 0) for as long.
+#
+#   scripts/bench-tunnel.sh                 uses .build/release/encd if built, else debug
+#   ENCD=path/to/encd BENCH_SECONDS=10 scripts/bench-tunnel.sh
+# Build the release binary first for meaningful figures: swift build -c release --product encd
+# Results are printed, one line per measurement; Docs/throughput.md records a run.
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+if [[ -z ${ENCD:-} ]]; then
+    ENCD=$ROOT/.build/release/encd
+    [[ -x $ENCD ]] || { ENCD=$ROOT/.build/debug/encd; echo "note: no release build, measuring the debug binary" >&2; }
+fi
+export ENCD
+SECONDS_PER_RUN=${BENCH_SECONDS:-10}
+source "$ROOT/Tests/Integration/lib.sh"
+[[ -x $ENCD ]] || fail "no encd binary at $ENCD (swift build -c release --product encd)"
+
+ns h1; ns gw1; ns gw2; ns h2
+link h1 eth0 198.18.1.10/24 gw1 lan 198.18.1.1/24
+link gw1 wan 192.0.2.1/24 gw2 wan 192.0.2.2/24
+link gw2 lan 198.18.2.1/24 h2 eth0 198.18.2.20/24
+router gw1; router gw2
+on h1 ip route add default via 198.18.1.1
+on h2 ip route add default via 198.18.2.1
+on gw1 ip route add default via 192.0.2.2
+on gw2 ip route add default via 192.0.2.1
+
+# iperf3 KIND ARGS...: one client run from h1 against a one-shot server in h2; prints
+# "KIND: figures" parsed from iperf3's JSON.
+iperf() {
+    local kind=$1; shift
+    ip netns exec "$IT_ID-h2" iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
+    local srv=$!
+    IT_PIDS+=("$srv")
+    sleep 0.5
+    on h1 timeout $((SECONDS_PER_RUN + 20)) iperf3 -c 198.18.2.20 -p 5201 -t "$SECONDS_PER_RUN" -J "$@" >"$IT_TMP/$kind.json" \
+        || fail "iperf3 $kind: $(head -c 400 "$IT_TMP/$kind.json")"
+    wait $srv 2>/dev/null || true
+    python3 - "$IT_TMP/$kind.json" "$kind" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); kind = sys.argv[2]; end = r["end"]
+if "tcp" in kind:
+    s, rx = end["sum_sent"], end["sum_received"]
+    print("%-14s TCP   %8.1f Mbit/s received (%8.1f sent, %d retransmits)"
+          % (kind, rx["bits_per_second"] / 1e6, s["bits_per_second"] / 1e6, s.get("retransmits", 0)))
+else:
+    s = end["sum"]
+    secs = s["seconds"]
+    sent = s["packets"]
+    got = sent - s["lost_packets"]
+    print("%-14s UDP64 %8.0f pkt/s sent, %8.0f pkt/s received (%.1f Mbit/s of payload), %.1f%% lost"
+          % (kind, sent / secs, got / secs, got * 64 * 8 / secs / 1e6, s["lost_percent"]))
+PY
+}
+
+echo "encd: $ENCD"
+echo "iperf3 $(iperf3 --version | head -1 | cut -d' ' -f2), $SECONDS_PER_RUN s per run, $(nproc) CPUs, kernel $(uname -r)"
+iperf plain-tcp
+iperf plain-udp -u -l 64 -b 0
+
+for gw in gw1 gw2; do
+    if [[ $gw == gw1 ]]; then me=1; peer=2; else me=2; peer=1; fi
+    cat >"$IT_TMP/$gw.conf" <<CONF
+flow esp from 198.18.$me.0/24 to 198.18.$peer.0/24 local 192.0.2.$me peer 192.0.2.$peer
+esp tunnel from 192.0.2.1 to 192.0.2.2 spi 0x1000:0x1001 enc aes-128-gcm enckey $KEY_A:$KEY_B
+CONF
+    start_encd $gw "$IT_TMP/$gw.conf"
+done
+on h1 ping -c 2 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "no ping through the tunnel"
+# Counters (cheaper than a capture) on what gw1 forwards to the internet link.
+on gw1 nft -f - <<'NFT'
+table inet bench {
+    chain post { type filter hook postrouting priority 200; policy accept;
+        oifname "wan" meta l4proto esp counter comment "esp"
+        oifname "wan" meta nfproto ipv4 meta l4proto != esp counter comment "other"
+    }
+}
+NFT
+iperf tunnel-tcp
+iperf tunnel-udp -u -l 64 -b 0
+esp=$(nft_counter gw1 bench post esp); other=$(nft_counter gw1 bench post other)
+[[ ${other:-0} -eq 0 && ${esp:-0} -gt 0 ]] || fail "the tunnel runs were not all ESP on the wire ($esp ESP, $other other)"
+echo "tunnel runs: gw1 sent $esp ESP packets to the internet link and nothing else"
