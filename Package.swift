@@ -46,6 +46,7 @@ let package = Package(
         .testTarget(name: "ConfigTests", dependencies: ["Config", "IPsec", "Crypto", "EncCore"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "EncCore"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Kernel", "Config", "IPsec", "Crypto", "EncCore"]),
+        .testTarget(name: "ControlTests", dependencies: ["Control", "Config", "IPsec", "EncCore"]),
     ],
     swiftLanguageModes: [.v5]
 )

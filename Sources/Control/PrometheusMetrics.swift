@@ -31,11 +31,12 @@ public enum PrometheusMetrics {
         }
     }
 
-    /// The counter's netstat text in the plural; ESP and AH lines name their group
-    /// ("ah: input bytes"), since OpenBSD's byte lines do not.
+    /// The counter's netstat text in the plural; ESP and AH lines that do not name
+    /// their protocol get it in front ("ah: input bytes").
     static func help(_ c: Counter) -> String {
         let text = Counter.plural(c.encText, 2)
-        return c.group == .esp || c.group == .ah ? "\(c.group.rawValue): \(text)" : text
+        guard c.group == .esp || c.group == .ah, !text.contains(c.group.rawValue.uppercased()) else { return text }
+        return "\(c.group.rawValue): \(text)"
     }
 
     public static func direction(_ side: FlowDirection) -> String { side == .inbound ? "in" : "out" }
