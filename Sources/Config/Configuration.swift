@@ -36,11 +36,14 @@ public enum ConfigParser {
     ///   - baseDirectory: where relative `include` and key `file` names are looked up;
     ///     default: the directory of `fileName`.
     ///   - readFile: reads included and key files (default: the file system).
+    ///   - tunables: the tunables in force before the text's own `set` lines (a running
+    ///     daemon's, when encctl loads text into it); they fill in SA defaults.
     /// - Throws: `ConfigErrors` with every error found, in file order. Nothing is
     ///   returned when there is any error.
     public static func parse(text: String, fileName: String = "stdin", defines: [String: String] = [:],
                              baseDirectory: String? = nil,
-                             readFile: @escaping FileReader = ConfigParser.readFromDisk) throws -> Configuration {
+                             readFile: @escaping FileReader = ConfigParser.readFromDisk,
+                             tunables: Tunables = Tunables()) throws -> Configuration {
         var bad = [ConfigError]()
         for name in defines.keys.sorted() where !MacroTable.isValidName(name) {
             bad.append(ConfigError(file: "-D", line: 0, column: 0,
@@ -48,6 +51,7 @@ public enum ConfigParser {
         }
         if !bad.isEmpty { throw ConfigErrors(bad) }
         let session = ParseSession(defines: defines, readFile: readFile)
+        session.tunables = tunables
         let directory = baseDirectory ?? Files.directory(of: fileName)
         session.parseFile(text: text, name: fileName, directory: directory,
                           identity: Files.identity(Files.resolve(fileName, relativeTo: ".")))

@@ -4,26 +4,28 @@
 // configuration; refuse without CAP_NET_ADMIN or when another encd holds the lock;
 // create enc0; bind the queues (before any rule feeds them); install the nftables
 // table in one transaction (replacing whatever a crashed encd left); add the policy
-// routes; start one worker per queue. Stop undoes it in reverse. A crash leaves the
+// routes; start one worker per queue; open the control socket. Stop undoes it in
+// reverse. Every later policy change goes through the ControlPlane. A crash leaves the
 // table in place: its queues have no reader and no fail-open flag, so protected
 // traffic is dropped until encd starts again and replaces it.
 
 import Config
+import Control
 import Foundation
 import IPsec
 import EncCore
 import Kernel
 import Synchronization
 
-public final class EncDaemon: @unchecked Sendable {
+public final class EncDaemon: PolicyKernel, @unchecked Sendable {
     public let options: Options
     public let log: Log
     public let clock = CoarseClock(start: CoarseClock.monotonicSeconds())
-    public private(set) var configuration: Configuration?
-    private var builder: PolicyBuilder!
-    private let box = SnapshotBox()
+    public var configuration: Configuration? { plane?.configuration }
+    public private(set) var plane: ControlPlane?
+    private var server: ControlServer?
     private var context: StageContext!
-    private var events: RateLimitedEvents!
+    private var backend: NftQueueBackend?
     private var tun: TUNDevice?
     private var routing: Rtnetlink?
     private var nft: Nftables?
@@ -79,28 +81,60 @@ public final class EncDaemon: @unchecked Sendable {
         return out
     }
 
-    /// Builds a snapshot from `c` and swaps it in; on error nothing changes.
-    func apply(_ c: Configuration) throws {
+    /// Warns about outbound flows whose peer is this host (the other end's flows).
+    private func checkPeers(_ c: Configuration) {
         let local = Self.localAddresses()
         for f in c.flows where f.direction == .outbound {
             if let peer = f.peer, local.contains(peer) {
                 log.warning("flow \(f.proto) out from \(f.source) to \(f.destination) names this host (\(peer)) as its peer: it is the other end's flow, and its traffic will find no SA here")
             }
         }
-        let snap = try builder.build(flows: c.flows, sas: c.sas, localAddresses: local,
-                                     previous: box.value, now: clock.now)
-        if let nft {
-            try installCandidates(nft, snap.spd.flows.filter { $0.direction == .outbound })
-            let req = snap.spd.inboundRequireFlows
-            try nft.replaceElements(of: NftAddressPairSet(EncdRuleset.requireSet4, family: .inet), table: rulesetConfig.table,
-                                    pairs: req.filter { $0.source.family == .inet }.map { ($0.source, $0.destination) })
-            try nft.replaceElements(of: NftAddressPairSet(EncdRuleset.requireSet6, family: .inet6), table: rulesetConfig.table,
-                                    pairs: req.filter { $0.source.family == .inet6 }.map { ($0.source, $0.destination) })
+    }
+
+    // MARK: PolicyKernel
+
+    /// The kernel follows a new snapshot before it is swapped in: the candidate and
+    /// require sets, or, when the NAT-T port changes, the whole table with its sets in
+    /// one transaction.
+    public func prepare(_ snap: PolicySnapshot, natPort: UInt16) throws {
+        guard let nft else { return }
+        let out = snap.spd.flows.filter { $0.direction == .outbound }
+        let req = snap.spd.inboundRequireFlows
+        let requireSets: [String: [(IPPrefix, IPPrefix)]] = [
+            EncdRuleset.requireSet4: req.filter { $0.source.family == .inet }.map { ($0.source, $0.destination) },
+            EncdRuleset.requireSet6: req.filter { $0.source.family == .inet6 }.map { ($0.source, $0.destination) },
+        ]
+        if natPort != rulesetConfig.natTraversalPort {
+            var rc = rulesetConfig
+            rc.natTraversalPort = natPort
+            var sets = requireSets
+            sets[EncdRuleset.flowSet4] = Self.candidatePairs(out.filter { $0.source.family == .inet })
+            sets[EncdRuleset.flowSet6] = Self.candidatePairs(out.filter { $0.source.family == .inet6 })
+            do {
+                backend = try nft.install(EncdRuleset.table(rc), elements: sets)
+            } catch {
+                log.warning("nftables refused the flow sets with the table (\(error)); [X] queues all traffic instead")
+                sets[EncdRuleset.flowSet4] = [(.any(.inet), .any(.inet))]
+                sets[EncdRuleset.flowSet6] = [(.any(.inet6), .any(.inet6))]
+                backend = try nft.install(EncdRuleset.table(rc), elements: sets)
+            }
+            rulesetConfig = rc
+            log.info("nftables: table inet \(rc.table) re-installed for NAT-T port \(natPort)")
+            return
         }
-        box.replace(snap)
-        configuration = c
-        events?.setInterval(UInt64(max(0, c.tunables.policyLogInterval)))
-        try updateMTU(snap)
+        try installCandidates(nft, out)
+        try nft.replaceElements(of: NftAddressPairSet(EncdRuleset.requireSet4, family: .inet), table: rulesetConfig.table,
+                                pairs: requireSets[EncdRuleset.requireSet4]!)
+        try nft.replaceElements(of: NftAddressPairSet(EncdRuleset.requireSet6, family: .inet6), table: rulesetConfig.table,
+                                pairs: requireSets[EncdRuleset.requireSet6]!)
+    }
+
+    public func applied(_ snap: PolicySnapshot) {
+        do {
+            try updateMTU(snap)
+        } catch {
+            log.warning("could not set \(rulesetConfig.interface)'s MTU: \(error)")
+        }
     }
 
     /// The (source, destination) pairs [X] queues: every outbound flow's, less the
@@ -144,9 +178,16 @@ public final class EncDaemon: @unchecked Sendable {
         try takeLock()
         let c = try loadConfiguration()
         let store = try FileSequenceStore(path: try stateFile("sequences"))
-        builder = PolicyBuilder(store: store, maxPolicy: rulesetConfig.marks.maxPolicy)
-        events = RateLimitedEvents(log: log, clock: clock, interval: UInt64(max(0, c.tunables.policyLogInterval)))
-        context = StageContext(marks: rulesetConfig.marks, snapshot: box, events: events, clock: clock)
+        let plane = ControlPlane(log: log, clock: clock, store: store, maxPolicy: rulesetConfig.marks.maxPolicy,
+                                 configFile: options.file, defines: options.defines,
+                                 localAddresses: { Self.localAddresses() })
+        self.plane = plane
+        plane.kernel = self
+        plane.counterBlocks = { [weak self] in self?.workers.map(\.stats) ?? [] }
+        plane.queueStatus = { [weak self] in self?.queueStatus() ?? [] }
+        plane.facts = { [weak self] in self?.facts() ?? [:] }
+        context = StageContext(marks: rulesetConfig.marks, snapshot: plane.box, events: plane.events, clock: clock,
+                               switches: plane.switches)
         rulesetConfig.natTraversalPort = c.tunables.udpEncapPort
 
         let routing = try Rtnetlink()
@@ -179,8 +220,10 @@ public final class EncDaemon: @unchecked Sendable {
         let nft = try Nftables(log: { [log] in log.debug($0) })
         self.nft = nft
         let backend = try nft.install(EncdRuleset.table(rulesetConfig))
+        self.backend = backend
         log.info("nftables: table inet \(rulesetConfig.table) installed, queues \(backend == .native ? "with nft's queue expression" : "with xt NFQUEUE through nft_compat (this kernel refuses nft's queue expression)")")
-        try apply(c)
+        checkPeers(c)
+        try plane.start(c)
         for family in [AddressFamily.inet, .inet6] {
             let rule = MarkRule(family: family, value: rulesetConfig.marks.protect, mask: rulesetConfig.marks.protect,
                                 table: Self.routeTable, priority: Self.rulePriority)
@@ -190,7 +233,11 @@ public final class EncDaemon: @unchecked Sendable {
             try routing.addDefaultRoute(family: family, table: Self.routeTable, device: tun.name)
         }
         for w in workers { w.start() }
-        let snap = box.value
+        let server = ControlServer(path: options.socketPath, plane: plane, log: log)
+        try server.start()
+        self.server = server
+        let snap = plane.box.value
+        log.info("control socket \(options.socketPath)")
         log.info("started: \(snap.spd.flows.count) flows, \(snap.sad.count) SAs, interface \(tun.name), queues [X] \(rulesetConfig.spdQueue), ipsec-out \(rulesetConfig.outputQueue), ipsec-in \(rulesetConfig.inputQueue), NAT-T port \(rulesetConfig.natTraversalPort), mark mask 0x\(String(rulesetConfig.marks.mask, radix: 16)), route table \(Self.routeTable)")
     }
 
@@ -257,35 +304,49 @@ public final class EncDaemon: @unchecked Sendable {
 
     /// SIGHUP: re-reads the file; a broken file leaves everything as it was.
     public func reload() {
-        do {
-            let c = try loadConfiguration()
-            try apply(c)
-            let snap = box.value
-            log.info("reloaded \(options.file): \(snap.spd.flows.count) flows, \(snap.sad.count) SAs")
-        } catch {
-            log.error("reload refused, running configuration unchanged: \(error)")
-        }
+        if let c = try? loadConfiguration() { checkPeers(c) }
+        plane?.reload()
     }
 
-    /// Once a second: advance the clock and expire SAs by time.
+    /// Once a second: advance the clock, expire SAs by their lifetimes.
     public func tick() {
-        clock.set(CoarseClock.monotonicSeconds())
-        let snap = box.value
-        for sa in snap.sad.all {
-            switch sa.checkLifetime(now: clock.now) {
-            case .soft: log.info("SA \(sa.key) reached its soft lifetime")
-            case .hard: log.warning("SA \(sa.key) reached its hard lifetime: no longer used")
-            case .none: break
-            }
-        }
+        if let plane { plane.tick() } else { clock.set(CoarseClock.monotonicSeconds()) }
     }
 
     /// All workers' counters.
     public var counters: CounterSnapshot { CounterSnapshot(summing: workers.map(\.stats)) }
 
+    private func queueStatus() -> [QueueStatus] {
+        let kernel = (try? QueueStats.read()) ?? []
+        let roles: [(UInt16, String, Worker?)] = [
+            (rulesetConfig.spdQueue, "spd", workers.first { $0.name == "spd" }),
+            (rulesetConfig.outputQueue, "ipsec-out", workers.first { $0.name == "ipsec-out" }),
+            (rulesetConfig.inputQueue, "ipsec-in", workers.first { $0.name == "ipsec-in" }),
+        ]
+        return roles.map { number, role, worker in
+            let k = kernel.first { $0.queue == number }
+            return QueueStatus(number: number, role: role, waiting: k?.waiting ?? 0, queueDropped: k?.queueDropped ?? 0,
+                               userDropped: k?.userDropped ?? 0, received: worker?.queueCounters.received ?? 0)
+        }
+    }
+
+    private func facts() -> [String: String] {
+        var f: [String: String] = [
+            "interface": rulesetConfig.interface,
+            "table": "inet \(rulesetConfig.table)",
+            "udpencap_port": "\(rulesetConfig.natTraversalPort)",
+            "socket": options.socketPath,
+            "route_table": "\(Self.routeTable)",
+        ]
+        if let backend { f["backend"] = backend == .native ? "nft queue" : "xt NFQUEUE (nft_compat)" }
+        return f
+    }
+
     // MARK: Stop
 
     public func stop() {
+        server?.stop()
+        server = nil
         for w in workers { w.stop() }
         workers = []
         if let routing {

@@ -36,31 +36,37 @@ public final class Log: @unchecked Sendable {
 }
 
 /// The EventSink the daemon uses: rate-limited log lines, as illumos'
-/// ipsec_policy_log_interval (`ipsec.policy_log_interval` seconds; 0 = never log).
+/// ipsec_policy_log_interval (`ipsec.policy_log_interval` seconds; 0 = never log), and
+/// the same events for `encctl -m` clients, at most one per kind per second whatever
+/// the log interval (nothing is built when no client listens).
 public final class RateLimitedEvents: EventSink, @unchecked Sendable {
     private let log: Log
     private let clock: CoarseClock
+    public let bus: EventBus?
     private let interval = Atomic<UInt64>(1)
-    private enum Kind: Int, CaseIterable { case acquire, policy, input }
+    private enum Kind: Int, CaseIterable { case acquire, policy, replay, auth }
     /// Per kind: when the last line was printed (clock + 1; 0 = never) and how many
-    /// events were held back since.
+    /// events were held back since. One window for the log, one for monitor clients.
     private let window = Mutex<[(last: UInt64, held: UInt64)]>(Array(repeating: (0, 0), count: Kind.allCases.count))
+    private let monitorWindow = Mutex<[(last: UInt64, held: UInt64)]>(Array(repeating: (0, 0), count: Kind.allCases.count))
 
-    public init(log: Log, clock: CoarseClock, interval: UInt64) {
+    public init(log: Log, clock: CoarseClock, interval: UInt64, bus: EventBus? = nil) {
         self.log = log
         self.clock = clock
+        self.bus = bus
         self.interval.store(interval, ordering: .relaxed)
     }
 
     public func setInterval(_ s: UInt64) { interval.store(s, ordering: .relaxed) }
+    public var currentInterval: UInt64 { interval.load(ordering: .relaxed) }
 
     /// The number of events held back since the last line when a line of this kind
     /// may be printed now; nil when it may not.
-    private func allow(_ k: Kind) -> UInt64? {
-        let iv = interval.load(ordering: .relaxed)
+    private static func allow(_ k: Kind, every iv: UInt64, now: UInt64,
+                              _ m: borrowing Mutex<[(last: UInt64, held: UInt64)]>) -> UInt64? {
         guard iv > 0 else { return nil }
-        let now = clock.now + 1
-        return window.withLock { w -> UInt64? in
+        let now = now + 1
+        return m.withLock { w -> UInt64? in
             let i = k.rawValue
             if w[i].last != 0 && now < w[i].last + iv {
                 w[i].held += 1
@@ -72,20 +78,38 @@ public final class RateLimitedEvents: EventSink, @unchecked Sendable {
         }
     }
 
+    /// (held back for the log, held back for monitors); nil where nothing is due.
+    private func due(_ k: Kind) -> (log: UInt64?, monitor: UInt64?) {
+        let now = clock.now
+        let l = Self.allow(k, every: interval.load(ordering: .relaxed), now: now, window)
+        let m = bus?.hasSubscribers == true ? Self.allow(k, every: 1, now: now, monitorWindow) : nil
+        return (l, m)
+    }
+
     private func suffix(_ n: UInt64) -> String { n == 0 ? "" : " (and \(n) more since the last line)" }
 
     public func acquire(flow: FlowSpec, packet: Selector) {
-        guard let n = allow(.acquire) else { return }
-        log.info("acquire: no SA for flow \(flow.proto) \(flow.direction) from \(flow.source) to \(flow.destination) peer \(flow.peer.map { "\($0)" } ?? "any") (packet \(packet.source) -> \(packet.destination))\(suffix(n))")
+        let d = due(.acquire)
+        guard d.log != nil || d.monitor != nil else { return }
+        let text = "acquire: no SA for flow \(flow.proto) \(flow.direction) from \(flow.source) to \(flow.destination) peer \(flow.peer.map { "\($0)" } ?? "any") type \(flow.type) (packet \(packet.source) -> \(packet.destination))"
+        if let n = d.log { log.info(text + suffix(n)) }
+        if let n = d.monitor { bus?.publish("acquire", text + suffix(n)) }
     }
 
     public func policyFailure(_ packet: Selector, sa: SecurityAssociation) {
-        guard let n = allow(.policy) else { return }
-        log.warning("inbound policy: \(packet.source) -> \(packet.destination) proto \(packet.proto) arrived on \(sa.spec.proto) spi 0x\(hex8(sa.spec.spi)) from \(sa.spec.source) but no flow of that SA covers it: dropped\(suffix(n))")
+        let d = due(.policy)
+        guard d.log != nil || d.monitor != nil else { return }
+        let text = "inbound policy: \(packet.source) -> \(packet.destination) proto \(packet.proto) arrived on \(sa.spec.proto) spi 0x\(hex8(sa.spec.spi)) from \(sa.spec.source) but no flow of that SA covers it: dropped"
+        if let n = d.log { log.warning(text + suffix(n)) }
+        if let n = d.monitor { bus?.publish("policy-failure", text + suffix(n)) }
     }
 
     public func inputFailure(_ reason: Counter, spi: UInt32, from: IPAddress) {
-        guard let n = allow(.input) else { return }
-        log.warning("\(Counter.plural(reason.encText, 1)) from \(from) spi 0x\(hex8(spi))\(suffix(n))")
+        let replay = reason == .espReplay || reason == .ahReplay || reason == .espReplayZero || reason == .ahReplayZero
+        let d = due(replay ? .replay : .auth)
+        guard d.log != nil || d.monitor != nil else { return }
+        let text = "\(Counter.plural(reason.encText, 1)) from \(from) spi 0x\(hex8(spi))"
+        if let n = d.log { log.warning(text + suffix(n)) }
+        if let n = d.monitor { bus?.publish(replay ? "replay" : "auth-failure", text + suffix(n)) }
     }
 }

@@ -1,4 +1,5 @@
-// encd's command line: encd [-d] [-v] [-n] [-f file] [-D macro=value] [-S statedir]
+// encd's command line: encd [-dnv] [-D macro=value] [-f file] [-R rundir] [-S statedir] [-s socket]
+// (-s names the control socket, as iked(8) and ospfd(8) do; default rundir/encd.sock).
 
 public struct Options: Sendable, Equatable {
     public var foreground = false
@@ -8,10 +9,15 @@ public struct Options: Sendable, Equatable {
     public var defines: [String: String] = [:]
     public var stateDirectory = "/var/lib/encd"
     public var runDirectory = "/run/encd"
+    /// The control socket; nil = runDirectory + "/encd.sock".
+    public var socket: String?
+
+    /// Where the control socket is.
+    public var socketPath: String { socket ?? runDirectory + "/encd.sock" }
 
     public init() {}
 
-    public static let usage = "usage: encd [-dnv] [-D macro=value] [-f file] [-S statedir] [-R rundir]"
+    public static let usage = "usage: encd [-dnv] [-D macro=value] [-f file] [-R rundir] [-S statedir] [-s socket]"
 
     /// Parses argv (without the program name); throws a one-line message on bad input.
     public static func parse(_ args: [String]) throws -> Options {
@@ -32,13 +38,14 @@ public struct Options: Sendable, Equatable {
                 case "d": o.foreground = true
                 case "v": o.verbose += 1
                 case "n": o.checkOnly = true
-                case "f", "D", "S", "R":
+                case "f", "D", "S", "R", "s":
                     let v = flags.isEmpty ? try value("-\(f)") : String(flags)
                     flags = []
                     switch f {
                     case "f": o.file = v
                     case "S": o.stateDirectory = v
                     case "R": o.runDirectory = v
+                    case "s": o.socket = v
                     default:
                         guard let eq = v.firstIndex(of: "="), eq != v.startIndex else {
                             throw DaemonError("-D needs macro=value, found \"\(v)\"")

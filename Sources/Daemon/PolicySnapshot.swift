@@ -49,12 +49,22 @@ public final class PolicyBuilder {
         self.maxPolicy = maxPolicy
     }
 
-    /// A snapshot for `flows` and `sas`. An SA whose destination is one of
-    /// `localAddresses` carries traffic to this host (inbound); any other carries
-    /// traffic from it (outbound). Throws when an SA cannot be set up (its key or
-    /// algorithm is refused by the crypto layer); nothing changes then.
+    /// A snapshot for `flows` and `sas`, committed at once (see `prepare`).
     public func build(flows: [FlowSpec], sas specs: [SASpec], localAddresses: Set<IPAddress>,
                       previous: PolicySnapshot, now: UInt64) throws -> PolicySnapshot {
+        let snap = try prepare(flows: flows, sas: specs, localAddresses: localAddresses, previous: previous, now: now)
+        commit(snap, replacing: previous)
+        return snap
+    }
+
+    /// A snapshot for `flows` and `sas`, changing nothing yet: the SAs of `previous`
+    /// stay valid and the SA numbers are not recorded until `commit`, so a caller whose
+    /// next step fails (the kernel refuses the sets) can drop the result. An SA whose
+    /// destination is one of `localAddresses` carries traffic to this host (inbound);
+    /// any other carries traffic from it (outbound). Throws when an SA cannot be set up
+    /// (its key or algorithm is refused by the crypto layer).
+    public func prepare(flows: [FlowSpec], sas specs: [SASpec], localAddresses: Set<IPAddress>,
+                        previous: PolicySnapshot, now: UInt64) throws -> PolicySnapshot {
         var sas: [SecurityAssociation] = []
         for spec in specs {
             let direction: FlowDirection = localAddresses.contains(spec.destination) ? .inbound : .outbound
@@ -76,26 +86,34 @@ public final class PolicyBuilder {
         var byNumber: [UInt32: SecurityAssociation] = [:]
         var numberOf: [SAKey: UInt32] = [:]
         let live = Set(sas.map(\.key))
-        numbers = numbers.filter { live.contains($0.key) }
+        let kept = numbers.filter { live.contains($0.key) }
+        var used = Set(kept.values)
         for sa in sas.sorted(by: { ($0.key.spi, $0.key.destination) < ($1.key.spi, $1.key.destination) }) {
-            let n = try numbers[sa.key] ?? allocateNumber()
-            numbers[sa.key] = n
+            let n: UInt32
+            if let k = kept[sa.key] { n = k } else {
+                n = try allocateNumber(avoiding: used)
+                used.insert(n)
+            }
             byNumber[n] = sa
             numberOf[sa.key] = n
-        }
-        // SAs that went away: their keys are wiped when the last packet lets go, and
-        // their sequence reservations are forgotten.
-        for old in previous.sad.all where sad.byKey[old.key] !== old {
-            old.invalidate()
-            if sad.byKey[old.key] == nil && old.direction == .outbound { store.forget(old.key) }
         }
         generation += 1
         return PolicySnapshot(spd: SPD(flows: flows, sad: sad), byNumber: byNumber,
                               numberOf: numberOf, generation: generation)
     }
 
-    private func allocateNumber() throws -> UInt32 {
-        let used = Set(numbers.values)
+    /// Records `snap`'s SA numbers and retires the SAs of `previous` it does not keep:
+    /// their keys are wiped when the last packet lets go, and their sequence
+    /// reservations are forgotten. Call once `snap` is (about to be) swapped in.
+    public func commit(_ snap: PolicySnapshot, replacing previous: PolicySnapshot) {
+        numbers = snap.numberOf
+        for old in previous.sad.all where snap.sad.byKey[old.key] !== old {
+            old.invalidate()
+            if snap.sad.byKey[old.key] == nil && old.direction == .outbound { store.forget(old.key) }
+        }
+    }
+
+    private func allocateNumber(avoiding used: Set<UInt32>) throws -> UInt32 {
         for _ in 0..<maxPolicy {
             let n = nextNumber
             nextNumber = nextNumber >= maxPolicy ? 1 : nextNumber + 1

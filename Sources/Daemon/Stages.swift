@@ -45,14 +45,18 @@ public final class StageContext: @unchecked Sendable {
     public var now: UInt64 { clock.now }
     public let clock: CoarseClock
     public var tunnel = TunnelPolicy()
+    /// esp/ah/udpencap enable, changed at run time by encctl or a reload.
+    public let switches: RuntimeSwitches
 
     public init(marks: MarkLayout, snapshot: SnapshotBox,
-                events: EventSink, clock: CoarseClock, encInterfaceIndex: UInt32 = 0) {
+                events: EventSink, clock: CoarseClock, encInterfaceIndex: UInt32 = 0,
+                switches: RuntimeSwitches = RuntimeSwitches()) {
         self.marks = marks
         self.current = snapshot
         self.events = events
         self.clock = clock
         self.encInterfaceIndex = encInterfaceIndex
+        self.switches = switches
     }
 
     @inline(__always) public var snapshot: PolicySnapshot { current.value }
@@ -122,6 +126,10 @@ public enum OutputStage {
             stats.add(.failClosed)
             return .drop
         }
+        if let refused = disabled(sa, ctx.switches) {
+            stats.add(refused)
+            return .drop
+        }
         let result = sa.spec.proto == .esp
             ? ESPOutput.process(buffer, sa: sa, now: ctx.now, tunnel: ctx.tunnel, stats: stats)
             : AH.output(buffer, sa: sa, now: ctx.now, tunnel: ctx.tunnel, stats: stats)
@@ -131,6 +139,17 @@ public enum OutputStage {
             return .drop
         }
         return .accept
+    }
+
+    /// The counter of a packet the switches forbid to protect with `sa`, nil when allowed.
+    @inline(__always) static func disabled(_ sa: SecurityAssociation, _ sw: RuntimeSwitches) -> Counter? {
+        if sa.spec.proto == .esp {
+            if !sw.espEnabled { return .espDisabledOutput }
+            if sa.spec.encapsulation != nil && !sw.udpEncapEnabled { return .udpEncapDisabledOutput }
+        } else if !sw.ahEnabled {
+            return .ahDisabledOutput
+        }
+        return nil
     }
 }
 
@@ -144,6 +163,10 @@ public enum InputStage {
         let p = buffer.bytes
         guard let outer = IPLayout.read(p) else {
             stats.add(.malformedPacket)
+            return .drop
+        }
+        if let refused = disabled(p, outer, ctx.switches) {
+            stats.add(refused)
             return .drop
         }
         let result = outer.payloadProtocol == IPProtocol.ah
@@ -168,6 +191,22 @@ public enum InputStage {
                 stats.add(sa.spec.proto == .esp ? .espInputProcessing : .ahInputProcessing)
             }
             return .drop
+        }
+    }
+
+    /// The counter of a packet the switches forbid to process, nil when allowed. IKE
+    /// (non-ESP marker) and keepalives on the NAT-T port are left to ESPInput.
+    @inline(__always) static func disabled(_ p: UnsafeMutableRawBufferPointer, _ outer: IPLayout, _ sw: RuntimeSwitches) -> Counter? {
+        switch outer.payloadProtocol {
+        case IPProtocol.ah:
+            return sw.ahEnabled ? nil : .ahDisabledInput
+        case IPProtocol.udp:
+            let marker = outer.headerLength + 8
+            guard marker + 4 <= outer.packetLength, p.be32(marker) != 0 else { return nil }
+            if !sw.udpEncapEnabled { return .udpEncapDisabledInput }
+            return sw.espEnabled ? nil : .espDisabledInput
+        default:
+            return sw.espEnabled ? nil : .espDisabledInput
         }
     }
 

@@ -1,6 +1,8 @@
 // Small shared pieces of the daemon: the snapshot box the stages read, a coarse
-// monotonic clock, and the event sink (log lines now, encctl -m later).
+// monotonic clock, the event sink (rate-limited log lines and encctl -m) and the
+// run-time switches the stages read.
 
+import Config
 import EncCore
 import Foundation
 import IPsec
@@ -36,4 +38,25 @@ public protocol EventSink: AnyObject, Sendable {
     func acquire(flow: FlowSpec, packet: Selector)
     func policyFailure(_ packet: Selector, sa: SecurityAssociation)
     func inputFailure(_ reason: Counter, spi: UInt32, from: IPAddress)
+}
+
+/// The tunables the packet path reads per packet (net.inet.esp.enable, net.inet.ah.enable,
+/// net.inet.esp.udpencap), set by the control path at any time; one relaxed load each.
+public final class RuntimeSwitches: @unchecked Sendable {
+    private let esp = Atomic<Bool>(true)
+    private let ah = Atomic<Bool>(true)
+    private let udpEncap = Atomic<Bool>(true)
+
+    public init() {}
+
+    @inline(__always) public var espEnabled: Bool { esp.load(ordering: .relaxed) }
+    @inline(__always) public var ahEnabled: Bool { ah.load(ordering: .relaxed) }
+    @inline(__always) public var udpEncapEnabled: Bool { udpEncap.load(ordering: .relaxed) }
+
+    /// Takes the switches from a set of tunables.
+    public func apply(_ t: Tunables) {
+        esp.store(t.espEnable, ordering: .relaxed)
+        ah.store(t.ahEnable, ordering: .relaxed)
+        udpEncap.store(t.udpEncapEnable, ordering: .relaxed)
+    }
 }

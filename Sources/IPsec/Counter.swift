@@ -108,6 +108,11 @@ public enum Counter: Int, Sendable, CaseIterable {
     case denyFlowDropped, requireWithoutSA, dontacqWithoutSA, acquireRequested
     case inboundCleartextRequired, malformedPacket, queueOverflow, failClosed, keepaliveDropped
     case mtuExceeded, encInputPackets, encInputBytes, encOutputPackets, encOutputBytes
+    // Turned off at run time (net.inet.esp.enable, net.inet.ah.enable, net.inet.esp.udpencap)
+    case espDisabledInput, espDisabledOutput, ahDisabledInput, ahDisabledOutput
+    case udpEncapDisabledInput, udpEncapDisabledOutput
+    // The control socket: events a slow `encctl -m` client did not take in time
+    case monitorEventsDropped
 
     /// The group encstat shows this case under.
     public var group: CounterGroup {
@@ -117,12 +122,13 @@ public enum Counter: Int, Sendable, CaseIterable {
              .espBadPadding, .espBadNextHeader, .espPolicyMismatch, .espUDPForPlainSA, .espRawForUDPSA,
              .espInputCryptoFailed, .espInputProcessing, .espOutput, .espOutputBytes, .espUDPEncapOutput,
              .espSequenceWrap, .espTooBig, .espOutputCryptoFailed, .espSendFailed, .espQueueFull,
-             .espSequenceReserveFailed:
+             .espSequenceReserveFailed, .espDisabledInput, .espDisabledOutput, .udpEncapDisabledInput,
+             .udpEncapDisabledOutput:
             return .esp
         case .ahInput, .ahInputBytes, .ahShort, .ahUnsupportedFamily, .ahNoSA, .ahInvalidSA, .ahNoTransform,
              .ahReplay, .ahReplayZero, .ahAuthFailed, .ahBadAuthLength, .ahPolicyMismatch, .ahInputProcessing,
              .ahOutput, .ahOutputBytes, .ahSequenceWrap, .ahTooBig, .ahOutputCryptoFailed, .ahSendFailed,
-             .ahQueueFull, .ahSequenceReserveFailed:
+             .ahQueueFull, .ahSequenceReserveFailed, .ahDisabledInput, .ahDisabledOutput:
             return .ah
         case .saSoftExpired, .saHardExpired:
             return .ipsec
@@ -151,6 +157,9 @@ public enum Counter: Int, Sendable, CaseIterable {
         case .espDecryptFailed: return .badenc
         case .espBadPadding, .espBadNextHeader: return .badilen
         case .espPolicyMismatch, .ahPolicyMismatch: return .pdrops
+        // OpenBSD counts packets refused because the protocol is disabled as policy drops.
+        case .espDisabledInput, .espDisabledOutput, .ahDisabledInput, .ahDisabledOutput,
+             .udpEncapDisabledInput, .udpEncapDisabledOutput: return .pdrops
         case .espUDPForPlainSA: return .udpinval
         case .espRawForUDPSA: return .udpneeded
         case .espInputCryptoFailed, .espOutputCryptoFailed, .ahOutputCryptoFailed: return .crypto
@@ -172,12 +181,13 @@ public enum Counter: Int, Sendable, CaseIterable {
              .espPolicyMismatch, .espUDPForPlainSA, .espRawForUDPSA, .espInputCryptoFailed, .espInputProcessing,
              .ahShort, .ahUnsupportedFamily, .ahNoSA, .ahInvalidSA, .ahNoTransform, .ahReplay, .ahReplayZero,
              .ahAuthFailed, .ahBadAuthLength, .ahPolicyMismatch, .ahInputProcessing,
-             .inboundCleartextRequired, .keepaliveDropped:
+             .inboundCleartextRequired, .keepaliveDropped, .espDisabledInput, .ahDisabledInput,
+             .udpEncapDisabledInput:
             return .inbound
         case .espSequenceWrap, .espTooBig, .espOutputCryptoFailed, .espSendFailed, .espQueueFull,
              .espSequenceReserveFailed, .ahSequenceWrap, .ahTooBig, .ahOutputCryptoFailed, .ahSendFailed,
              .ahQueueFull, .ahSequenceReserveFailed, .denyFlowDropped, .requireWithoutSA, .dontacqWithoutSA,
-             .failClosed, .mtuExceeded:
+             .failClosed, .mtuExceeded, .espDisabledOutput, .ahDisabledOutput, .udpEncapDisabledOutput:
             return .outbound
         case .malformedPacket, .queueOverflow:
             return .inbound
@@ -216,6 +226,13 @@ public enum Counter: Int, Sendable, CaseIterable {
         case .encOutputBytes: return "byte%s out on enc0"
         case .saSoftExpired: return "SA%s past their soft lifetime"
         case .saHardExpired: return "SA%s past their hard lifetime"
+        case .espDisabledInput: return "ESP packet%s dropped on input: ESP disabled (net.inet.esp.enable=0)"
+        case .espDisabledOutput: return "packet%s not protected with ESP: ESP disabled (net.inet.esp.enable=0)"
+        case .ahDisabledInput: return "AH packet%s dropped on input: AH disabled (net.inet.ah.enable=0)"
+        case .ahDisabledOutput: return "packet%s not protected with AH: AH disabled (net.inet.ah.enable=0)"
+        case .udpEncapDisabledInput: return "UDP encapsulated ESP packet%s dropped: NAT-T disabled (net.inet.esp.udpencap=0)"
+        case .udpEncapDisabledOutput: return "packet%s of a udpencap SA not sent: NAT-T disabled (net.inet.esp.udpencap=0)"
+        case .monitorEventsDropped: return "monitor event%s dropped for a slow client"
         default:
             let f = openBSDField!
             return f.text(in: group)

@@ -20,6 +20,12 @@ public final class FakeRuleset: RulesetControl {
         return backend
     }
 
+    public func install(_ table: NftTable, elements sets: [String: [(IPPrefix, IPPrefix)]]) throws -> NftQueueBackend {
+        let b = try install(table)
+        for (name, pairs) in sets { elements["\(table.name)/\(name)"] = pairs }
+        return b
+    }
+
     public func removeTable(named name: String) throws {
         requests.append("delete table inet \(name)")
         tables[name] = nil

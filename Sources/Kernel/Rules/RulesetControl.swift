@@ -12,6 +12,9 @@ public protocol RulesetControl: AnyObject {
     /// Installs `table`, replacing a table of the same name in the same transaction.
     /// Returns how `queue` statements were expressed.
     func install(_ table: NftTable) throws -> NftQueueBackend
+    /// Installs `table` and the elements of its sets (set name → pairs) in one
+    /// transaction, so no packet sees the new rules with empty sets.
+    func install(_ table: NftTable, elements: [String: [(IPPrefix, IPPrefix)]]) throws -> NftQueueBackend
     /// Deletes the table; a missing table is not an error.
     func removeTable(named name: String) throws
     /// Replaces the elements of an address-pair set in `table`.
@@ -32,11 +35,20 @@ public final class Nftables: RulesetControl {
     }
 
     public func install(_ table: NftTable) throws -> NftQueueBackend {
+        try install(table, elements: [:])
+    }
+
+    public func install(_ table: NftTable, elements: [String: [(IPPrefix, IPPrefix)]]) throws -> NftQueueBackend {
         let order: [NftQueueBackend] = backend == .xtCompat ? [.xtCompat] : [.native, .xtCompat]
         var firstError: Error?
         for candidate in order {
             do {
-                try send { $0.replaceTable(table, queue: candidate) }
+                try send { b in
+                    b.replaceTable(table, queue: candidate)
+                    for set in table.sets { if let pairs = elements[set.name], !pairs.isEmpty {
+                        b.replaceElements(of: set, table: table.name, pairs: pairs)
+                    } }
+                }
                 backend = candidate
                 if let refused = firstError {
                     log("nftables: table inet \(table.name) installed with \(candidate.rawValue); native queue refused: \(refused)")

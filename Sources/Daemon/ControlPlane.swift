@@ -1,0 +1,345 @@
+// ControlPlane: the running policy (flows, SAs, tunables) and the only place it
+// changes — start, SIGHUP, encctl load/delete/flush/tunable, and hard lifetimes.
+//
+// A change builds a complete new snapshot first (SA objects that did not change are
+// carried over with their sequence numbers, replay windows and counters), asks the
+// kernel to follow it (the nft sets, or the whole table in one transaction when the
+// NAT-T port moves), and only then swaps it in and retires what it replaced. Any error
+// before the swap leaves the running state exactly as it was. Changes are serialized
+// by one lock; readers (show, counters, the packet path) take the snapshot without it.
+
+import Config
+import Control
+import EncCore
+import Foundation
+import IPsec
+
+/// Kernel side effects of a policy change (EncDaemon on the real kernel; tests pass a
+/// fake or nothing).
+public protocol PolicyKernel: AnyObject {
+    /// Makes the kernel match `snapshot` before it is swapped in; throwing leaves
+    /// everything as it was. `natPort` is the NAT-T port the ruleset must queue: a
+    /// different one than installed re-installs the table, sets included, atomically.
+    func prepare(_ snapshot: PolicySnapshot, natPort: UInt16) throws
+    /// After the swap (enc0's MTU); the implementation logs its own errors.
+    func applied(_ snapshot: PolicySnapshot)
+}
+
+/// A refused control request: one line, and the configuration errors behind it.
+public struct ControlFailure: Error, CustomStringConvertible {
+    public let message: String
+    public let errors: [String]
+    public init(_ message: String, errors: [String] = []) {
+        self.message = message
+        self.errors = errors
+    }
+    public var description: String { ([message] + errors).joined(separator: "\n") }
+}
+
+public final class ControlPlane: @unchecked Sendable {
+    public let log: Log
+    public let clock: CoarseClock
+    public let box: SnapshotBox
+    public let bus: EventBus
+    public let switches = RuntimeSwitches()
+    /// The packet path's event sink (rate-limited log lines and monitor events).
+    public let events: RateLimitedEvents
+    public weak var kernel: PolicyKernel?
+    /// This host's addresses (an SA to one of them is inbound).
+    public var localAddresses: () -> Set<IPAddress>
+    /// The workers' counter blocks, summed by `counters`.
+    public var counterBlocks: () -> [CounterBlock<Counter>] = { [] }
+    /// encd's queues, for `status`.
+    public var queueStatus: () -> [QueueStatus] = { [] }
+    /// Facts for `status` that only the daemon knows (interface, backend, socket).
+    public var facts: () -> [String: String] = { [:] }
+    /// The file SIGHUP and `reload` read, and its -D macros.
+    public let configFile: String
+    public let defines: [String: String]
+    /// When the plane was made (clock seconds).
+    public let startedAt: UInt64
+
+    private let builder: PolicyBuilder
+    private let lock = NSLock()
+    private var running = Configuration()
+    /// Lifetime crossings the tick finds (written under `lock` only: one writer).
+    private let controlStats = CounterBlock<Counter>()
+    /// Per SA, the lifetime bits already reported (soft 1, hard 2), for the object seen.
+    private var lifetimeSeen: [SAKey: (ObjectIdentifier, UInt8)] = [:]
+
+    public init(log: Log, clock: CoarseClock, store: SequenceStore, maxPolicy: UInt32,
+                configFile: String, defines: [String: String] = [:],
+                localAddresses: @escaping () -> Set<IPAddress>, eventQueueLimit: Int = 256) {
+        self.log = log
+        self.clock = clock
+        self.box = SnapshotBox()
+        self.bus = EventBus(queueLimit: eventQueueLimit)
+        self.events = RateLimitedEvents(log: log, clock: clock, interval: UInt64(Tunables().policyLogInterval), bus: bus)
+        self.builder = PolicyBuilder(store: store, maxPolicy: maxPolicy)
+        self.configFile = configFile
+        self.defines = defines
+        self.localAddresses = localAddresses
+        self.startedAt = clock.now
+    }
+
+    /// The running flows, SAs and tunables.
+    public var configuration: Configuration { lock.withLock { running } }
+    public var tunables: Tunables { lock.withLock { running.tunables } }
+
+    // MARK: Changes
+
+    /// Builds, installs and swaps in a snapshot for exactly this policy; on error
+    /// nothing changes. Call with `lock` held. Returns (SAs added, SAs removed).
+    @discardableResult
+    private func change(flows: [FlowSpec], sas: [SASpec], tunables: Tunables, why: String) throws -> (Int, Int) {
+        let previous = box.value
+        let snap: PolicySnapshot
+        do {
+            snap = try builder.prepare(flows: flows, sas: sas, localAddresses: localAddresses(),
+                                       previous: previous, now: clock.now)
+            try kernel?.prepare(snap, natPort: tunables.udpEncapPort)
+        } catch {
+            throw ControlFailure("\(why): \(error); nothing changed")
+        }
+        builder.commit(snap, replacing: previous)
+        box.replace(snap)
+        running = Configuration(flows: flows, sas: sas, tunables: tunables)
+        switches.apply(tunables)
+        events.setInterval(UInt64(max(0, tunables.policyLogInterval)))
+        kernel?.applied(snap)
+        return publishChanges(from: previous, to: snap, defaultReplay: tunables.replayWindow)
+    }
+
+    /// sa-deleted for every SA object that went (or was replaced), sa-added for every new one.
+    private func publishChanges(from old: PolicySnapshot, to new: PolicySnapshot, defaultReplay: Int) -> (Int, Int) {
+        var added = 0, removed = 0
+        for sa in old.sad.all where new.sad.byKey[sa.key] !== sa {
+            removed += 1
+            bus.publish("sa-deleted", "SA deleted: " + Printer.sa(sa.spec, defaultReplayWindow: defaultReplay))
+        }
+        for sa in new.sad.all where old.sad.byKey[sa.key] !== sa {
+            added += 1
+            bus.publish("sa-added", "SA added: " + Printer.sa(sa.spec, defaultReplayWindow: defaultReplay))
+        }
+        return (added, removed)
+    }
+
+    /// Start-up: the configuration file's policy and tunables.
+    public func start(_ c: Configuration) throws {
+        try lock.withLock {
+            try change(flows: c.flows, sas: c.sas, tunables: c.tunables, why: configFile)
+        }
+    }
+
+    /// SIGHUP and `encctl` reload: re-reads the file; a broken file leaves everything as
+    /// it was, and is logged and published either way.
+    @discardableResult
+    public func reload() -> Result<String, ControlFailure> {
+        let c: Configuration
+        do {
+            c = try ConfigParser.load(path: configFile, defines: defines)
+        } catch let e as ConfigErrors {
+            return reloadFailed(ControlFailure("\(configFile): \(e.errors.count) error\(e.errors.count == 1 ? "" : "s")",
+                                               errors: e.errors.map(\.description)))
+        } catch {
+            return reloadFailed(ControlFailure("\(configFile): \(error)"))
+        }
+        for w in c.warnings { log.warning("\(w)") }
+        do {
+            let (added, removed) = try lock.withLock {
+                try change(flows: c.flows, sas: c.sas, tunables: c.tunables, why: configFile)
+            }
+            let text = "reloaded \(configFile): \(c.flows.count) flows, \(c.sas.count) SAs (\(added) SAs added, \(removed) deleted)"
+            log.info(text)
+            bus.publish("reload", text)
+            return .success(text)
+        } catch let f as ControlFailure {
+            return reloadFailed(f)
+        } catch {
+            return reloadFailed(ControlFailure("\(error)"))
+        }
+    }
+
+    private func reloadFailed(_ f: ControlFailure) -> Result<String, ControlFailure> {
+        for e in f.errors { log.error(e) }
+        log.error("reload refused, running configuration unchanged: \(f.message)")
+        bus.publish("reload-failed", "reload refused, running configuration unchanged: "
+                    + ([f.message] + f.errors).joined(separator: "; "))
+        return .failure(f)
+    }
+
+    /// Parses text a client sent. Includes and key files were resolved by the client;
+    /// encd reads no file a request names.
+    private func parse(_ text: String, name: String, tunables: Tunables) throws -> Configuration {
+        do {
+            let c = try ConfigParser.parse(text: text, fileName: name, baseDirectory: "/", readFile: { path in
+                throw FileReadError(path: path, message: "encd reads no file named in a request; the client resolves includes and key files")
+            }, tunables: tunables)
+            for w in c.warnings { log.warning("\(w)") }
+            return c
+        } catch let e as ConfigErrors {
+            throw ControlFailure("\(name): \(e.errors.count) error\(e.errors.count == 1 ? "" : "s"); nothing changed",
+                                 errors: e.errors.map(\.description))
+        }
+    }
+
+    /// encctl -f: adds the text's flows and SAs to the running ones. A flow equal to a
+    /// running one is kept; an SA with the key of a running one replaces it unless it
+    /// is the same SA (then the running object, counters and all, stays). The text's
+    /// `set` lines only give defaults to its own SAs. Returns a summary line.
+    public func load(text: String, name: String) throws -> String {
+        try lock.withLock {
+            let c = try parse(text, name: name, tunables: running.tunables)
+            var flows = running.flows
+            var newFlows = 0
+            for f in c.flows where !flows.contains(f) {
+                flows.append(f)
+                newFlows += 1
+            }
+            var sas = running.sas
+            for s in c.sas {
+                if let i = sas.firstIndex(where: { $0.key == s.key }) { sas[i] = s } else { sas.append(s) }
+            }
+            let (added, removed) = try change(flows: flows, sas: sas, tunables: running.tunables, why: name)
+            let text = "loaded \(name): \(newFlows) flows added, \(added) SAs added, \(removed) replaced"
+            log.info(text)
+            return text
+        }
+    }
+
+    /// encctl -d: removes the flows (matched by selector and direction, whatever their
+    /// type) and SAs (matched by destination, SPI and protocol) the text names.
+    public func delete(text: String, name: String) throws -> String {
+        try lock.withLock {
+            let c = try parse(text, name: name, tunables: running.tunables)
+            let gone = Set(c.flows.map(FlowSelectorKey.init))
+            let flows = running.flows.filter { !gone.contains(FlowSelectorKey($0)) }
+            let keys = Set(c.sas.map(\.key))
+            let sas = running.sas.filter { !keys.contains($0.key) }
+            let flowsRemoved = running.flows.count - flows.count
+            let (_, removed) = try change(flows: flows, sas: sas, tunables: running.tunables, why: name)
+            let text = "deleted from \(name): \(flowsRemoved) flows, \(removed) SAs"
+            log.info(text)
+            return text
+        }
+    }
+
+    /// encctl -F: removes all flows ("flow"), all SAs ("sa") or both ("all").
+    public func flush(_ what: String) throws -> String {
+        let w = try Self.what(what)
+        return try lock.withLock {
+            let flows = w == "sa" ? running.flows : []
+            let sas = w == "flow" ? running.sas : []
+            let before = running.flows.count
+            let (_, removed) = try change(flows: flows, sas: sas, tunables: running.tunables, why: "flush")
+            let text = "flushed: \(before - flows.count) flows, \(removed) SAs"
+            log.info(text)
+            return text
+        }
+    }
+
+    /// "flow", "sa" or "all" from any non-empty prefix (nil: all).
+    static func what(_ s: String?) throws -> String {
+        guard let s, !s.isEmpty else { return "all" }
+        for w in ["flow", "sa", "all"] where w.hasPrefix(s.lowercased()) { return w }
+        throw ControlFailure("invalid \"what\" \"\(s)\": expected flow, sa or all")
+    }
+
+    /// Sets a tunable at run time. The switches, the log interval and the default
+    /// replay window (for SAs added later) take effect at once; a new NAT-T port
+    /// re-installs the nft table, sets included, in one transaction.
+    public func setTunable(_ name: String, _ value: String) throws -> String {
+        try lock.withLock {
+            var t = running.tunables
+            do {
+                try t.set(name, to: value)
+            } catch {
+                throw ControlFailure("\(error)")
+            }
+            let old = running.tunables.value(name) ?? 0
+            try change(flows: running.flows, sas: running.sas, tunables: t, why: "set \(name)")
+            let text = "\(name) set to \(t.value(name) ?? 0) (was \(old))"
+            log.info(text)
+            return text
+        }
+    }
+
+    // MARK: Time
+
+    /// Once a second: advances the clock, reports soft and hard lifetime crossings
+    /// (found here by time, or by the packet path on use), and removes SAs past their
+    /// hard lifetime from the SAD; their flows then fall back per their type.
+    public func tick(now: UInt64 = CoarseClock.monotonicSeconds()) {
+        clock.set(max(now, clock.now))
+        lock.withLock {
+            let snap = box.value
+            let defaultReplay = running.tunables.replayWindow
+            var hard: Set<SAKey> = []
+            var seen: [SAKey: (ObjectIdentifier, UInt8)] = [:]
+            for sa in snap.sad.all {
+                switch sa.checkLifetime(now: clock.now) {
+                case .soft: controlStats.add(.saSoftExpired)
+                case .hard: controlStats.add(.saHardExpired)
+                case .none: break
+                }
+                let id = ObjectIdentifier(sa)
+                let before = lifetimeSeen[sa.key].flatMap { $0.0 == id ? $0.1 : nil } ?? 0
+                let now: UInt8 = (sa.softExpired ? 1 : 0) | (sa.hardExpired ? 2 : 0)
+                seen[sa.key] = (id, now)
+                let line = Printer.sa(sa.spec, defaultReplayWindow: defaultReplay)
+                if now & 2 != 0 {
+                    hard.insert(sa.key)
+                    if before & 2 == 0 {
+                        log.warning("SA \(sa.key) reached its hard lifetime: removed")
+                        bus.publish("sa-hard-expired", "SA hard lifetime expired, removed: " + line)
+                    }
+                } else if now & 1 != 0 && before & 1 == 0 {
+                    log.info("SA \(sa.key) reached its soft lifetime")
+                    bus.publish("sa-soft-expired", "SA soft lifetime expired: " + line)
+                }
+            }
+            lifetimeSeen = seen
+            guard !hard.isEmpty else { return }
+            do {
+                try change(flows: running.flows, sas: running.sas.filter { !hard.contains($0.key) },
+                           tunables: running.tunables, why: "hard lifetime")
+            } catch {
+                log.error("could not remove SAs past their hard lifetime (they stay unusable): \(error)")
+            }
+        }
+    }
+
+    // MARK: Reading
+
+    /// Every counter by name: the workers' blocks, the tick's lifetime crossings and
+    /// the monitor drops.
+    public func counters() -> [String: UInt64] {
+        var snap = CounterSnapshot(summing: counterBlocks() + [controlStats])
+        var extra = [UInt64](repeating: 0, count: Counter.allCases.count)
+        extra[Counter.monitorEventsDropped.rawValue] = bus.dropped
+        snap.merge(extra)
+        var out: [String: UInt64] = [:]
+        for c in Counter.allCases { out[c.name] = snap[c] }
+        return out
+    }
+}
+
+/// What identifies a flow for `encctl -d`: its selector and direction (not its type or peer).
+struct FlowSelectorKey: Hashable {
+    let proto: IPsecProtocol
+    let direction: FlowDirection
+    let upper: UInt8?
+    let source: IPPrefix
+    let sourcePort: UInt16?
+    let destination: IPPrefix
+    let destinationPort: UInt16?
+    init(_ f: FlowSpec) {
+        proto = f.proto
+        direction = f.direction
+        upper = f.upperProtocol
+        source = f.source
+        sourcePort = f.sourcePort
+        destination = f.destination
+        destinationPort = f.destinationPort
+    }
+}
