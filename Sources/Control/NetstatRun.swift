@@ -1,11 +1,13 @@
 // What encstat does for a command line, apart from the socket: which requests it
 // sends (through `call`, one connection per request), and the text it writes.
-//   counters (-s, -p, -w, -o)  → Request(.counters): counters by name, queues
+//   counters (-s, -p, -w, -o)  → Request(.counters): counters by name (and queues,
+//                                if the daemon sends them there)
+//   queues (-p enc, -s, -o)    → Request(.status) when the counters reply had none
 //   flows (-r)                 → Request(.show, what: "flow")
 //   SAs (-a, -o)               → Request(.show, what: "sa", verbose: true)
-// Sections print in that order, a blank line between them. A daemon that does not
-// report its queues (an older encd) gets them from `fallbackQueues`, which reads the
-// kernel's /proc file in the executable.
+// Sections print in that order, a blank line between them. A daemon that reports no
+// queues at all gets them from `fallbackQueues`, which reads the kernel's /proc file
+// in the executable.
 
 import IPsec
 
@@ -29,11 +31,13 @@ public struct NetstatRun {
         return resp
     }
 
-    /// Counters and queues, now.
-    public func fetchCounters() throws -> (CounterSnapshot, [QueueStatus]) {
+    /// Counters now, and with `queues` encd's NFQUEUE figures.
+    public func fetchCounters(queues: Bool = true) throws -> (CounterSnapshot, [QueueStatus]) {
         let r = try checked(Request(.counters))
         guard let c = r.counters else { throw ControlError("encd's reply to counters carries no counters") }
-        return (NetstatCounters.snapshot(c), r.queues ?? fallbackQueues())
+        guard queues else { return (NetstatCounters.snapshot(c), []) }
+        let q = try r.queues ?? checked(Request(.status)).queues ?? fallbackQueues()
+        return (NetstatCounters.snapshot(c), q)
     }
 
     public func fetchFlows() throws -> [FlowStatus] { try checked(Request(.show, what: "flow")).flows ?? [] }
@@ -49,7 +53,7 @@ public struct NetstatRun {
         if o.json {
             var doc = NetstatDocument()
             if o.showsCounters {
-                let (snap, queues) = try fetchCounters()
+                let (snap, queues) = try fetchCounters(queues: o.groups.contains(.enc))
                 NetstatJSON.counters(&doc, o.groups, snap, queues: queues, hideZeros: o.hideZeros)
             }
             if o.routes { doc.flows = try fetchFlows() }
@@ -58,7 +62,7 @@ public struct NetstatRun {
         }
         var sections: [String] = []
         if o.showsCounters {
-            let (snap, queues) = try fetchCounters()
+            let (snap, queues) = try fetchCounters(queues: o.groups.contains(.enc))
             sections.append(NetstatCounters.report(o.groups, snap, queues: queues, hideZeros: o.hideZeros))
         }
         if o.routes { sections.append(NetstatRoutes.table(try fetchFlows(), numeric: o.numeric)) }
@@ -74,7 +78,7 @@ public struct NetstatRun {
         var index = 0
         while options.count.map({ index < $0 }) ?? true {
             if index > 0 { sleep(options.wait ?? 1) }
-            let current = NetstatInterval.sample(group, try fetchCounters().0)
+            let current = NetstatInterval.sample(group, try fetchCounters(queues: false).0)
             if options.json {
                 try write(try NetstatJSON.line(previous.map { current.since($0) } ?? current))
             } else {

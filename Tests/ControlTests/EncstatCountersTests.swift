@@ -118,6 +118,7 @@ import Testing
         \t1 packet dropped closed (no SA, or SA unusable)
         \t0 NAT-T keepalives dropped
         \t0 packets too big for the path, sender told
+        \t0 monitor events dropped for a slow client
         \t1 SA past their soft lifetime
         \t1 SA past their hard lifetime
         \tqueue 0 (spd):
@@ -209,6 +210,39 @@ import Testing
         let all = try run(["-s"], EncstatFixtures.busyCounters)
         #expect(all == Self.busyESP + Self.busyAH + Self.busyIPsec + Self.busyEnc)
         #expect(try run([], EncstatFixtures.busyCounters) == all)
+    }
+
+    @Test func queuesComeFromStatusWhenTheCountersReplyHasNone() throws {
+        var seen: [Command] = []
+        let out = try NetstatRun(try NetstatOptions.parse(["-p", "enc"])) { r in
+            seen.append(r.command)
+            var resp = Response()
+            if r.command == .counters { resp.counters = EncstatFixtures.busyValues } else { resp.queues = EncstatFixtures.queues(dropped: 1) }
+            return resp
+        }.report()
+        #expect(out == Self.busyEnc)
+        #expect(seen == [.counters, .status])
+    }
+
+    @Test func withoutQueuesAnywhereTheFallbackSuppliesThem() throws {
+        var run = NetstatRun(try NetstatOptions.parse(["-p", "enc"])) { r in
+            var resp = Response()
+            if r.command == .counters { resp.counters = EncstatFixtures.busyValues }
+            return resp
+        }
+        run.fallbackQueues = { EncstatFixtures.queues(dropped: 1) }
+        #expect(try run.report() == Self.busyEnc)
+    }
+
+    @Test func espAloneAsksForNoQueues() throws {
+        var seen: [Command] = []
+        _ = try NetstatRun(try NetstatOptions.parse(["-p", "esp"])) { r in
+            seen.append(r.command)
+            var resp = Response()
+            resp.counters = EncstatFixtures.busyValues
+            return resp
+        }.report()
+        #expect(seen == [.counters])
     }
 
     @Test func unknownCounterNamesAreIgnoredAndMissingOnesReadZero() {
