@@ -47,7 +47,6 @@ let package = Package(
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "EncCore"]),
         .testTarget(name: "ControlTests", dependencies: ["Control", "Config", "IPsec", "EncCore"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Kernel", "Config", "IPsec", "Crypto", "EncCore"]),
-        .testTarget(name: "ControlTests", dependencies: ["Control", "Config", "IPsec", "EncCore"]),
     ],
     swiftLanguageModes: [.v5]
 )
