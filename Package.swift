@@ -35,7 +35,7 @@ let package = Package(
         // Thin executables.
         .executableTarget(name: "encd", dependencies: ["Daemon"]),
         .executableTarget(name: "encctl", dependencies: ["Control", "Config"]),
-        .executableTarget(name: "encstat", dependencies: ["Control"]),
+        .executableTarget(name: "encstat", dependencies: ["Control", "Kernel"]),
         .executableTarget(name: "encbench", dependencies: ["EncCore", "Crypto", "IPsec", "CAllocCounter", "CCrypto"]),
 
         .testTarget(name: "EncCoreTests", dependencies: ["EncCore"]),

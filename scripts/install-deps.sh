@@ -18,5 +18,9 @@ if ! python3 -c 'import scapy' 2>/dev/null; then
     echo "install-deps: pip install scapy"
     python3 -m pip install -q scapy 2>/dev/null || python3 -m pip install -q --break-system-packages scapy
 fi
+if ! python3 -c 'import prometheus_client' 2>/dev/null; then
+    echo "install-deps: pip install prometheus-client"
+    python3 -m pip install -q prometheus-client 2>/dev/null || python3 -m pip install -q --break-system-packages prometheus-client
+fi
 command -v swift >/dev/null || export PATH=/opt/swift/usr/bin:$PATH
 swift --version >/dev/null
