@@ -304,7 +304,7 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
 
     /// SIGHUP: re-reads the file; a broken file leaves everything as it was.
     public func reload() {
-        if let c = try? loadConfiguration() { checkPeers(c) }
+        if let c = try? ConfigParser.load(path: options.file, defines: options.defines) { checkPeers(c) }
         plane?.reload()
     }
 
