@@ -91,14 +91,16 @@ public final class ControlServer: @unchecked Sendable {
         t.start()
     }
 
-    /// Stops accepting, removes the socket, and waits for the accept thread. Open
-    /// connections end on their own (timeouts; monitors notice within a second).
+    /// Stops accepting, removes the socket, and waits for the accept thread and (up to
+    /// a few seconds) for open connections: requests time out, monitors notice the stop
+    /// within half a second.
     public func stop() {
         guard running.exchange(false, ordering: .relaxed) else { return }
         stopped.wait()
         close(listenFD)
         listenFD = -1
         unlink(path)
+        for _ in 0..<(20 * (requestTimeout + 3)) where active.load(ordering: .relaxed) > 0 { usleep(50_000) }
     }
 
     private func acceptLoop() {

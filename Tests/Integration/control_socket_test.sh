@@ -186,10 +186,9 @@ except PermissionError:
     sys.exit(1)
 PY
 chmod 666 "$SOCK1"   # past the file mode: SO_PEERCRED still refuses
-cp "$IT_TMP/ctl.py" /tmp/$IT_ID-ctl.py; chmod 644 /tmp/$IT_ID-ctl.py
-r=$(on gw1 setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 /tmp/$IT_ID-ctl.py "$SOCK1" \
+chmod 644 "$IT_TMP/ctl.py"
+r=$(on gw1 setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 "$IT_TMP/ctl.py" "$SOCK1" \
     '{"command":"flush","what":"all"}' "(r['ok'], r['error'])")
-rm -f /tmp/$IT_ID-ctl.py
 [[ $r == "(False, 'permission denied')" ]] || fail "uid 65534: $r"
 [[ $(ctl '{"command":"show","what":"sa"}' "len(r['sas'])") == 2 ]] || fail "a refused flush changed something"
 grep -q "control socket: refused uid 65534" "$IT_TMP/gw1-encd.log" || fail "refusal not logged"
