@@ -27,6 +27,13 @@ import Testing
         #expect(try ControlClient(path: f.socketPath).call(Request(.status)).ok)
     }
 
+    @Test func socketPathComesFromRunDirectoryOrDashS() throws {
+        #expect(Options().socketPath == "/run/encd/encd.sock" && Options().socketPath == ControlProtocol.defaultSocket)
+        #expect(try Options.parse(["-R", "/tmp/r"]).socketPath == "/tmp/r/encd.sock")
+        #expect(try Options.parse(["-R", "/tmp/r", "-s", "/tmp/ctl.sock"]).socketPath == "/tmp/ctl.sock")
+        #expect(try Options.parse(["-s/tmp/x.sock", "-d"]).socketPath == "/tmp/x.sock")
+    }
+
     @Test func refusesToReplaceSomethingThatIsNotASocket() throws {
         let f = try ControlFixture(ctlSiteConf)
         let path = f.dir + "/not-a-socket"
