@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "Crypto", dependencies: ["CCrypto", "EncCore"]),
         .target(name: "IPsec", dependencies: ["EncCore", "Crypto"]),
         .target(name: "Config", dependencies: ["EncCore", "Crypto", "IPsec"]),
-        .target(name: "Control", dependencies: ["EncCore", "IPsec"]),
+        .target(name: "Control", dependencies: ["EncCore", "IPsec", "Config"]),
 
         // Kernel glue and the daemon.
         .target(name: "Kernel", dependencies: ["CNetfilter", "CEncShim", "EncCore"]),
@@ -45,6 +45,7 @@ let package = Package(
         .testTarget(name: "AllocationTests", dependencies: ["IPsec", "Crypto", "EncCore", "CAllocCounter"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "IPsec", "Crypto", "EncCore"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "EncCore"]),
+        .testTarget(name: "ControlTests", dependencies: ["Control", "Config", "IPsec", "EncCore"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Kernel", "Config", "IPsec", "Crypto", "EncCore"]),
     ],
     swiftLanguageModes: [.v5]

@@ -55,15 +55,7 @@ public enum AH {
             return drop(sa.exhausted ? .ahSequenceWrap : .ahSequenceReserveFailed)
         }
         let payloadLength = buffer.count - (isTunnel ? 0 : inner.headerLength)
-        let innerDS: UInt8
-        let innerDF: Bool?
-        if inner.family == .inet {
-            innerDS = IPv4Header(unchecked: buffer.bytes).tos
-            innerDF = IPv4Header(unchecked: buffer.bytes).dontFragment
-        } else {
-            innerDS = IPv6Header(unchecked: buffer.bytes).trafficClass
-            innerDF = nil
-        }
+        let (innerDS, innerDF) = TunnelHeader.innerFields(buffer.bytes, family: inner.family)
         let nextHeader: UInt8
         let ahAt: Int
         if isTunnel {
@@ -153,21 +145,10 @@ public enum AH {
         let result: InputResult
         if sa.spec.mode == .tunnel {
             guard nextHeader == IPProtocol.ipip || nextHeader == IPProtocol.ipv6 else { return drop(.ahInputProcessing, sa) }
-            let outerDS = outer.family == .inet ? IPv4Header(unchecked: p).tos : IPv6Header(unchecked: p).trafficClass
+            let outerDS = TunnelHeader.outerDS(p, family: outer.family)
             buffer.trimFront(ahAt + ahLength)
-            let q = buffer.bytes
-            guard let inner = IPLayout.read(q), (inner.family == .inet) == (nextHeader == IPProtocol.ipip) else {
+            guard TunnelHeader.finishDecapsulation(buffer, nextHeader: nextHeader, outerDS: outerDS) else {
                 return drop(.ahInputProcessing, sa)
-            }
-            buffer.trimBack(buffer.count - inner.packetLength)
-            if inner.family == .inet {
-                let ip = IPv4Header(unchecked: buffer.bytes)
-                guard let ds = TunnelDSField.decapsulate(inner: ip.tos, outer: outerDS) else { return drop(.ahInputProcessing, sa) }
-                if ds != ip.tos { ip.tos = ds }
-            } else {
-                let ip = IPv6Header(unchecked: buffer.bytes)
-                guard let ds = TunnelDSField.decapsulate(inner: ip.trafficClass, outer: outerDS) else { return drop(.ahInputProcessing, sa) }
-                if ds != ip.trafficClass { ip.trafficClass = ds }
             }
             result = .decapsulated(sa)
         } else {

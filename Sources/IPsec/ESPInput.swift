@@ -108,7 +108,10 @@ public enum ESPInput {
         case .failed: return drop(.espInputCryptoFailed, sa)
         }
 
-        // 5. Commit.
+        // 5. Commit. Only a packet newer than every packet before it may move the
+        // peer's NAT-T endpoint, so a replayed packet (with replay checking off, or
+        // inside the window) sent from elsewhere cannot redirect our traffic.
+        let newest = sequence > sa.replay.top
         sa.replay.commit(sequence)
 
         // 6. Trailer.
@@ -124,7 +127,7 @@ public enum ESPInput {
         let payloadLength = payloadEnd - payloadStart
 
         // 7. NAT-T and decapsulation.
-        if viaUDP { sa.learnNATEndpoint(address: outer.source, port: udpSourcePort) }
+        if viaUDP && newest { sa.learnNATEndpoint(address: outer.source, port: udpSourcePort) }
         let result: InputResult
         if sa.spec.mode == .tunnel {
             result = decapsulateTunnel(buffer, outer: outer, payloadStart: payloadStart, payloadEnd: payloadEnd,
@@ -156,8 +159,7 @@ public enum ESPInput {
             sa.counters.add(.drops)
             return .dropped(c)
         }
-        let p = buffer.bytes
-        let outerDS = outer.family == .inet ? IPv4Header(unchecked: p).tos : IPv6Header(unchecked: p).trafficClass
+        let outerDS = TunnelHeader.outerDS(buffer.bytes, family: outer.family)
         switch nextHeader {
         case IPProtocol.ipip, IPProtocol.ipv6: break
         case IPProtocol.noNextHeader: return drop(.espBadNextHeader)   // a dummy TFC packet (RFC 4303 §2.6)
@@ -165,19 +167,8 @@ public enum ESPInput {
         }
         buffer.trimBack(buffer.count - payloadEnd)
         buffer.trimFront(payloadStart)
-        let q = buffer.bytes
-        guard let inner = IPLayout.read(q),
-              (inner.family == .inet) == (nextHeader == IPProtocol.ipip) else { return drop(.espBadNextHeader) }
-        buffer.trimBack(buffer.count - inner.packetLength)   // TFC padding (RFC 4303 §2.7)
-        let r = buffer.bytes
-        if inner.family == .inet {
-            let ip = IPv4Header(unchecked: r)
-            guard let ds = TunnelDSField.decapsulate(inner: ip.tos, outer: outerDS) else { return drop(.espBadNextHeader) }
-            if ds != ip.tos { ip.tos = ds }
-        } else {
-            let ip = IPv6Header(unchecked: r)
-            guard let ds = TunnelDSField.decapsulate(inner: ip.trafficClass, outer: outerDS) else { return drop(.espBadNextHeader) }
-            if ds != ip.trafficClass { ip.trafficClass = ds }
+        guard TunnelHeader.finishDecapsulation(buffer, nextHeader: nextHeader, outerDS: outerDS) else {
+            return drop(.espBadNextHeader)
         }
         return .decapsulated(sa)
     }

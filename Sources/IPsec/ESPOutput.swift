@@ -97,16 +97,7 @@ public enum ESPOutput {
         p[at + 1] = nextHeader
 
         // 4. Head.
-        let innerDS: UInt8
-        let innerDF: Bool?
-        if inner.family == .inet {
-            let ip = IPv4Header(unchecked: p)
-            innerDS = ip.tos
-            innerDF = ip.dontFragment
-        } else {
-            innerDS = IPv6Header(unchecked: p).trafficClass
-            innerDF = nil
-        }
+        let (innerDS, innerDF) = TunnelHeader.innerFields(p, family: inner.family)
         if isTunnel {
             buffer.prepend(headLength)
         } else {

@@ -159,6 +159,28 @@ import Testing
         #expect(b.bytes.be16(22) == 62000)
     }
 
+    @Test func replayedPacketFromElsewhereDoesNotMoveThePeer() throws {
+        // Replay checking off (OpenBSD's default for manual SAs): a copy of an old
+        // authentic packet, re-sent from another address and port, is accepted but must
+        // not redirect the outbound SA.
+        let toA = try SAPair.esp("aes-128-gcm", from: hostB4, to: hostA4, spi: 0x3000, replay: 0, udp: encap)
+        let fromA = try SecurityAssociation(try SAPair.esp("aes-128-gcm", from: hostA4, to: hostB4, udp: encap).spec,
+                                            direction: .outbound, store: nil, now: 0)
+        toA.inbound.natPartner = fromA
+        let first = try #require(toA.protect(sample(netB4, netA4)).value)
+        let second = try #require(toA.protect(sample(netB4, netA4)).value)
+        #expect(toA.unprotect(first).value != nil)
+        #expect(toA.unprotect(second).value != nil)
+        #expect(fromA.natEndpoint().1 == nil)          // same address and port as configured: nothing learned
+        var replayed = first
+        replayed.withUnsafeMutableBytes { p in
+            IPv4Header(unchecked: p).source = IPAddress("203.0.113.66")!
+            p.setBE16(20, 31337)
+        }
+        #expect(toA.unprotect(replayed).value != nil)  // accepted: replay checking is off
+        #expect(fromA.natEndpoint().0 == nil && fromA.natEndpoint().1 == nil)
+    }
+
     @Test func transportChecksumIsFixedUpAfterNAT() throws {
         // B sends TCP in transport mode from its private address; a NAT rewrites the
         // outer source. After decapsulation the TCP checksum must fit the address A sees.
