@@ -71,7 +71,7 @@ if sys.argv[2] == "--monitor":
         r = receive(s)
         if r is None:
             break
-        print(json.dumps(r["event"]), flush=True)
+        print(json.dumps(r["event"], sort_keys=True), flush=True)
         want.discard(r["event"]["kind"])
     sys.exit(0 if not want else 1)
 r = receive(connect(path, json.loads(sys.argv[2]), 10))
@@ -134,7 +134,7 @@ sleep 4   # the loaded SA passes its soft and hard lifetimes
 [[ $(ctl '{"command":"show","what":"sa"}' "len(r['sas'])") == 2 ]] || fail "hard lifetime: SA not removed"
 on h1 ping -c 1 -W 1 198.18.9.1 >/dev/null 2>&1 && fail "a require flow without SA let a packet through"
 wait $mon || fail "monitor did not see every event: $(cat "$IT_TMP/monitor.out")"
-grep -q '"kind": "sa-hard-expired", .*spi 0x00003000' "$IT_TMP/monitor.out" || fail "hard expiry event text"
+grep -q '"kind": "sa-hard-expired", "text": "SA hard lifetime expired, removed: esp tunnel from 192.0.2.1 to 192.0.2.9 spi 0x00003000 ' "$IT_TMP/monitor.out" || fail "hard expiry event text"
 ok "monitor: SA added, soft and hard expiry (SA removed, require flow drops), acquire"
 [[ $(ctl '{"command":"delete","configName":"extra.conf","config":"'"$extra"'"}' "r['ok']") == True ]] || fail "delete"
 [[ $(ctl '{"command":"show","what":"flow"}' "len(r['flows'])") == 2 ]] || fail "delete left flows"
