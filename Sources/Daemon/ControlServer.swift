@@ -5,7 +5,8 @@
 //      to a thread of its own, at most `maxConnections` at a time
 //   2. connection thread: reads one request with a receive timeout (a client that
 //      sends nothing cannot hold a thread for long), answers it, closes; `monitor`
-//      instead streams events until the client closes or stops reading
+//      instead streams events until the client closes or stops reading. A refused
+//      peer's request is read (at most the frame limit) but not looked at, and answered "permission denied".
 // Nothing a client sends — too large, malformed, unknown version or command — does
 // more than earn it an error reply. Refused peers are logged at most once per
 // `refusalLogInterval` seconds, with a count.
@@ -43,6 +44,8 @@ public final class ControlServer: @unchecked Sendable {
     /// Binds the socket (mode 0600, a stale socket at `path` replaced) and starts
     /// accepting. Throws when the path is taken by something that is not a socket.
     public func start() throws {
+        // A client that goes away mid-reply must cost an EPIPE, not the process.
+        signal(SIGPIPE, SIG_IGN)
         var st = stat()
         if lstat(path, &st) == 0 {
             guard st.st_mode & S_IFMT == S_IFSOCK else {
@@ -88,14 +91,16 @@ public final class ControlServer: @unchecked Sendable {
         t.start()
     }
 
-    /// Stops accepting, removes the socket, and waits for the accept thread. Open
-    /// connections end on their own (timeouts; monitors notice within a second).
+    /// Stops accepting, removes the socket, and waits for the accept thread and (up to
+    /// a few seconds) for open connections: requests time out, monitors notice the stop
+    /// within half a second.
     public func stop() {
         guard running.exchange(false, ordering: .relaxed) else { return }
         stopped.wait()
         close(listenFD)
         listenFD = -1
         unlink(path)
+        for _ in 0..<(20 * (requestTimeout + 3)) where active.load(ordering: .relaxed) > 0 { usleep(50_000) }
     }
 
     private func acceptLoop() {
@@ -108,10 +113,7 @@ public final class ControlServer: @unchecked Sendable {
             _ = fcntl(c, F_SETFD, FD_CLOEXEC)
             setTimeouts(c)
             let peer = try? PeerCredentials.of(c)
-            guard let peer, allowedUIDs.contains(peer.uid) else {
-                refused(c, peer)
-                continue
-            }
+            let allowed = peer.map { allowedUIDs.contains($0.uid) } ?? false
             guard active.add(1, ordering: .relaxed).newValue <= maxConnections else {
                 active.subtract(1, ordering: .relaxed)
                 try? Framing.send(Response.failure("encd is busy: \(maxConnections) control connections open; try again"), to: c)
@@ -119,7 +121,7 @@ public final class ControlServer: @unchecked Sendable {
                 continue
             }
             let t = Thread { [self] in
-                serve(c)
+                if allowed { serve(c) } else { refuse(c, peer) }
                 close(c)
                 active.subtract(1, ordering: .relaxed)
             }
@@ -136,9 +138,11 @@ public final class ControlServer: @unchecked Sendable {
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &stv, socklen_t(MemoryLayout<timeval>.size))
     }
 
-    private func refused(_ fd: Int32, _ peer: PeerCredentials?) {
+    /// Takes the request (so the client can read the answer rather than meet a
+    /// closed socket) without looking at it, and answers "permission denied".
+    private func refuse(_ fd: Int32, _ peer: PeerCredentials?) {
+        _ = try? Framing.receive(Discarded.self, from: fd)
         try? Framing.send(Response.failure("permission denied"), to: fd)
-        close(fd)
         let now = plane.clock.now + 1
         let held: UInt64? = refusals.withLock { r in
             if r.last != 0 && now < r.last + refusalLogInterval {
@@ -250,4 +254,9 @@ struct IncomingRequest: Decodable {
         guard let request else { return .failure(ControlFailure("malformed request: \(problem ?? "undecodable")")) }
         return .success(request)
     }
+}
+
+/// A message read only to be thrown away.
+private struct Discarded: Decodable {
+    init(from decoder: Decoder) throws {}
 }

@@ -164,8 +164,9 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         self.plane = plane
         plane.kernel = self
         plane.counterBlocks = { [weak self] in self?.workers.map(\.stats) ?? [] }
-        plane.queueStatus = { [weak self] in self?.queueStatus() ?? [] }
-        plane.facts = { [weak self] in self?.facts() ?? [:] }
+        // rulesetConfig changes under the plane's lock; the readers get copies.
+        let queues = [(rulesetConfig.spdQueue, "spd"), (rulesetConfig.outputQueue, "ipsec-out"), (rulesetConfig.inputQueue, "ipsec-in")]
+        plane.queueStatus = { [weak self] in self?.queueStatus(queues) ?? [] }
         context = StageContext(marks: rulesetConfig.marks, snapshot: plane.box, events: plane.events, clock: clock,
                                switches: plane.switches)
         rulesetConfig.natTraversalPort = c.tunables.udpEncapPort
@@ -203,6 +204,10 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         checkPeers(c)
         try plane.start(c)          // builds the policy; prepare() installs the table with it
         let backend = self.backend ?? .native
+        let facts = facts(backend)
+        plane.facts = { [weak plane] in
+            facts.merging(["udpencap_port": "\(plane?.tunables.udpEncapPort ?? 0)"]) { $1 }
+        }
         log.info("nftables: table inet \(rulesetConfig.table) installed, queues \(backend == .native ? "with nft's queue expression" : "with xt NFQUEUE through nft_compat (this kernel refuses nft's queue expression)")")
         for family in [AddressFamily.inet, .inet6] {
             let rule = MarkRule(family: family, value: rulesetConfig.marks.protect, mask: rulesetConfig.marks.protect,
@@ -284,7 +289,7 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
 
     /// SIGHUP: re-reads the file; a broken file leaves everything as it was.
     public func reload() {
-        if let c = try? loadConfiguration() { checkPeers(c) }
+        if let c = try? ConfigParser.load(path: options.file, defines: options.defines) { checkPeers(c) }
         plane?.reload()
     }
 
@@ -296,30 +301,25 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
     /// All workers' counters.
     public var counters: CounterSnapshot { CounterSnapshot(summing: workers.map(\.stats)) }
 
-    private func queueStatus() -> [QueueStatus] {
+    private func queueStatus(_ queues: [(UInt16, String)]) -> [QueueStatus] {
         let kernel = (try? QueueStats.read()) ?? []
-        let roles: [(UInt16, String, Worker?)] = [
-            (rulesetConfig.spdQueue, "spd", workers.first { $0.name == "spd" }),
-            (rulesetConfig.outputQueue, "ipsec-out", workers.first { $0.name == "ipsec-out" }),
-            (rulesetConfig.inputQueue, "ipsec-in", workers.first { $0.name == "ipsec-in" }),
-        ]
-        return roles.map { number, role, worker in
+        let workers = self.workers
+        return queues.map { number, role in
+            let worker = workers.first { $0.name == role }
             let k = kernel.first { $0.queue == number }
             return QueueStatus(number: number, role: role, waiting: k?.waiting ?? 0, queueDropped: k?.queueDropped ?? 0,
                                userDropped: k?.userDropped ?? 0, received: worker?.queueCounters.received ?? 0)
         }
     }
 
-    private func facts() -> [String: String] {
-        var f: [String: String] = [
+    private func facts(_ backend: NftQueueBackend) -> [String: String] {
+        [
             "interface": rulesetConfig.interface,
             "table": "inet \(rulesetConfig.table)",
-            "udpencap_port": "\(rulesetConfig.natTraversalPort)",
             "socket": options.socketPath,
             "route_table": "\(Self.routeTable)",
+            "backend": backend == .native ? "nft queue" : "xt NFQUEUE (nft_compat)",
         ]
-        if let backend { f["backend"] = backend == .native ? "nft queue" : "xt NFQUEUE (nft_compat)" }
-        return f
     }
 
     // MARK: Stop

@@ -47,13 +47,6 @@ public final class FileSequenceStore: SequenceStore, @unchecked Sendable {
         }
     }
 
-    public func forget(_ sa: SAKey) {
-        state.withLock { s in
-            guard s.removeValue(forKey: sa) != nil else { return }
-            _ = write(s)
-        }
-    }
-
     /// Writes the whole table durably; false when any step failed.
     private func write(_ s: [SAKey: UInt64]) -> Bool {
         var text = ""

@@ -103,13 +103,13 @@ public final class PolicyBuilder {
     }
 
     /// Records `snap`'s SA numbers and retires the SAs of `previous` it does not keep:
-    /// their keys are wiped when the last packet lets go, and their sequence
-    /// reservations are forgotten. Call once `snap` is (about to be) swapped in.
+    /// their keys are wiped when the last packet lets go. Their sequence reservations
+    /// stay in the store, so the same SA loaded again continues above them. Call once
+    /// `snap` is (about to be) swapped in.
     public func commit(_ snap: PolicySnapshot, replacing previous: PolicySnapshot) {
         numbers = snap.numberOf
         for old in previous.sad.all where snap.sad.byKey[old.key] !== old {
             old.invalidate()
-            if snap.sad.byKey[old.key] == nil && old.direction == .outbound { store.forget(old.key) }
         }
     }
 

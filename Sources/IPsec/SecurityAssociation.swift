@@ -103,6 +103,9 @@ public final class SecurityAssociation: @unchecked Sendable {
             exhausted = true
             return nil
         }
+        // A retired SA reserves nothing more: its successor with the same SPI has
+        // already started above everything reserved so far.
+        if seq > reservedThrough && hardExpired { return nil }
         if seq > reservedThrough {
             guard reserveMore(from: seq) else { return nil }
         }

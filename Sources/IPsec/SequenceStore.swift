@@ -14,8 +14,10 @@ public protocol SequenceStore: AnyObject, Sendable {
     /// false when that could not be made durable; the SA then sends nothing beyond
     /// what was already reserved.
     func reserve(_ sa: SAKey, through limit: UInt64) -> Bool
-    /// Forgets an SA that was deleted (its keys are gone, so its numbers are free).
-    func forget(_ sa: SAKey)
+    // There is deliberately no "forget": an SA deleted and later loaded again with the
+    // same keys (encctl -d then -f, a reload after a hard expiry) must continue above
+    // every number it ever used, or AES-GCM/CTR/ChaCha would repeat (key, IV) pairs.
+    // A store keeps one line per SA ever configured, which stays small.
 }
 
 /// A store that keeps reservations in memory only: for tests and for `encd -n`.
@@ -40,7 +42,6 @@ public final class MemorySequenceStore: SequenceStore, @unchecked Sendable {
         }
     }
 
-    public func forget(_ sa: SAKey) { lock.withLock { _ = reserved.removeValue(forKey: sa) } }
 }
 
 import Synchronization

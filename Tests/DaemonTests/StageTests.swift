@@ -228,3 +228,24 @@ func siteConf2() -> String {
         #expect(gw2.events.inputFailures == [.espAuthFailed])
     }
 }
+
+@Suite struct SequenceSafetyTests {
+    @Test func reloadedSAContinuesAboveWhatItUsedBeforeDeletion() throws {
+        // Delete an SA (reload without it), then load it again with the same keys: the
+        // sequence numbers must continue upward, never restart (AES-GCM nonce reuse).
+        let store = MemorySequenceStore()
+        let builder = PolicyBuilder(store: store, maxPolicy: 1023)
+        let conf = try ConfigParser.parse(text: siteConf(), fileName: "t")
+        let local: Set<IPAddress> = [IPAddress("192.0.2.1")!]
+        let s1 = try builder.build(flows: conf.flows, sas: conf.sas, localAddresses: local, previous: .empty, now: 1)
+        let sa1 = try #require(s1.sad.all.first { $0.direction == .outbound })
+        var last: UInt64 = 0
+        for _ in 0..<5 { last = try #require(sa1.takeSequence()) }
+        let s2 = try builder.build(flows: [], sas: [], localAddresses: local, previous: s1, now: 2)
+        #expect(sa1.takeSequence() == nil || sa1.nextSequence <= sa1.reservedThrough + 1)
+        let s3 = try builder.build(flows: conf.flows, sas: conf.sas, localAddresses: local, previous: s2, now: 3)
+        let sa3 = try #require(s3.sad.all.first { $0.direction == .outbound })
+        #expect(sa3 !== sa1)
+        #expect(try #require(sa3.takeSequence()) > last)
+    }
+}
