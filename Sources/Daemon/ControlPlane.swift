@@ -317,6 +317,9 @@ public final class ControlPlane: @unchecked Sendable {
         var snap = CounterSnapshot(summing: counterBlocks() + [controlStats])
         var extra = [UInt64](repeating: 0, count: Counter.allCases.count)
         extra[Counter.monitorEventsDropped.rawValue] = bus.dropped
+        // The kernel counts what never reached encd: packets its queues dropped when full
+        // (queue_dropped) or when encd's socket buffer was (user_dropped).
+        extra[Counter.queueOverflow.rawValue] = queueStatus().reduce(0) { $0 &+ $1.queueDropped &+ $1.userDropped }
         snap.merge(extra)
         var out: [String: UInt64] = [:]
         for c in Counter.allCases { out[c.name] = snap[c] }

@@ -177,8 +177,8 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         self.tun = tun
         try tun.configureEthernet(address: StageContext.interfaceMAC)
         try tun.setTransmitQueueLength(0)
+        try prepareInterface(routing, tun.name)      // before the link is up: no IPv6 link-local, no MLD
         try routing.setLink(name: tun.name, up: true, mtu: 1400)
-        try prepareInterface(routing, tun.name)
         try routing.addAddress(Self.interfaceAddress, prefixLength: 32, device: tun.name)
         context.encInterfaceIndex = try routing.interfaceIndex(of: tun.name)
 
@@ -325,6 +325,7 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
     // MARK: Stop
 
     public func stop() {
+        let installed = nft != nil || tun != nil || !installedRules.isEmpty
         server?.stop()
         server = nil
         for w in workers { w.stop() }
@@ -346,7 +347,7 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
             close(lockFD)
             lockFD = -1
         }
-        log.info("stopped: table, rules, routes and \(rulesetConfig.interface) removed")
+        if installed { log.info("stopped: table, rules, routes and \(rulesetConfig.interface) removed") }
     }
 
     /// Runs until SIGTERM or SIGINT; SIGHUP reloads.

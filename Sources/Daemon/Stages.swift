@@ -23,6 +23,9 @@
 // have one owner. With several queues per stage (fanout), SAs will be pinned to
 // workers; the stages already take a per-worker CounterBlock.
 
+#if canImport(Glibc)
+import Glibc
+#endif
 import EncCore
 import IPsec
 import Kernel
@@ -134,11 +137,17 @@ public enum OutputStage {
             ? ESPOutput.process(buffer, sa: sa, now: ctx.now, tunnel: ctx.tunnel, stats: stats)
             : AH.output(buffer, sa: sa, now: ctx.now, tunnel: ctx.tunnel, stats: stats)
         guard case .send = result else { return .drop }
-        if case .failed = sender.send(buffer) {
+        switch sender.send(buffer) {
+        case .done:
+            return .accept
+        case .wouldBlock, .failed(ENOBUFS):
+            // The socket's (or the device's) queue is full: OpenBSD's qfull.
+            stats.add(sa.spec.proto == .esp ? .espQueueFull : .ahQueueFull)
+            return .drop
+        case .failed:
             stats.add(sa.spec.proto == .esp ? .espSendFailed : .ahSendFailed)
             return .drop
         }
-        return .accept
     }
 
     /// The counter of a packet the switches forbid to protect with `sa`, nil when allowed.

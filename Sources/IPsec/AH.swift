@@ -106,7 +106,10 @@ public enum AH {
             return .dropped(c)
         }
         guard let outer = IPLayout.read(buffer.bytes), outer.payloadProtocol == IPProtocol.ah,
-              !outer.isFragment else { return drop(.ahShort) }
+              !outer.isFragment else {
+            let v = buffer.count > 0 ? buffer.bytes[0] >> 4 : 4
+            return drop(v != 4 && v != 6 ? .ahUnsupportedFamily : .ahShort)
+        }
         buffer.trimBack(buffer.count - outer.packetLength)
         let p = buffer.bytes
         let ahAt = outer.headerLength

@@ -90,7 +90,7 @@ public enum Counter: Int, Sendable, CaseIterable {
     // ESP, input side
     case espInput, espInputBytes, espUDPEncapInput
     case espShort, espUnsupportedFamily, espNoSA, espInvalidSA, espNoTransform
-    case espReplay, espReplayZero, espAuthFailed, espDecryptFailed, espBadPadding, espBadNextHeader
+    case espReplay, espReplayZero, espAuthFailed, espBadPadding, espBadNextHeader
     case espPolicyMismatch, espUDPForPlainSA, espRawForUDPSA, espInputCryptoFailed, espInputProcessing
     // ESP, output side
     case espOutput, espOutputBytes, espUDPEncapOutput
@@ -106,8 +106,8 @@ public enum Counter: Int, Sendable, CaseIterable {
     case saSoftExpired, saHardExpired
     // encd's own reasons at [X], enc0 and the queues (no OpenBSD line)
     case denyFlowDropped, requireWithoutSA, dontacqWithoutSA, acquireRequested
-    case inboundCleartextRequired, malformedPacket, queueOverflow, failClosed, keepaliveDropped
-    case mtuExceeded, encInputPackets, encInputBytes, encOutputPackets, encOutputBytes
+    case malformedPacket, queueOverflow, failClosed, keepaliveDropped
+    case encInputPackets, encInputBytes, encOutputPackets, encOutputBytes
     // Turned off at run time (net.inet.esp.enable, net.inet.ah.enable, net.inet.esp.udpencap)
     case espDisabledInput, espDisabledOutput, ahDisabledInput, ahDisabledOutput
     case udpEncapDisabledInput, udpEncapDisabledOutput
@@ -118,7 +118,7 @@ public enum Counter: Int, Sendable, CaseIterable {
     public var group: CounterGroup {
         switch self {
         case .espInput, .espInputBytes, .espUDPEncapInput, .espShort, .espUnsupportedFamily, .espNoSA,
-             .espInvalidSA, .espNoTransform, .espReplay, .espReplayZero, .espAuthFailed, .espDecryptFailed,
+             .espInvalidSA, .espNoTransform, .espReplay, .espReplayZero, .espAuthFailed,
              .espBadPadding, .espBadNextHeader, .espPolicyMismatch, .espUDPForPlainSA, .espRawForUDPSA,
              .espInputCryptoFailed, .espInputProcessing, .espOutput, .espOutputBytes, .espUDPEncapOutput,
              .espSequenceWrap, .espTooBig, .espOutputCryptoFailed, .espSendFailed, .espQueueFull,
@@ -154,7 +154,6 @@ public enum Counter: Int, Sendable, CaseIterable {
         case .espReplay, .espReplayZero, .ahReplay, .ahReplayZero: return .replay
         case .espAuthFailed, .ahAuthFailed: return .badauth
         case .ahBadAuthLength: return .badauthl
-        case .espDecryptFailed: return .badenc
         case .espBadPadding, .espBadNextHeader: return .badilen
         case .espPolicyMismatch, .ahPolicyMismatch: return .pdrops
         // OpenBSD counts packets refused because the protocol is disabled as policy drops.
@@ -177,17 +176,17 @@ public enum Counter: Int, Sendable, CaseIterable {
     public var dropSide: FlowDirection? {
         switch self {
         case .espShort, .espUnsupportedFamily, .espNoSA, .espInvalidSA, .espNoTransform, .espReplay,
-             .espReplayZero, .espAuthFailed, .espDecryptFailed, .espBadPadding, .espBadNextHeader,
+             .espReplayZero, .espAuthFailed, .espBadPadding, .espBadNextHeader,
              .espPolicyMismatch, .espUDPForPlainSA, .espRawForUDPSA, .espInputCryptoFailed, .espInputProcessing,
              .ahShort, .ahUnsupportedFamily, .ahNoSA, .ahInvalidSA, .ahNoTransform, .ahReplay, .ahReplayZero,
              .ahAuthFailed, .ahBadAuthLength, .ahPolicyMismatch, .ahInputProcessing,
-             .inboundCleartextRequired, .keepaliveDropped, .espDisabledInput, .ahDisabledInput,
+             .keepaliveDropped, .espDisabledInput, .ahDisabledInput,
              .udpEncapDisabledInput:
             return .inbound
         case .espSequenceWrap, .espTooBig, .espOutputCryptoFailed, .espSendFailed, .espQueueFull,
              .espSequenceReserveFailed, .ahSequenceWrap, .ahTooBig, .ahOutputCryptoFailed, .ahSendFailed,
              .ahQueueFull, .ahSequenceReserveFailed, .denyFlowDropped, .requireWithoutSA, .dontacqWithoutSA,
-             .failClosed, .mtuExceeded, .espDisabledOutput, .ahDisabledOutput, .udpEncapDisabledOutput:
+             .failClosed, .espDisabledOutput, .ahDisabledOutput, .udpEncapDisabledOutput:
             return .outbound
         case .malformedPacket, .queueOverflow:
             return .inbound
@@ -214,12 +213,10 @@ public enum Counter: Int, Sendable, CaseIterable {
         case .requireWithoutSA: return "packet%s of a require flow dropped for want of an SA"
         case .dontacqWithoutSA: return "packet%s of a dontacq flow dropped for want of an SA"
         case .acquireRequested: return "SA acquire request%s"
-        case .inboundCleartextRequired: return "cleartext packet%s dropped by an inbound require flow"
         case .malformedPacket: return "malformed packet%s dropped"
-        case .queueOverflow: return "packet%s lost to a full queue"
+        case .queueOverflow: return "packet%s lost to a full queue (counted by the kernel)"
         case .failClosed: return "packet%s dropped closed (no SA, or SA unusable)"
         case .keepaliveDropped: return "NAT-T keepalive%s dropped"
-        case .mtuExceeded: return "packet%s too big for the path, sender told"
         case .encInputPackets: return "packet%s in on enc0"
         case .encInputBytes: return "byte%s in on enc0"
         case .encOutputPackets: return "packet%s out on enc0"

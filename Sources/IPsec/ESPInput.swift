@@ -39,9 +39,10 @@ public enum ESPInput {
                                stats: CounterBlock<Counter>) -> InputResult {
         let p = buffer.bytes
         guard let outer = IPLayout.read(p) else {
+            let reason: Counter = p.count > 0 && p[0] >> 4 != 4 && p[0] >> 4 != 6 ? .espUnsupportedFamily : .espShort
             stats.add(.espInput)
-            stats.add(.espShort)
-            return .dropped(.espShort)
+            stats.add(reason)
+            return .dropped(reason)
         }
         buffer.trimBack(buffer.count - outer.packetLength)
         var espStart = outer.headerLength

@@ -112,12 +112,10 @@ import Testing
         \t0 packets of a require flow dropped for want of an SA
         \t0 packets of a dontacq flow dropped for want of an SA
         \t1 SA acquire request
-        \t0 cleartext packets dropped by an inbound require flow
         \t0 malformed packets dropped
-        \t2 packets lost to a full queue
+        \t2 packets lost to a full queue (counted by the kernel)
         \t1 packet dropped closed (no SA, or SA unusable)
         \t0 NAT-T keepalives dropped
-        \t0 packets too big for the path, sender told
         \t0 monitor events dropped for a slow client
         \t1 SA past their soft lifetime
         \t1 SA past their hard lifetime
@@ -146,7 +144,7 @@ import Testing
         \t3 packets out on enc0
         \t252 bytes out on enc0
         \t1 SA acquire request
-        \t2 packets lost to a full queue
+        \t2 packets lost to a full queue (counted by the kernel)
         \t1 packet dropped closed (no SA, or SA unusable)
         \t1 SA past their soft lifetime
         \t1 SA past their hard lifetime
