@@ -144,6 +144,10 @@ public enum OutputStage {
             // The socket's (or the device's) queue is full: OpenBSD's qfull.
             stats.add(sa.spec.proto == .esp ? .espQueueFull : .ahQueueFull)
             return .drop
+        case .failed(EMSGSIZE):
+            // Larger than the outgoing link takes (its MTU is below what enc0 assumes).
+            stats.add(sa.spec.proto == .esp ? .espTooBig : .ahTooBig)
+            return .drop
         case .failed:
             stats.add(sa.spec.proto == .esp ? .espSendFailed : .ahSendFailed)
             return .drop

@@ -43,6 +43,18 @@ ok "IPv4 ping through the AES-GCM tunnel"
 on h1 ping -6 -c 3 -i 0.2 -W 2 2001:db8:2::20 >/dev/null || fail "IPv6 ping h1 -> h2"
 ok "IPv6 ping through the AES-CBC+HMAC-SHA2-256 tunnel"
 
+# MTU: enc0's MTU leaves room for the SAs' overhead, so an oversized packet with DF
+# gets "fragmentation needed" / "packet too big" from gw1 instead of vanishing.
+mtu=$(on gw1 cat /sys/class/net/enc0/mtu)
+[[ $mtu -lt 1500 && $mtu -ge 1280 ]] || fail "enc0 MTU $mtu"
+out=$(on h1 ping -M do -c 1 -W 2 -s 1472 198.18.2.20 2>&1 || true)
+grep -qiE "frag needed|message too long|mtu" <<<"$out" || fail "no fragmentation-needed for a 1500-byte DF packet: $out"
+on h1 ping -M do -c 2 -W 2 -s $((mtu - 28)) 198.18.2.20 >/dev/null || fail "a packet of enc0's MTU with DF did not pass"
+out6=$(on h1 ping -6 -c 1 -W 2 -s 1452 2001:db8:2::20 2>&1 || true)
+on h1 ping -6 -c 1 -W 2 -s 1452 2001:db8:2::20 >/dev/null 2>&1 || true
+on h1 ip -6 route get 2001:db8:2::20 | grep -q "mtu $mtu" || fail "IPv6: h1 learned no path MTU from gw1's packet too big: $(on h1 ip -6 route get 2001:db8:2::20)"
+ok "enc0 MTU $mtu: DF packets above it get ICMP fragmentation needed (IPv4) / packet too big (IPv6)"
+
 # TCP: 2 MB from h1 to h2 over each family, bytes checked.
 head -c 2000000 /dev/urandom >"$IT_TMP/blob"
 want=$(sha256sum <"$IT_TMP/blob" | cut -d' ' -f1)
