@@ -85,11 +85,11 @@ public final class EncDaemon: @unchecked Sendable {
                                      previous: box.value, now: clock.now)
         if let nft {
             try installCandidates(nft, snap.spd.flows.filter { $0.direction == .outbound })
-            let req = snap.spd.inboundRequireFlows
+            let drops = snap.spd.inboundCleartextDrops
             try nft.replaceElements(of: NftAddressPairSet(EncdRuleset.requireSet4, family: .inet), table: rulesetConfig.table,
-                                    pairs: req.filter { $0.source.family == .inet }.map { ($0.source, $0.destination) })
+                                    pairs: drops.filter { $0.0.family == .inet })
             try nft.replaceElements(of: NftAddressPairSet(EncdRuleset.requireSet6, family: .inet6), table: rulesetConfig.table,
-                                    pairs: req.filter { $0.source.family == .inet6 }.map { ($0.source, $0.destination) })
+                                    pairs: drops.filter { $0.0.family == .inet6 })
         }
         box.replace(snap)
         configuration = c
@@ -207,7 +207,9 @@ public final class EncDaemon: @unchecked Sendable {
     private func updateMTU(_ snap: PolicySnapshot) throws {
         guard let routing, let tun else { return }
         let overhead = snap.sad.all.filter { $0.direction == .outbound }.map(\.maximumOverhead).max() ?? 80
-        try routing.setLink(name: tun.name, up: true, mtu: UInt32(max(1280, 1500 - overhead)))
+        let mtu = max(1280, 1500 - overhead)
+        try routing.setLink(name: tun.name, up: true, mtu: UInt32(mtu))
+        context.interfaceMTU = mtu
     }
 
     private func checkPrivileges() throws {
