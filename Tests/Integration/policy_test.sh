@@ -75,12 +75,17 @@ n=$(count "$IT_TMP/nosa.pcap" 'host 198.18.3.30 or esp')
 ok "require flow to 198.18.3.0/24 without an SA: ping fails, nothing leaks (cleartext or ESP)"
 
 # --- matching no flow: passes normally, in cleartext.
+# (Under load the first of the three echoes has, twice in ~30 runs, not shown up on
+# the link at all; the check below wants at least two answered in cleartext.)
 pcap_start gw1 wan "$IT_TMP/none.pcap"
-on h1 ping -c 3 -i 0.2 -W 2 -I 198.18.1.10 192.0.2.2 >/dev/null || fail "ping to gw2's own address (no flow)"
+on h1 ping -c 3 -i 0.2 -W 2 -I 198.18.1.10 192.0.2.2 >"$IT_TMP/ping-none" || fail "ping to gw2's own address (no flow)"
 pcap_stop gw1 wan
-clear=$(count "$IT_TMP/none.pcap" 'icmp and host 198.18.1.10 and host 192.0.2.2')
-[[ $clear -eq 6 ]] || fail "no-flow ping: $clear cleartext ICMP on the link (6 expected): $(tcpdump -n -r "$IT_TMP/none.pcap" 2>/dev/null)"
-ok "traffic matching no flow (h1 -> 192.0.2.2): ping works in cleartext"
+req=$(count "$IT_TMP/none.pcap" 'icmp[0] == 8 and src host 198.18.1.10 and dst host 192.0.2.2')
+rep=$(count "$IT_TMP/none.pcap" 'icmp[0] == 0 and src host 192.0.2.2 and dst host 198.18.1.10')
+esp=$(count "$IT_TMP/none.pcap" esp)
+[[ $req -ge 2 && $rep -eq $req && $esp -eq 0 ]] \
+    || fail "no-flow ping: $req requests, $rep replies in cleartext, $esp ESP on the link: $(tail -2 "$IT_TMP/ping-none") $(tcpdump -n -r "$IT_TMP/none.pcap" 2>/dev/null)"
+ok "traffic matching no flow (h1 -> 192.0.2.2): ping works, $req requests and $rep replies in cleartext, no ESP"
 
 # --- inbound cleartext covered by gw1's inbound require flow is dropped.
 require_drops() {
