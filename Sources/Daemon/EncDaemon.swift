@@ -245,7 +245,9 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
     private func updateMTU(_ snap: PolicySnapshot) throws {
         guard let routing, let tun else { return }
         let overhead = snap.sad.all.filter { $0.direction == .outbound }.map(\.maximumOverhead).max() ?? 80
-        try routing.setLink(name: tun.name, up: true, mtu: UInt32(max(1280, 1500 - overhead)))
+        let mtu = max(1280, 1500 - overhead)
+        try routing.setLink(name: tun.name, up: true, mtu: UInt32(mtu))
+        context.interfaceMTU = mtu
     }
 
     private func checkPrivileges() throws {

@@ -1,6 +1,8 @@
 // SetContents: what encd's nftables sets hold for a security policy database —
 // [X]'s candidate pairs (flows_out4/6: the outbound flows' source and destination,
-// less pairs another one covers) and the inbound require pairs (require_in4/6).
+// less pairs another one covers) and the inbound cleartext drops (require_in4/6:
+// disjoint prefix pairs where the most specific inbound flow forbids cleartext, see
+// SPD.inboundCleartextDrops).
 // Control path: computed at start-up, where they are installed in the same
 // transaction as the table, and on every reload.
 
@@ -11,15 +13,14 @@ import Kernel
 extension EncDaemon {
     static func setContents(_ spd: SPD) -> [NftSetContents] {
         let outbound = spd.flows.filter { $0.direction == .outbound }
-        let require = spd.inboundRequireFlows
+        let drops = spd.inboundCleartextDrops
         var out: [NftSetContents] = []
         for (family, flows) in [(AddressFamily.inet, EncdRuleset.flowSet4), (.inet6, EncdRuleset.flowSet6)] {
             out.append(NftSetContents(NftAddressPairSet(flows, family: family),
                                       candidatePairs(outbound.filter { $0.source.family == family })))
         }
         for (family, name) in [(AddressFamily.inet, EncdRuleset.requireSet4), (.inet6, EncdRuleset.requireSet6)] {
-            out.append(NftSetContents(NftAddressPairSet(name, family: family),
-                                      require.filter { $0.source.family == family }.map { ($0.source, $0.destination) }))
+            out.append(NftSetContents(NftAddressPairSet(name, family: family), drops.filter { $0.0.family == family }))
         }
         return out
     }

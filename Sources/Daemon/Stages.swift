@@ -6,7 +6,9 @@
 //                           enc0: SPD lookup → bypass / deny / protect(policy in mark);
 //                           packets that came out of enc0 first pass the inbound check
 //   IPsec out (output queue) what routing sent to enc0, after NAT on enc0: ESP/AH with the
-//                           SA the mark names → raw socket → the host's output path
+//                           SA the mark names → raw socket → the host's output path;
+//                           a packet too big for enc0 that may not be fragmented goes
+//                           back to the kernel, whose MTU check tells its sender
 //   IPsec in  (input queue) ESP, AH, ESP-in-UDP for this host, after its input filter:
 //                           decapsulate → write into enc0 as an Ethernet frame whose
 //                           source address carries the SA's number
@@ -29,6 +31,7 @@ import Glibc
 import EncCore
 import IPsec
 import Kernel
+import Synchronization
 
 /// What a stage tells the kernel about the queued packet.
 public typealias StageVerdict = QueueVerdict
@@ -50,6 +53,12 @@ public final class StageContext: @unchecked Sendable {
     public var tunnel = TunnelPolicy()
     /// esp/ah/udpencap enable, changed at run time by encctl or a reload.
     public let switches: RuntimeSwitches
+    private let mtu = Atomic<Int>(1400)
+    /// enc0's MTU as encd set it (changes on reload); one relaxed load per packet.
+    public var interfaceMTU: Int {
+        get { mtu.load(ordering: .relaxed) }
+        set { mtu.store(newValue, ordering: .relaxed) }
+    }
 
     public init(marks: MarkLayout, snapshot: SnapshotBox,
                 events: EventSink, clock: CoarseClock, encInterfaceIndex: UInt32 = 0,
@@ -121,8 +130,20 @@ public enum OutputStage {
     /// drops it: accepting lets conntrack confirm the connection, so NAT done on enc0
     /// is reversed for the replies (a drop verdict would discard the new entry). On
     /// any failure the original is dropped here.
+    ///
+    /// The kernel checks the MTU of enc0 only after the postrouting hook that queues
+    /// here, so a locally sent packet larger than enc0's MTU reaches encd (a forwarded
+    /// one is refused before, by ip_forward). Protected, it would not fit the path and
+    /// its sender would never learn why. When it may not be fragmented (IPv4 DF, any
+    /// IPv6) it is accepted unprotected: the kernel's MTU check on enc0 then drops it
+    /// and sends "fragmentation needed" / "packet too big" to the sender, whose socket
+    /// lowers its path MTU, exactly as for a forwarded packet.
     public static func handle(_ buffer: PacketBuffer, meta: QueuedPacket, sender: PacketSender,
                               context ctx: StageContext, stats: CounterBlock<Counter>) -> StageVerdict {
+        if buffer.count > ctx.interfaceMTU && mayNotFragment(buffer.bytes) {
+            stats.add(.mtuExceeded)
+            return .accept
+        }
         stats.add(.encOutputPackets)
         stats.add(.encOutputBytes, UInt64(buffer.count))
         guard let policy = ctx.marks.policy(of: meta.mark), let sa = ctx.snapshot.outbound(policy: policy) else {
@@ -163,6 +184,12 @@ public enum OutputStage {
             return .ahDisabledOutput
         }
         return nil
+    }
+
+    /// IPv6 is never fragmented on the way; IPv4 is not when DF is set.
+    @inline(__always) static func mayNotFragment(_ p: UnsafeMutableRawBufferPointer) -> Bool {
+        guard p.count >= 20 else { return false }
+        return p[0] >> 4 == 6 || (p[0] >> 4 == 4 && p[6] & 0x40 != 0)
     }
 }
 

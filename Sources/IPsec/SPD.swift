@@ -45,7 +45,7 @@ public struct SPD: Sendable {
     public let flows: [FlowSpec]
     /// Indices into `flows`, most specific first, per direction.
     private let outboundOrder: [Int]
-    private let inboundOrder: [Int]
+    let inboundOrder: [Int]
     /// For each flow, its outbound SA when the peer is fixed (resolved once per snapshot).
     private let boundSA: [SecurityAssociation?]
     public let sad: SAD

@@ -227,6 +227,30 @@ func siteConf2() -> String {
         #expect(v == .drop && inner == nil)
         #expect(gw2.events.inputFailures == [.espAuthFailed])
     }
+    @Test func packetTooBigForEnc0GoesBackToTheKernelWhenItMayNotBeFragmented() throws {
+        // Locally sent packets reach the IPsec queue before the kernel's MTU check on
+        // enc0; accepted, the kernel drops them there and tells the sender the MTU.
+        let gw = try Gateway(siteConf(), local: ["192.0.2.1"])
+        gw.context.interfaceMTU = 1400
+        guard case .acceptWithMark(let mark) = gw.spd(ping(h1, h2)) else { Issue.record("protect"); return }
+        func output(_ p: [UInt8]) -> QueueVerdict {
+            var meta = QueuedPacket()
+            meta.mark = mark
+            return OutputStage.handle(PacketBuffer(packet: p), meta: meta, sender: gw.sender, context: gw.context, stats: gw.stats)
+        }
+        func udp(_ s: IPAddress, _ d: IPAddress, total: Int, df: Bool) -> [UInt8] {
+            let header = s.family == .inet ? 20 : 40
+            return PacketBuilder.ip(source: s, destination: d, protocol: IPProtocol.udp,
+                                    payload: [UInt8](repeating: 0x5a, count: total - header), dontFragment: df)
+        }
+        #expect(output(udp(h1, h2, total: 1401, df: true)) == .accept)
+        #expect(output(udp(IPAddress("2001:db8:1::10")!, IPAddress("2001:db8:2::20")!, total: 1401, df: false)) == .accept)
+        #expect(gw.sender.sent.isEmpty)                       // neither was protected
+        #expect(gw.stats[.mtuExceeded] == 2 && gw.stats[.encOutputPackets] == 0)
+        #expect(output(udp(h1, h2, total: 1400, df: true)) == .accept)    // fits: protected
+        #expect(output(udp(h1, h2, total: 1401, df: false)) == .accept)   // may be fragmented: protected
+        #expect(gw.sender.sent.count == 2 && gw.stats[.mtuExceeded] == 2)
+    }
 }
 
 @Suite struct SequenceSafetyTests {

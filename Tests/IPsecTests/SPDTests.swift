@@ -164,3 +164,54 @@ import Testing
         }
     }
 }
+
+extension SPDTests {
+    // MARK: Inbound cleartext drops (nft's require_in sets)
+
+    /// Whether the disjoint pairs cover (s, d), and that at most one does.
+    func dropped(_ pairs: [(IPPrefix, IPPrefix)], _ s: String, _ d: String) -> Bool {
+        let hits = pairs.filter { $0.0.contains(IPAddress(s)!) && $0.1.contains(IPAddress(d)!) }.count
+        #expect(hits <= 1, "overlapping pairs cover \(s) -> \(d)")
+        return hits == 1
+    }
+
+    @Test func bypassHostPairInsideRequireSitesIsCutOutOfTheDrops() {
+        let spd = SPD(flows: [flow(site2, site1, dir: .inbound),
+                              flow(IPPrefix("198.18.2.21")!, IPPrefix("198.18.1.11")!, .bypass, dir: .inbound)])
+        let pairs = spd.inboundCleartextDrops
+        #expect(!dropped(pairs, "198.18.2.21", "198.18.1.11"))
+        for (s, d) in [("198.18.2.20", "198.18.1.11"), ("198.18.2.21", "198.18.1.10"), ("198.18.2.0", "198.18.1.255"),
+                       ("198.18.2.255", "198.18.1.0"), ("198.18.2.22", "198.18.1.11"), ("198.18.2.21", "198.18.1.12")] {
+            #expect(dropped(pairs, s, d), "\(s) -> \(d)")
+        }
+        #expect(!dropped(pairs, "198.18.3.21", "198.18.1.11"))
+        #expect(pairs.count == 16)   // 8 source bits + 8 destination bits between /24 and /32
+    }
+
+    @Test func nestedFlowsDropWhereTheMostSpecificOneRequires() {
+        // require /16 ⊃ bypass /24 ⊃ require /32 (sources), same destination.
+        let spd = SPD(flows: [flow(IPPrefix("198.18.0.0/16")!, site1, dir: .inbound),
+                              flow(site2, site1, .bypass, dir: .inbound),
+                              flow(IPPrefix("198.18.2.7")!, site1, dir: .inbound),
+                              flow(IPPrefix("2001:db8:2::/64")!, IPPrefix("2001:db8:1::/64")!, .use, dir: .inbound),
+                              flow(IPPrefix("2001:db8::/32")!, IPPrefix("2001:db8:1::/64")!, dir: .inbound)])
+        let pairs = spd.inboundCleartextDrops
+        for (s, d, want) in [("198.18.2.7", "198.18.1.1", true), ("198.18.2.8", "198.18.1.1", false),
+                             ("198.18.3.1", "198.18.1.1", true), ("198.19.0.1", "198.18.1.1", false),
+                             ("2001:db8:2::5", "2001:db8:1::1", false), ("2001:db8:3::5", "2001:db8:1::1", true)] {
+            #expect(dropped(pairs, s, d) == want, "\(s) -> \(d)")
+            let sel = Selector(source: IPAddress(s)!, destination: IPAddress(d)!, proto: IPProtocol.icmp)
+            #expect(spd.inboundRequiresIPsec(sel) == want)   // the SPD agrees
+        }
+    }
+
+    @Test func cleartextFlowNamingAProtocolCutsNothingAndDenyDrops() {
+        let spd = SPD(flows: [flow(site2, site1, dir: .inbound),
+                              flow(IPPrefix("198.18.2.21")!, IPPrefix("198.18.1.11")!, .bypass, dir: .inbound, proto: IPProtocol.udp, dport: 500),
+                              flow(IPPrefix("198.18.9.0/24")!, site1, .deny, dir: .inbound)])
+        let pairs = spd.inboundCleartextDrops
+        #expect(dropped(pairs, "198.18.2.21", "198.18.1.11"))   // fail closed: the set cannot say "UDP 500 only"
+        #expect(dropped(pairs, "198.18.9.1", "198.18.1.11"))
+        #expect(pairs.count == 2)
+    }
+}

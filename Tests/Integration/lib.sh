@@ -103,3 +103,24 @@ nft_counter() {
 KEY_A=0x$(printf '11%.0s' $(seq 20)); KEY_B=0x$(printf '22%.0s' $(seq 20))
 AUTH_A=0x$(printf 'aa%.0s' $(seq 32)); AUTH_B=0x$(printf 'bb%.0s' $(seq 32))
 CBC_A=0x$(printf '33%.0s' $(seq 16)); CBC_B=0x$(printf '44%.0s' $(seq 16))
+
+# pcap_start NAME IF FILE: like capture, but tcpdump is this shell's own child (not a
+# subshell that ignores SIGINT) and delivers every packet at once, so pcap_stop stops
+# it and FILE is complete when pcap_stop returns.
+pcap_start() {
+    local log="$IT_TMP/pcap-$1-${2//[^a-zA-Z0-9]/_}.log"
+    ip netns exec "$IT_ID-$1" tcpdump -i "$2" -n -U --immediate-mode -w "$3" >"$log" 2>&1 &
+    IT_PIDS+=("$!")
+    eval "PCAP_PID_${1//-/_}_${2//[^a-zA-Z0-9]/_}=$!"
+    for _ in $(seq 50); do grep -q "listening" "$log" 2>/dev/null && return 0; sleep 0.1; done
+    fail "tcpdump on $1 $2 did not start: $(cat "$log")"
+}
+# pcap_stop NAME IF: stops the capture pcap_start began and waits until tcpdump exits.
+pcap_stop() {
+    local v="PCAP_PID_${1//-/_}_${2//[^a-zA-Z0-9]/_}"
+    local pid=${!v}
+    sleep 0.5   # let tcpdump read what the kernel holds for it: SIGINT ends its loop at once
+    kill -INT "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    wait "$pid" 2>/dev/null || true
+}

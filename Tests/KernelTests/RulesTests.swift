@@ -69,6 +69,21 @@ import EncCore
         ])
     }
 
+    @Test func neighborDiscoveryMatchesOnlyOnLinkICMPv6Types133To137() {
+        let r = NftRule([.neighborDiscovery], [.verdict(.accept)])
+        #expect(r.text == "ip6 hoplimit 255 icmpv6 type 133-137 accept")
+        #expect(r.expressions(queue: .native) == [
+            .meta(key: 15, dreg: .r1), .cmp(sreg: .r1, op: 0, data: [10]),       // meta nfproto ipv6
+            .payload(base: 1, offset: 7, length: 1, dreg: .r1),                  // IPv6 hop limit
+            .cmp(sreg: .r1, op: 0, data: [255]),
+            .meta(key: 16, dreg: .r1), .cmp(sreg: .r1, op: 0, data: [58]),       // meta l4proto ipv6-icmp
+            .payload(base: 2, offset: 0, length: 1, dreg: .r1),                  // ICMPv6 type
+            .cmp(sreg: .r1, op: 5, data: [133]),                                 // NFT_CMP_GTE
+            .cmp(sreg: .r1, op: 3, data: [137]),                                 // NFT_CMP_LTE
+            .verdict(.accept),
+        ])
+    }
+
     @Test func rulesFileMatchesTheBuilder() throws {
         let path = String(#filePath).split(separator: "/").dropLast(3).joined(separator: "/")
         let file = "/" + path + "/Rules/encd.nft"

@@ -6,6 +6,13 @@
 // Stages: 1. read the destination from the packet header 2. sendto. With header
 // inclusion the kernel does not fragment: a packet larger than the route's MTU fails
 // with EMSGSIZE (enc0's MTU is sized so this does not happen).
+//
+// Path MTU: both sockets use IP(V6)_PMTUDISC_PROBE, so the kernel checks what encd
+// sends against the device MTU, not against a path MTU learned for the destination.
+// In transport mode the inner and the outer packet share their destination: the MTU
+// the kernel learns for the cleartext (enc0's MTU, when a local sender was refused at
+// enc0) lands on the same route as the ESP/AH packets, which are larger by the IPsec
+// overhead and would all be refused (IpFragFails) if that MTU applied to them.
 
 #if canImport(Glibc)
 import Glibc
@@ -23,9 +30,11 @@ public final class RawSocketSender: PacketSender {
     /// Opens both sockets with SO_MARK `mark` (needs CAP_NET_RAW and CAP_NET_ADMIN).
     public init(mark: UInt32) throws {
         self.mark = mark
-        let v4 = try RawSocketSender.open(family: AF_INET, level: Int32(IPPROTO_IP), hdrincl: IP_HDRINCL, mark: mark, name: "inet")
+        let v4 = try RawSocketSender.open(family: AF_INET, level: Int32(IPPROTO_IP), hdrincl: IP_HDRINCL,
+                                          mtuDiscover: (IP_MTU_DISCOVER, IP_PMTUDISC_PROBE), mark: mark, name: "inet")
         do {
             ipv6Descriptor = try RawSocketSender.open(family: AF_INET6, level: Int32(IPPROTO_IPV6), hdrincl: IPV6_HDRINCL,
+                                                      mtuDiscover: (IPV6_MTU_DISCOVER, IPV6_PMTUDISC_PROBE),
                                                       mark: mark, name: "inet6")
         } catch {
             closeDescriptor(v4)
@@ -41,7 +50,8 @@ public final class RawSocketSender: PacketSender {
         closeDescriptor(ipv6Descriptor)
     }
 
-    private static func open(family: Int32, level: Int32, hdrincl: Int32, mark: UInt32, name: String) throws -> Int32 {
+    private static func open(family: Int32, level: Int32, hdrincl: Int32, mtuDiscover: (option: Int32, value: Int32),
+                             mark: UInt32, name: String) throws -> Int32 {
         let fd = Int32(try Syscall.check("socket(\(name), SOCK_RAW, IPPROTO_RAW)") {
             socket(family, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), Int32(IPPROTO_RAW))
         })
@@ -53,6 +63,10 @@ public final class RawSocketSender: PacketSender {
             }
             try Syscall.check("setsockopt(\(name) raw, SO_MARK 0x\(String(mark, radix: 16)))") {
                 setsockopt(fd, SOL_SOCKET, SO_MARK, &value, socklen_t(MemoryLayout<UInt32>.size))
+            }
+            var probe = mtuDiscover.value
+            try Syscall.check("setsockopt(\(name) raw, MTU_DISCOVER PMTUDISC_PROBE)") {
+                setsockopt(fd, level, mtuDiscover.option, &probe, socklen_t(MemoryLayout<Int32>.size))
             }
         } catch {
             closeDescriptor(fd)

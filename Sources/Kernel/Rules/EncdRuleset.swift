@@ -7,6 +7,8 @@
 //   spd_forward    filter/prerouting  -90  [X] for forwarded traffic: after dstnat (-100),
 //                                           before the routing decision the mark steers;
 //                                           also drops cleartext of inbound require flows
+//   IPv6 neighbor discovery (hop limit 255) is never queued nor dropped as cleartext:
+//   protected, it would come back out of enc0, where ND does not accept it.
 //   ipsec_output   filter/postrouting 110  after srcnat (100): queue what enc0 would get
 //                                           (cleartext after NAT on enc0); leak guard
 //   ipsec_input    filter/input        10  after the admin's input filter (0): ESP, AH,
@@ -60,6 +62,7 @@ public enum EncdRuleset {
                      rules: [
                 NftRule([bypassed], [.verdict(.accept)], comment: "decided, or sent by encd (SO_MARK)"),
                 NftRule([.oifname(.eq, "lo")], [.verdict(.accept)]),
+                NftRule([.neighborDiscovery], [.verdict(.accept)], comment: "stays on the link, never IPsec (see Rules/README.md)"),
                 NftRule([.addressPair(.inet, set: flowSet4)], [.counter, .queue(number: c.spdQueue, total: q)], comment: "SPD lookup"),
                 NftRule([.addressPair(.inet6, set: flowSet6)], [.counter, .queue(number: c.spdQueue, total: q)], comment: "SPD lookup"),
             ]),
@@ -70,6 +73,7 @@ public enum EncdRuleset {
                 NftRule([bypassed], [.verdict(.accept)]),
                 NftRule([.iifname(.eq, c.interface)], [.counter, .queue(number: c.spdQueue, total: q)],
                         comment: "decrypted by encd: inbound policy check after NAT on enc0, then [X]"),
+                NftRule([.neighborDiscovery], [.verdict(.accept)]),
                 NftRule([.fibDaddrLocal], [.verdict(.accept)], comment: "for this host: input, not [X]"),
                 NftRule([.addressPair(.inet, set: flowSet4)], [.counter, .queue(number: c.spdQueue, total: q)], comment: "SPD lookup"),
                 NftRule([.addressPair(.inet6, set: flowSet6)], [.counter, .queue(number: c.spdQueue, total: q)], comment: "SPD lookup"),
@@ -80,6 +84,7 @@ public enum EncdRuleset {
                 NftRule([.l4proto(.eq, 50)], [.verdict(.return)]),
                 NftRule([.l4proto(.eq, 51)], [.verdict(.return)]),
                 NftRule([.udpDport(c.natTraversalPort)], [.verdict(.return)]),
+                NftRule([.neighborDiscovery], [.verdict(.return)], comment: "neighbor discovery from the link itself"),
                 NftRule([.addressPair(.inet, set: requireSet4)], [.counter, .verdict(.drop)]),
                 NftRule([.addressPair(.inet6, set: requireSet6)], [.counter, .verdict(.drop)]),
             ]),

@@ -34,6 +34,9 @@ public enum NftMatch: Sendable, Equatable {
     case fibDaddrLocal
     /// `ip saddr . ip daddr @SET` (or ip6)
     case addressPair(AddressFamily, set: String)
+    /// `ip6 hoplimit 255 icmpv6 type 133-137`: IPv6 neighbor discovery (router and
+    /// neighbor solicitation/advertisement, redirect) as only the link itself can send it.
+    case neighborDiscovery
 }
 
 public enum NftStatement: Sendable, Equatable {
@@ -85,6 +88,7 @@ public struct NftRule: Sendable, Equatable {
         case .addressPair(let f, let set):
             let ip = f == .inet ? "ip" : "ip6"
             return "\(ip) saddr . \(ip) daddr @\(set)"
+        case .neighborDiscovery: return "ip6 hoplimit 255 icmpv6 type 133-137"
         }
     }
 
@@ -146,6 +150,14 @@ public struct NftRule: Sendable, Equatable {
             return family + [.payload(base: nh, offset: 8, length: 16, dreg: .r1),
                              .payload(base: nh, offset: 24, length: 16, dreg: .r2),
                              .lookup(set: set, sreg: .r1)]
+        case .neighborDiscovery:
+            let nh = UInt32(NFT_PAYLOAD_NETWORK_HEADER.rawValue), th = UInt32(NFT_PAYLOAD_TRANSPORT_HEADER.rawValue)
+            return [.meta(key: UInt32(NFT_META_NFPROTO.rawValue), dreg: .r1), .cmp(sreg: .r1, op: NftOp.eq.cmp, data: [UInt8(NFPROTO_IPV6)]),
+                    .payload(base: nh, offset: 7, length: 1, dreg: .r1), .cmp(sreg: .r1, op: NftOp.eq.cmp, data: [255])]
+                + lower(.l4proto(.eq, UInt8(IPPROTO_ICMPV6)))
+                + [.payload(base: th, offset: 0, length: 1, dreg: .r1),
+                   .cmp(sreg: .r1, op: UInt32(NFT_CMP_GTE.rawValue), data: [133]),
+                   .cmp(sreg: .r1, op: UInt32(NFT_CMP_LTE.rawValue), data: [137])]
         }
     }
 
