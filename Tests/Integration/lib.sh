@@ -82,18 +82,10 @@ stop_encd() {
     fail "encd in $1 did not stop"
 }
 
-# capture NAME IF FILE: starts tcpdump in NAME on IF writing FILE; returns at once.
-capture() {
-    ip netns exec "$IT_ID-$1" tcpdump -i "$2" -n -U -w "$3" >"$IT_TMP/tcpdump-$1-$2.log" 2>&1 &   # $! is tcpdump (see start_encd)
-    IT_PIDS+=("$!")
-    eval "CAP_PID_${1//-/_}_${2//[-.]/_}=$!"
-    for _ in $(seq 50); do grep -q "listening" "$IT_TMP/tcpdump-$1-$2.log" 2>/dev/null && return 0; sleep 0.1; done
-}
-stop_capture() {
-    local v="CAP_PID_${1//-/_}_${2//[-.]/_}"
-    kill -INT "${!v}" 2>/dev/null || true
-    sleep 0.5
-}
+# capture NAME IF FILE / stop_capture NAME IF: the same as pcap_start / pcap_stop below
+# (tcpdump in immediate mode; stopping drains it and waits for it to exit).
+capture() { pcap_start "$@"; }
+stop_capture() { pcap_stop "$@"; }
 
 # nft_counter NAME TABLE CHAIN COMMENT: the packet count of the rule with that comment.
 nft_counter() {
@@ -104,9 +96,8 @@ KEY_A=0x$(printf '11%.0s' $(seq 20)); KEY_B=0x$(printf '22%.0s' $(seq 20))
 AUTH_A=0x$(printf 'aa%.0s' $(seq 32)); AUTH_B=0x$(printf 'bb%.0s' $(seq 32))
 CBC_A=0x$(printf '33%.0s' $(seq 16)); CBC_B=0x$(printf '44%.0s' $(seq 16))
 
-# pcap_start NAME IF FILE: like capture, but tcpdump is this shell's own child (not a
-# subshell that ignores SIGINT) and delivers every packet at once, so pcap_stop stops
-# it and FILE is complete when pcap_stop returns.
+# pcap_start NAME IF FILE: tcpdump in namespace NAME on IF into FILE, as this shell's
+# own child, delivering every packet at once; FILE is complete when pcap_stop returns.
 pcap_start() {
     local log="$IT_TMP/pcap-$1-${2//[^a-zA-Z0-9]/_}.log"
     ip netns exec "$IT_ID-$1" tcpdump -i "$2" -n -U --immediate-mode -w "$3" >"$log" 2>&1 &
