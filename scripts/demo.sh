@@ -15,15 +15,7 @@ command -v swift >/dev/null || export PATH=/opt/swift/usr/bin:$PATH
 swift build --product encd 2>&1 | tail -1
 
 source Tests/Integration/lib.sh
-ns h1; ns gw1; ns gw2; ns h2
-link h1 eth0 198.18.1.10/24 gw1 lan 198.18.1.1/24
-link gw1 wan 192.0.2.1/24 gw2 wan 192.0.2.2/24
-link gw2 lan 198.18.2.1/24 h2 eth0 198.18.2.20/24
-router gw1; router gw2
-on h1 ip route add default via 198.18.1.1
-on h2 ip route add default via 198.18.2.1
-on gw1 ip route add default via 192.0.2.2
-on gw2 ip route add default via 192.0.2.1
+sites   # h1 — gw1 — internet — gw2 — h2 (lib.sh)
 
 # The embedded default (OpenBSD ipsec.conf syntax), one file per gateway: the flow
 # names this gateway's site and the other's; the SA pair is the same on both ends.

@@ -7,15 +7,7 @@
 # and a broken file, a non-root peer refused, and no key in encd's log.
 source "$(dirname "$0")/lib.sh"
 
-ns h1; ns gw1; ns gw2; ns h2
-link h1 eth0 198.18.1.10/24 gw1 lan 198.18.1.1/24
-link gw1 wan 192.0.2.1/24 gw2 wan 192.0.2.2/24
-link gw2 lan 198.18.2.1/24 h2 eth0 198.18.2.20/24
-router gw1; router gw2
-on h1 ip route add default via 198.18.1.1
-on h2 ip route add default via 198.18.2.1
-on gw1 ip route add default via 192.0.2.2
-on gw2 ip route add default via 192.0.2.1
+sites   # h1 — gw1 — internet — gw2 — h2 (lib.sh)
 
 for gw in gw1 gw2; do
     if [[ $gw == gw1 ]]; then me=1; peer=2; mine=1; theirs=2; else me=2; peer=1; mine=2; theirs=1; fi

@@ -53,6 +53,20 @@ link() {
     ip -n "$IT_ID-$b" link set "$ifb" up
 }
 
+# sites: the site-to-site layout most tests use, IPv4:
+#   h1 198.18.1.10 — lan 198.18.1.1 gw1 wan 192.0.2.1 — 192.0.2.2 wan gw2 lan 198.18.2.1 — 198.18.2.20 h2
+sites() {
+    ns h1; ns gw1; ns gw2; ns h2
+    link h1 eth0 198.18.1.10/24 gw1 lan 198.18.1.1/24
+    link gw1 wan 192.0.2.1/24 gw2 wan 192.0.2.2/24
+    link gw2 lan 198.18.2.1/24 h2 eth0 198.18.2.20/24
+    router gw1; router gw2
+    on h1 ip route add default via 198.18.1.1
+    on h2 ip route add default via 198.18.2.1
+    on gw1 ip route add default via 192.0.2.2
+    on gw2 ip route add default via 192.0.2.1
+}
+
 router() { on "$1" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1; }
 
 # start_encd NAME CONF: starts encd in namespace NAME with CONF (a file), waits until it
