@@ -43,6 +43,16 @@ grep -q "another encd is running" "$IT_TMP/second.out" || fail "second encd: $(c
 on gw1 ip link show enc0 >/dev/null 2>&1 || fail "the refused second encd removed the first one's enc0"
 ok "a second encd on the same run directory is refused: $(grep -o 'another encd is running.*' "$IT_TMP/second.out")"
 
+# Without CAP_NET_ADMIN encd refuses to start, with one clear line, and touches nothing.
+mkdir -p "$IT_TMP/nocap/run" "$IT_TMP/nocap/state"
+if on gw2 setpriv --inh-caps=-all --ambient-caps=-all --bounding-set=-net_admin \
+        "$ENCD" -d -f "$IT_TMP/gw2.conf" -S "$IT_TMP/nocap/state" -R "$IT_TMP/nocap/run" >"$IT_TMP/nocap.out" 2>&1; then
+    fail "encd started without CAP_NET_ADMIN"
+fi
+grep -q "needs CAP_NET_ADMIN" "$IT_TMP/nocap.out" || fail "no-capability message: $(cat "$IT_TMP/nocap.out")"
+on gw2 ip link show enc0 >/dev/null 2>&1 || fail "the refused encd removed the running encd's enc0"
+ok "without CAP_NET_ADMIN: $(grep -o 'encd needs CAP_NET_ADMIN.*' "$IT_TMP/nocap.out")"
+
 on h1 ping -c 3 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "ping h1 -> h2 before the flood"
 ok "tunnel up (and still up after the refused second encd)"
 
