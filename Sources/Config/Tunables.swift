@@ -19,8 +19,12 @@ public struct Tunables: Sendable, Hashable {
     public var policyLogInterval = 1
     /// ipsec.icmp_accept_clear: accept inbound cleartext ICMP error messages (unreachable,
     /// packet too big, time exceeded, parameter problem) that match a `require` flow, so
-    /// path MTU discovery works. illumos icmp_accept_clear_messages.
+    /// path MTU discovery and traceroute work. illumos icmp_accept_clear_messages.
     public var icmpAcceptClear = true
+    /// ipsec.use_fail_open: while encd is not running, traffic of `use` flows (that no
+    /// other flow overrides) passes in cleartext instead of being dropped; require,
+    /// dontacq and deny traffic stays dropped.
+    public var useFailOpen = false
 
     public init() {}
 
@@ -85,6 +89,9 @@ public struct Tunables: Sendable, Hashable {
         Info(name: "ipsec.icmp_accept_clear", kind: .boolean, defaultValue: 1,
              doc: "Accept inbound cleartext ICMP errors that match a require flow (path MTU discovery).",
              get: { $0.icmpAcceptClear ? 1 : 0 }, set: { $0.icmpAcceptClear = $1 != 0 }),
+        Info(name: "ipsec.use_fail_open", kind: .boolean, defaultValue: 0,
+             doc: "While encd is not running, let traffic of `use` flows pass in cleartext (require traffic stays dropped).",
+             get: { $0.useFailOpen ? 1 : 0 }, set: { $0.useFailOpen = $1 != 0 }),
     ]
 
     public static func info(_ name: String) -> Info? { table.first { $0.name == name } }

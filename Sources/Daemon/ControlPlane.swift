@@ -3,8 +3,8 @@
 //
 // A change builds a complete new snapshot first (SA objects that did not change are
 // carried over with their sequence numbers, replay windows and counters), asks the
-// kernel to follow it (the nft sets, or the whole table in one transaction when the
-// NAT-T port moves), and only then swaps it in and retires what it replaced. Any error
+// kernel to follow it (the nft sets, or the whole table in one transaction when a
+// tunable the rules depend on changes), and only then swaps it in and retires what it replaced. Any error
 // before the swap leaves the running state exactly as it was. Changes are serialized
 // by one lock; readers (show, counters, the packet path) take the snapshot without it.
 
@@ -18,9 +18,10 @@ import IPsec
 /// fake or nothing).
 public protocol PolicyKernel: AnyObject {
     /// Makes the kernel match `snapshot` before it is swapped in; throwing leaves
-    /// everything as it was. `natPort` is the NAT-T port the ruleset must queue: a
-    /// different one than installed re-installs the table, sets included, atomically.
-    func prepare(_ snapshot: PolicySnapshot, natPort: UInt16) throws
+    /// everything as it was. `tunables` carry what the ruleset depends on (the NAT-T
+    /// port, ipsec.use_fail_open, ipsec.icmp_accept_clear): when that differs from what
+    /// is installed, the table is re-installed, sets included, in one transaction.
+    func prepare(_ snapshot: PolicySnapshot, tunables: Tunables) throws
     /// After the swap (enc0's MTU); the implementation logs its own errors.
     func applied(_ snapshot: PolicySnapshot)
 }
@@ -97,7 +98,7 @@ public final class ControlPlane: @unchecked Sendable {
         do {
             snap = try builder.prepare(flows: flows, sas: sas, localAddresses: localAddresses(),
                                        previous: previous, now: clock.now)
-            try kernel?.prepare(snap, natPort: tunables.udpEncapPort)
+            try kernel?.prepare(snap, tunables: tunables)
         } catch {
             throw ControlFailure("\(why): \(error); nothing changed")
         }
@@ -246,8 +247,9 @@ public final class ControlPlane: @unchecked Sendable {
     }
 
     /// Sets a tunable at run time. The switches, the log interval and the default
-    /// replay window (for SAs added later) take effect at once; a new NAT-T port
-    /// re-installs the nft table, sets included, in one transaction.
+    /// replay window (for SAs added later) take effect at once; a new NAT-T port,
+    /// ipsec.use_fail_open or ipsec.icmp_accept_clear re-installs the nft table, sets
+    /// included, in one transaction.
     public func setTunable(_ name: String, _ value: String) throws -> String {
         try lock.withLock {
             var t = running.tunables

@@ -9,7 +9,9 @@
 // open the control socket. Stop undoes it in reverse. Every later policy change goes
 // through the ControlPlane. A crash leaves the
 // table in place: its queues have no reader and no fail-open flag, so protected
-// traffic is dropped until encd starts again and replaces it.
+// traffic is dropped until encd starts again and replaces it. The one exception is
+// ipsec.use_fail_open: the pairs of `use` flows (flows_use4/6) are queued with bypass
+// and pass in cleartext, as their policy allows without an SA.
 
 import Config
 import Control
@@ -27,10 +29,10 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
     public private(set) var plane: ControlPlane?
     private var server: ControlServer?
     private var context: StageContext!
-    private var backend: NftQueueBackend?
     private var tun: TUNDevice?
     private var routing: Rtnetlink?
     private var nft: Nftables?
+    private var ruleset: RulesetInstaller?
     private var workers: [Worker] = []
     private var lockFD: Int32 = -1
     private var installedRules: [MarkRule] = []
@@ -95,32 +97,13 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
 
     // MARK: PolicyKernel
 
-    /// The kernel follows a new snapshot before it is swapped in: the candidate and
-    /// require sets, or, when the NAT-T port changes, the whole table with its sets in
-    /// one transaction.
-    public func prepare(_ snap: PolicySnapshot, natPort: UInt16) throws {
-        guard let nft else { return }
-        // At start, and when the NAT-T port changes, the whole table goes in with its
-        // sets filled, in one transaction.
-        if backend == nil || natPort != rulesetConfig.natTraversalPort {
-            var rc = rulesetConfig
-            rc.natTraversalPort = natPort
-            backend = try installTable(nft, snap, rc)
-            let first = rulesetConfig.natTraversalPort == natPort
-            rulesetConfig = rc
-            if !first { log.info("nftables: table inet \(rc.table) re-installed for NAT-T port \(natPort)") }
-            return
-        }
-        // Otherwise one transaction per set (flush and add): no set is ever seen empty.
-        for contents in Self.setContents(snap.spd) {
-            do {
-                try nft.replaceElements(of: contents.set, table: rulesetConfig.table, pairs: contents.pairs)
-            } catch where Self.isCandidateSet(contents.set) {
-                log.warning("nftables refused the \(contents.set.name) set (\(error)); [X] queues all \(contents.set.family) traffic instead")
-                try nft.replaceElements(of: contents.set, table: rulesetConfig.table,
-                                        pairs: [(.any(contents.set.family), .any(contents.set.family))])
-            }
-        }
+    /// The kernel follows a new snapshot before it is swapped in: the sets, or, when a
+    /// tunable the rules depend on changed, the whole table with its sets in one
+    /// transaction (RulesetInstaller).
+    public func prepare(_ snap: PolicySnapshot, tunables: Tunables) throws {
+        guard let ruleset else { return }
+        try ruleset.prepare(snap.spd, tunables: tunables)
+        rulesetConfig = ruleset.config
     }
 
     public func applied(_ snap: PolicySnapshot) {
@@ -128,22 +111,6 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
             try updateMTU(snap)
         } catch {
             log.warning("could not set \(rulesetConfig.interface)'s MTU: \(error)")
-        }
-    }
-
-    /// Installs the table with its sets already filled for `snap`, in one transaction:
-    /// the table a crashed encd left (sets full, queues without a reader) is replaced by
-    /// one whose [X] candidate sets are never empty, so no protected packet skips [X]
-    /// and leaves in cleartext while encd starts. If nftables refuses the exact pairs,
-    /// [X] queues all traffic instead.
-    private func installTable(_ nft: Nftables, _ snap: PolicySnapshot, _ rc: EncdRulesetConfig) throws -> NftQueueBackend {
-        let table = EncdRuleset.table(rc)
-        let contents = Self.setContents(snap.spd)
-        do {
-            return try nft.install(table, contents: contents)
-        } catch {
-            log.warning("nftables refused the table with its set contents (\(error)); [X] queues all traffic instead")
-            return try nft.install(table, contents: Self.widened(contents))
         }
     }
 
@@ -169,7 +136,7 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         plane.queueStatus = { [weak self] in self?.queueStatus(queues) ?? [] }
         context = StageContext(marks: rulesetConfig.marks, snapshot: plane.box, events: plane.events, clock: clock,
                                switches: plane.switches)
-        rulesetConfig.natTraversalPort = c.tunables.udpEncapPort
+        rulesetConfig = RulesetInstaller.config(rulesetConfig, c.tunables)
 
         let routing = try Rtnetlink()
         self.routing = routing
@@ -200,10 +167,10 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         ]
         let nft = try Nftables(log: { [log] in log.debug($0) })
         self.nft = nft
-        backend = nil
+        ruleset = RulesetInstaller(nft: nft, config: rulesetConfig, log: log)
         checkPeers(c)
         try plane.start(c)          // builds the policy; prepare() installs the table with it
-        let backend = self.backend ?? .native
+        let backend = ruleset?.backend ?? .native
         let facts = facts(backend)
         plane.facts = { [weak plane] in
             facts.merging(["udpencap_port": "\(plane?.tunables.udpEncapPort ?? 0)"]) { $1 }
@@ -343,6 +310,7 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         installedRules = []
         if let nft { try? nft.removeTable(named: rulesetConfig.table) }
         nft = nil
+        ruleset = nil
         tun = nil
         if lockFD >= 0 {
             unlink(options.runDirectory + "/encd.pid")

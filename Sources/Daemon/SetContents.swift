@@ -2,7 +2,8 @@
 // [X]'s candidate pairs (flows_out4/6: the outbound flows' source and destination,
 // less pairs another one covers) and the inbound cleartext drops (require_in4/6:
 // disjoint prefix pairs where the most specific inbound flow forbids cleartext, see
-// SPD.inboundCleartextDrops).
+// SPD.inboundCleartextDrops), and with ipsec.use_fail_open the `use` pairs that may
+// pass in cleartext while encd is not running (flows_use4/6, SPD.useFailOpenPairs).
 // Control path: computed at start-up, where they are installed in the same
 // transaction as the table, and on every reload.
 
@@ -11,13 +12,20 @@ import IPsec
 import Kernel
 
 extension EncDaemon {
-    static func setContents(_ spd: SPD) -> [NftSetContents] {
+    /// The contents of every set `EncdRuleset.table(rc)` has.
+    static func setContents(_ spd: SPD, _ rc: EncdRulesetConfig = EncdRulesetConfig()) -> [NftSetContents] {
         let outbound = spd.flows.filter { $0.direction == .outbound }
         let drops = spd.inboundCleartextDrops
         var out: [NftSetContents] = []
         for (family, flows) in [(AddressFamily.inet, EncdRuleset.flowSet4), (.inet6, EncdRuleset.flowSet6)] {
             out.append(NftSetContents(NftAddressPairSet(flows, family: family),
                                       candidatePairs(outbound.filter { $0.source.family == family })))
+        }
+        if rc.useFailOpen {
+            let use = spd.useFailOpenPairs
+            for (family, name) in [(AddressFamily.inet, EncdRuleset.useSet4), (.inet6, EncdRuleset.useSet6)] {
+                out.append(NftSetContents(NftAddressPairSet(name, family: family), use.filter { $0.0.family == family }))
+            }
         }
         for (family, name) in [(AddressFamily.inet, EncdRuleset.requireSet4), (.inet6, EncdRuleset.requireSet6)] {
             out.append(NftSetContents(NftAddressPairSet(name, family: family), drops.filter { $0.0.family == family }))
@@ -26,11 +34,18 @@ extension EncDaemon {
     }
 
     /// [X]'s candidate sets hold (any, any): every packet goes to [X], which decides
-    /// with the full SPD. The fallback when nftables refuses the exact pairs.
+    /// with the full SPD; the use sets are empty: nothing fails open. The fallback when
+    /// nftables refuses the exact pairs.
     static func widened(_ contents: [NftSetContents]) -> [NftSetContents] {
         contents.map { c in
-            isCandidateSet(c.set) ? NftSetContents(c.set, [(.any(c.set.family), .any(c.set.family))]) : c
+            if isCandidateSet(c.set) { return NftSetContents(c.set, [(.any(c.set.family), .any(c.set.family))]) }
+            if isUseSet(c.set) { return NftSetContents(c.set, []) }
+            return c
         }
+    }
+
+    static func isUseSet(_ set: NftAddressPairSet) -> Bool {
+        set.name == EncdRuleset.useSet4 || set.name == EncdRuleset.useSet6
     }
 
     static func isCandidateSet(_ set: NftAddressPairSet) -> Bool {

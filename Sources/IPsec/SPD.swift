@@ -44,7 +44,7 @@ public struct SPD: Sendable {
     /// The flows as configured (for encctl -s flow), both directions.
     public let flows: [FlowSpec]
     /// Indices into `flows`, most specific first, per direction.
-    private let outboundOrder: [Int]
+    let outboundOrder: [Int]
     let inboundOrder: [Int]
     /// For each flow, its outbound SA when the peer is fixed (resolved once per snapshot).
     private let boundSA: [SecurityAssociation?]

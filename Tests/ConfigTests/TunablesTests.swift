@@ -22,9 +22,10 @@ import Testing
             set ipsec.replay_window 4096
             set ipsec.policy_log_interval 30
             set ipsec.icmp_accept_clear 0
+            set ipsec.use_fail_open 1
             """)
         let t = c.tunables
-        #expect(!t.espEnable && !t.ahEnable && !t.udpEncapEnable && !t.icmpAcceptClear)
+        #expect(!t.espEnable && !t.ahEnable && !t.udpEncapEnable && !t.icmpAcceptClear && t.useFailOpen)
         #expect(t.udpEncapPort == 4501 && t.replayWindow == 4096 && t.policyLogInterval == 30)
         #expect(t.changed.count == Tunables.table.count)
     }

@@ -10,9 +10,9 @@ import Kernel
 final class RecordingKernel: PolicyKernel {
     var prepared: [(generation: UInt64, natPort: UInt16)] = []
     var refuse = false
-    func prepare(_ snapshot: PolicySnapshot, natPort: UInt16) throws {
+    func prepare(_ snapshot: PolicySnapshot, tunables: Tunables) throws {
         if refuse { throw DaemonError("nftables refused the set (test)") }
-        prepared.append((snapshot.generation, natPort))
+        prepared.append((snapshot.generation, tunables.udpEncapPort))
     }
     func applied(_ snapshot: PolicySnapshot) {}
 }

@@ -37,4 +37,28 @@ import Testing
             }
         }
     }
+
+    @Test func useSetsExistOnlyWithUseFailOpenAndHoldTheUsePairsNoOtherFlowOverrides() throws {
+        let conf = """
+            flow esp from 198.18.1.0/24 to 198.18.2.0/24 local 192.0.2.1 peer 192.0.2.2
+            flow esp from 198.18.1.10 to 198.18.2.20 local 192.0.2.1 peer 192.0.2.2 type use
+            flow esp from 198.18.3.0/24 to 198.18.4.0/24 local 192.0.2.1 peer 192.0.2.2 type use
+            flow esp from 198.18.3.7 to 198.18.4.0/24 local 192.0.2.1 peer 192.0.2.2
+            flow esp from 2001:db8:1::/64 to 2001:db8:2::/64 local 192.0.2.1 peer 192.0.2.2 type use
+            """
+        let gw = try Gateway(conf, local: ["192.0.2.1"])
+        #expect(!EncDaemon.setContents(gw.box.value.spd).contains { EncDaemon.isUseSet($0.set) })
+        var rc = EncdRulesetConfig()
+        rc.useFailOpen = true
+        let contents = EncDaemon.setContents(gw.box.value.spd, rc)
+        #expect(Set(contents.map(\.set.name)) == Set(EncdRuleset.table(rc).sets.map(\.name)))
+        func pairs(_ name: String) -> [String] {
+            contents.first { $0.set.name == name }!.pairs.map { "\($0.0) > \($0.1)" }
+        }
+        // The use host pair inside the require sites is in; the use /24 with a require host inside is not.
+        #expect(pairs(EncdRuleset.useSet4) == ["198.18.1.10 > 198.18.2.20"])
+        #expect(pairs(EncdRuleset.useSet6) == ["2001:db8:1::/64 > 2001:db8:2::/64"])
+        // The fallback for refused pairs lets nothing fail open.
+        #expect(EncDaemon.widened(contents).filter { EncDaemon.isUseSet($0.set) }.allSatisfy { $0.pairs.isEmpty })
+    }
 }

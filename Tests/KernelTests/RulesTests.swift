@@ -59,6 +59,82 @@ import EncCore
         #expect(rule.expressions(queue: .xtCompat) == [.xtTarget(name: "NFQUEUE", revision: 3, info: [3, 0, 1, 0, 0, 0, 0, 0])])
     }
 
+    @Test func failOpenQueueCarriesTheBypassFlagOnBothBackends() {
+        let rule = NftRule([], [.queueFailOpen(number: 3, total: 1)])
+        #expect(rule.text == "queue num 3 bypass")
+        #expect(rule.expressions(queue: .native) == [.queue(number: 3, total: 1, flags: 1)])   // NFT_QUEUE_FLAG_BYPASS
+        // struct xt_NFQ_info_v3 {queuenum 3, queues_total 1, flags NFQ_FLAG_BYPASS (1)}, host order, padded to 8.
+        #expect(rule.expressions(queue: .xtCompat) == [.xtTarget(name: "NFQUEUE", revision: 3, info: [3, 0, 1, 0, 1, 0, 0, 0])])
+        let fanout = NftRule([], [.queueFailOpen(number: 0, total: 2)])
+        #expect(fanout.text == "queue num 0-1 bypass,fanout")
+        #expect(fanout.expressions(queue: .native) == [.queue(number: 0, total: 2, flags: 3)])  // BYPASS | CPU_FANOUT
+        #expect(fanout.expressions(queue: .xtCompat) == [.xtTarget(name: "NFQUEUE", revision: 3, info: [0, 0, 2, 0, 3, 0, 0, 0])])
+        // The plain queue never bypasses.
+        #expect(NftRule([], [.queue(number: 0, total: 2)]).expressions(queue: .native) == [.queue(number: 0, total: 2, flags: 2)])
+    }
+
+    @Test func useFailOpenQueuesUsePairsWithBypassBeforeTheFlowRules() throws {
+        var c = EncdRulesetConfig()
+        #expect(!c.useFailOpen)
+        let off = EncdRuleset.table(c)
+        #expect(!off.text.contains("bypass") && !off.text.contains("flows_use"))
+        c.useFailOpen = true
+        let on = EncdRuleset.table(c)
+        #expect(on.sets.map(\.name) == ["flows_out4", "flows_out6", "flows_use4", "flows_use6", "require_in4", "require_in6"])
+        for name in ["spd_output", "spd_forward"] {
+            let rules = try #require(on.chains.first { $0.name == name }).rules.map(\.text)
+            let use4 = try #require(rules.firstIndex(of: "ip saddr . ip daddr @flows_use4 counter queue num 0 bypass"))
+            let use6 = try #require(rules.firstIndex(of: "ip6 saddr . ip6 daddr @flows_use6 counter queue num 0 bypass"))
+            let out4 = try #require(rules.firstIndex(of: "ip saddr . ip daddr @flows_out4 counter queue num 0"))
+            #expect(use4 < out4 && use6 < out4, "\(name)")
+            #expect(rules.filter { $0.contains("bypass") }.count == 2, "\(name)")
+        }
+        // No other chain changes: IPsec queues and the enc0 rule stay fail-closed.
+        for (a, b) in zip(off.chains, on.chains) where a.name != "spd_output" && a.name != "spd_forward" {
+            #expect(a == b)
+        }
+        let forward = try #require(on.chains.first { $0.name == "spd_forward" })
+        #expect(forward.rules[2].expressions(queue: .xtCompat).last == .xtTarget(name: "NFQUEUE", revision: 3, info: [0, 0, 1, 0, 0, 0, 0, 0]))
+        let use = try #require(forward.rules.first { $0.text.contains("@flows_use4") })
+        #expect(use.expressions(queue: .xtCompat).suffix(2) == [.counter, .xtTarget(name: "NFQUEUE", revision: 3, info: [0, 0, 1, 0, 1, 0, 0, 0])])
+        #expect(use.expressions(queue: .native).last == .queue(number: 0, total: 1, flags: 1))
+    }
+
+    @Test func icmpAcceptClearReturnsICMPErrorsBeforeTheRequireDrops() throws {
+        var c = EncdRulesetConfig()
+        #expect(c.icmpAcceptClear)
+        let on = try #require(EncdRuleset.table(c).chains.first { $0.name == "require_in" }).rules.map(\.text)
+        let errors = ["icmp type 3 return", "icmp type 11-12 return", "icmpv6 type 1-4 return"]
+        let drop = try #require(on.firstIndex(of: "ip saddr . ip daddr @require_in4 counter drop"))
+        for e in errors {
+            let i = try #require(on.firstIndex(of: e))
+            #expect(i < drop)
+        }
+        c.icmpAcceptClear = false
+        let off = try #require(EncdRuleset.table(c).chains.first { $0.name == "require_in" }).rules.map(\.text)
+        #expect(off == on.filter { !errors.contains($0) })
+        #expect(!off.contains { $0.hasPrefix("icmp") })
+    }
+
+    @Test func icmpTypeLowersWithFamilyAndProtocolDependencies() {
+        #expect(NftRule([.icmpType(.inet, 3...3)], [.verdict(.return)]).expressions(queue: .native) == [
+            .meta(key: 15, dreg: .r1), .cmp(sreg: .r1, op: 0, data: [2]),       // meta nfproto ipv4
+            .meta(key: 16, dreg: .r1), .cmp(sreg: .r1, op: 0, data: [1]),       // meta l4proto icmp
+            .payload(base: 2, offset: 0, length: 1, dreg: .r1),                 // ICMP type
+            .cmp(sreg: .r1, op: 0, data: [3]),
+            .verdict(.return),
+        ])
+        #expect(NftRule([.icmpType(.inet, 11...12)], []).expressions(queue: .native).suffix(2) == [
+            .cmp(sreg: .r1, op: 5, data: [11]), .cmp(sreg: .r1, op: 3, data: [12]),   // NFT_CMP_GTE, NFT_CMP_LTE
+        ])
+        #expect(NftRule([.icmpType(.inet6, 1...4)], []).expressions(queue: .native) == [
+            .meta(key: 15, dreg: .r1), .cmp(sreg: .r1, op: 0, data: [10]),      // meta nfproto ipv6
+            .meta(key: 16, dreg: .r1), .cmp(sreg: .r1, op: 0, data: [58]),      // meta l4proto ipv6-icmp
+            .payload(base: 2, offset: 0, length: 1, dreg: .r1),
+            .cmp(sreg: .r1, op: 5, data: [1]), .cmp(sreg: .r1, op: 3, data: [4]),
+        ])
+    }
+
     @Test func addressPairLoadsConcatenationRegisters() {
         let e = NftRule([.addressPair(.inet, set: "require_in4")], []).expressions(queue: .native)
         #expect(e == [

@@ -9,6 +9,9 @@
 //                                           also drops cleartext of inbound require flows
 //   IPv6 neighbor discovery (hop limit 255) is never queued nor dropped as cleartext:
 //   protected, it would come back out of enc0, where ND does not accept it.
+//   useFailOpen (ipsec.use_fail_open): `use` pairs (flows_use4/6) are queued to [X] with
+//   bypass, so with encd gone they pass in cleartext; every other queue drops then.
+//   icmpAcceptClear (ipsec.icmp_accept_clear): require_in lets cleartext ICMP errors in.
 //   ipsec_output   filter/postrouting 110  after srcnat (100): queue what enc0 would get
 //                                           (cleartext after NAT on enc0); leak guard
 //   ipsec_input    filter/input        10  after the admin's input filter (0): ESP, AH,
@@ -28,6 +31,12 @@ public struct EncdRulesetConfig: Sendable, Equatable {
     public var queuesPerStage: UInt16 = 1
     /// NAT-T port.
     public var natTraversalPort: UInt16 = 4500
+    /// ipsec.use_fail_open: the flows_use4/6 sets and, in [X], a queue rule with bypass
+    /// for their pairs (traffic of `use` flows passes in cleartext while encd is not running).
+    public var useFailOpen = false
+    /// ipsec.icmp_accept_clear: require_in returns for inbound cleartext ICMP errors
+    /// (ICMPv4 3, 11, 12; ICMPv6 1-4) before its drops (illumos icmp_accept_clear_messages).
+    public var icmpAcceptClear = true
 
     public init() {}
 }
@@ -41,6 +50,49 @@ public enum EncdRuleset {
     public static let requireSet6 = "require_in6"
     public static let flowSet4 = "flows_out4"
     public static let flowSet6 = "flows_out6"
+    public static let useSet4 = "flows_use4"
+    public static let useSet6 = "flows_use6"
+
+    /// ICMP error types that ipsec.icmp_accept_clear lets in as cleartext: ICMPv4
+    /// destination unreachable (3), time exceeded (11), parameter problem (12) (RFC 792);
+    /// ICMPv6 destination unreachable (1), packet too big (2), time exceeded (3),
+    /// parameter problem (4) (RFC 4443).
+    public static let icmpErrors: [NftMatch] = [.icmpType(.inet, 3...3), .icmpType(.inet, 11...12), .icmpType(.inet6, 1...4)]
+
+    /// [X]'s queue rules: with useFailOpen, `use` pairs first, queued with bypass.
+    static func spdLookup(_ c: EncdRulesetConfig) -> [NftRule] {
+        let n = c.spdQueue, q = c.queuesPerStage
+        var rules: [NftRule] = []
+        if c.useFailOpen {
+            rules += [
+                NftRule([.addressPair(.inet, set: useSet4)], [.counter, .queueFailOpen(number: n, total: q)],
+                        comment: "use flows: SPD lookup; in cleartext while encd is not running"),
+                NftRule([.addressPair(.inet6, set: useSet6)], [.counter, .queueFailOpen(number: n, total: q)],
+                        comment: "use flows: SPD lookup; in cleartext while encd is not running"),
+            ]
+        }
+        return rules + [
+            NftRule([.addressPair(.inet, set: flowSet4)], [.counter, .queue(number: n, total: q)], comment: "SPD lookup"),
+            NftRule([.addressPair(.inet6, set: flowSet6)], [.counter, .queue(number: n, total: q)], comment: "SPD lookup"),
+        ]
+    }
+
+    static func sets(_ c: EncdRulesetConfig) -> [NftAddressPairSet] {
+        var sets = [
+            NftAddressPairSet(flowSet4, family: .inet, comment: "Outbound flows (source . destination): only packets a flow may match go to [X]."),
+            NftAddressPairSet(flowSet6, family: .inet6),
+        ]
+        if c.useFailOpen {
+            sets += [
+                NftAddressPairSet(useSet4, family: .inet, comment: "Outbound use flows that no other flow can override (ipsec.use_fail_open): queued with bypass."),
+                NftAddressPairSet(useSet6, family: .inet6),
+            ]
+        }
+        return sets + [
+            NftAddressPairSet(requireSet4, family: .inet, comment: "Inbound require flows (source . destination): cleartext matching them is dropped."),
+            NftAddressPairSet(requireSet6, family: .inet6),
+        ]
+    }
 
     public static func table(_ c: EncdRulesetConfig) -> NftTable {
         let m = c.marks
@@ -51,21 +103,14 @@ public enum EncdRuleset {
             "Generated from Sources/Kernel/Rules/EncdRuleset.swift; a unit test keeps them equal.",
             "Kernels without nf_tables' queue expression get xt NFQUEUE (nft_compat) instead.",
             "Marks: encd owns \(NftRule.hex(m.mask)): BYPASS \(NftRule.hex(m.bypass)), PROTECT \(NftRule.hex(m.protect)), POLICY \(NftRule.hex(m.policyMask)). See Rules/README.md.",
-        ], sets: [
-            NftAddressPairSet(flowSet4, family: .inet, comment: "Outbound flows (source . destination): only packets a flow may match go to [X]."),
-            NftAddressPairSet(flowSet6, family: .inet6),
-            NftAddressPairSet(requireSet4, family: .inet, comment: "Inbound require flows (source . destination): cleartext matching them is dropped."),
-            NftAddressPairSet(requireSet6, family: .inet6),
-        ], chains: [
+        ], sets: sets(c), chains: [
             NftChain("spd_output", base: NftBaseChain(type: "route", hook: .output, priority: spdOutputPriority),
                      comment: "[X] for locally generated packets. A verdict that changes the mark re-routes the packet.",
                      rules: [
                 NftRule([bypassed], [.verdict(.accept)], comment: "decided, or sent by encd (SO_MARK)"),
                 NftRule([.oifname(.eq, "lo")], [.verdict(.accept)]),
                 NftRule([.neighborDiscovery], [.verdict(.accept)], comment: "stays on the link, never IPsec (see Rules/README.md)"),
-                NftRule([.addressPair(.inet, set: flowSet4)], [.counter, .queue(number: c.spdQueue, total: q)], comment: "SPD lookup"),
-                NftRule([.addressPair(.inet6, set: flowSet6)], [.counter, .queue(number: c.spdQueue, total: q)], comment: "SPD lookup"),
-            ]),
+            ] + spdLookup(c)),
             NftChain("spd_forward", base: NftBaseChain(type: "filter", hook: .prerouting, priority: spdForwardPriority),
                      comment: "[X] for forwarded packets, after dstnat; the mark then steers the routing decision.",
                      rules: [
@@ -75,9 +120,7 @@ public enum EncdRuleset {
                         comment: "decrypted by encd: inbound policy check after NAT on enc0, then [X]"),
                 NftRule([.neighborDiscovery], [.verdict(.accept)]),
                 NftRule([.fibDaddrLocal], [.verdict(.accept)], comment: "for this host: input, not [X]"),
-                NftRule([.addressPair(.inet, set: flowSet4)], [.counter, .queue(number: c.spdQueue, total: q)], comment: "SPD lookup"),
-                NftRule([.addressPair(.inet6, set: flowSet6)], [.counter, .queue(number: c.spdQueue, total: q)], comment: "SPD lookup"),
-            ]),
+            ] + spdLookup(c)),
             NftChain("require_in", comment: "Cleartext that an inbound require flow covers must arrive through enc0.",
                      rules: [
                 NftRule([.iifname(.eq, c.interface)], [.verdict(.return)]),
@@ -85,6 +128,9 @@ public enum EncdRuleset {
                 NftRule([.l4proto(.eq, 51)], [.verdict(.return)]),
                 NftRule([.udpDport(c.natTraversalPort)], [.verdict(.return)]),
                 NftRule([.neighborDiscovery], [.verdict(.return)], comment: "neighbor discovery from the link itself"),
+            ] + (c.icmpAcceptClear ? icmpErrors.map {
+                NftRule([$0], [.verdict(.return)], comment: "ICMP error (ipsec.icmp_accept_clear): path MTU discovery, traceroute")
+            } : []) + [
                 NftRule([.addressPair(.inet, set: requireSet4)], [.counter, .verdict(.drop)]),
                 NftRule([.addressPair(.inet6, set: requireSet6)], [.counter, .verdict(.drop)]),
             ]),

@@ -19,6 +19,7 @@ public final class FakeRuleset: RulesetControl {
             throw SystemError("add element inet \(table.name) \(c.set.name)", errno: 2 /* ENOENT */)
         }
         tables[table.name] = table
+        elements = elements.filter { !$0.key.hasPrefix(table.name + "/") }   // the old table's sets go with it
         for set in table.sets { elements["\(table.name)/\(set.name)"] = [] }
         for c in contents { elements["\(table.name)/\(c.set.name)"] = c.pairs }
         return backend
@@ -38,7 +39,7 @@ public final class FakeRuleset: RulesetControl {
 
     public func replaceElements(of set: NftAddressPairSet, table: String, pairs: [(IPPrefix, IPPrefix)]) throws {
         requests.append("replace elements inet \(table) \(set.name) (\(pairs.count))")
-        guard tables[table]?.sets.contains(set) == true else {
+        guard tables[table]?.sets.contains(where: { $0.name == set.name }) == true else {   // by name, as the kernel
             throw SystemError("add element inet \(table) \(set.name)", errno: 2 /* ENOENT */)
         }
         elements["\(table)/\(set.name)"] = pairs

@@ -37,12 +37,20 @@ public enum NftMatch: Sendable, Equatable {
     /// `ip6 hoplimit 255 icmpv6 type 133-137`: IPv6 neighbor discovery (router and
     /// neighbor solicitation/advertisement, redirect) as only the link itself can send it.
     case neighborDiscovery
+    /// `icmp type 11-12` (.inet) or `icmpv6 type 1-4` (.inet6): ICMP messages whose type
+    /// lies in the range (a single type when the range has one value).
+    case icmpType(AddressFamily, ClosedRange<UInt8>)
 }
 
 public enum NftStatement: Sendable, Equatable {
     case counter
-    /// `queue num N` (or `queue num N-M fanout`); never with bypass.
+    /// `queue num N` (or `queue num N-M fanout`); never with bypass: with no reader
+    /// (encd stopped or killed) the kernel drops the packet, it never leaks in cleartext.
     case queue(number: UInt16, total: UInt16)
+    /// `queue num N bypass`: with no reader the kernel accepts the packet instead
+    /// (NFT_QUEUE_FLAG_BYPASS / NFQ_FLAG_BYPASS). Only for traffic that policy lets pass
+    /// in cleartext anyway: `use` flows with ipsec.use_fail_open.
+    case queueFailOpen(number: UInt16, total: UInt16)
     /// `meta mark set meta mark & ~MASK | VALUE`
     case setMark(mask: UInt32, value: UInt32)
     case verdict(NftVerdict)
@@ -89,6 +97,9 @@ public struct NftRule: Sendable, Equatable {
             let ip = f == .inet ? "ip" : "ip6"
             return "\(ip) saddr . \(ip) daddr @\(set)"
         case .neighborDiscovery: return "ip6 hoplimit 255 icmpv6 type 133-137"
+        case .icmpType(let f, let types):
+            let types = types.count == 1 ? "\(types.lowerBound)" : "\(types.lowerBound)-\(types.upperBound)"
+            return "\(f == .inet ? "icmp" : "icmpv6") type \(types)"
         }
     }
 
@@ -97,6 +108,8 @@ public struct NftRule: Sendable, Equatable {
         case .counter: return "counter"
         case .queue(let n, let total):
             return total <= 1 ? "queue num \(n)" : "queue num \(n)-\(UInt32(n) + UInt32(total) - 1) fanout"
+        case .queueFailOpen(let n, let total):
+            return total <= 1 ? "queue num \(n) bypass" : "queue num \(n)-\(UInt32(n) + UInt32(total) - 1) bypass,fanout"
         case .setMark(let mask, let value): return "meta mark set meta mark & \(hex(~mask)) | \(hex(value))"
         case .verdict(.accept): return "accept"
         case .verdict(.drop): return "drop"
@@ -158,6 +171,17 @@ public struct NftRule: Sendable, Equatable {
                 + [.payload(base: th, offset: 0, length: 1, dreg: .r1),
                    .cmp(sreg: .r1, op: UInt32(NFT_CMP_GTE.rawValue), data: [133]),
                    .cmp(sreg: .r1, op: UInt32(NFT_CMP_LTE.rawValue), data: [137])]
+        case .icmpType(let f, let types):
+            let th = UInt32(NFT_PAYLOAD_TRANSPORT_HEADER.rawValue)
+            let proto: UInt8 = f == .inet ? UInt8(NFPROTO_IPV4) : UInt8(NFPROTO_IPV6)
+            let l4: UInt8 = f == .inet ? UInt8(IPPROTO_ICMP) : UInt8(IPPROTO_ICMPV6)
+            let compare: [NftExpr] = types.count == 1
+                ? [.cmp(sreg: .r1, op: NftOp.eq.cmp, data: [types.lowerBound])]
+                : [.cmp(sreg: .r1, op: UInt32(NFT_CMP_GTE.rawValue), data: [types.lowerBound]),
+                   .cmp(sreg: .r1, op: UInt32(NFT_CMP_LTE.rawValue), data: [types.upperBound])]
+            return [.meta(key: UInt32(NFT_META_NFPROTO.rawValue), dreg: .r1), .cmp(sreg: .r1, op: NftOp.eq.cmp, data: [proto])]
+                + lower(.l4proto(.eq, l4))
+                + [.payload(base: th, offset: 0, length: 1, dreg: .r1)] + compare
         }
     }
 
@@ -174,19 +198,26 @@ public struct NftRule: Sendable, Equatable {
         switch s {
         case .counter: return [.counter]
         case .queue(let n, let total):
-            let fanout = total > 1
-            switch backend {
-            case .native:
-                return [.queue(number: n, total: max(total, 1), flags: fanout ? UInt16(NFT_QUEUE_FLAG_CPU_FANOUT) : 0)]
-            case .xtCompat:
-                return [.xtTarget(name: "NFQUEUE", revision: 3,
-                                  info: XtNFQueue.info(number: n, total: max(total, 1), fanout: fanout))]
-            }
+            return lowerQueue(n, total, bypass: false, backend)
+        case .queueFailOpen(let n, let total):
+            return lowerQueue(n, total, bypass: true, backend)
         case .setMark(let mask, let value):
             return [.meta(key: UInt32(NFT_META_MARK.rawValue), dreg: .r1),
                     .bitwise(sreg: .r1, dreg: .r1, mask: NftBytes.host32(~mask), xor: NftBytes.host32(value)),
                     .metaSet(key: UInt32(NFT_META_MARK.rawValue), sreg: .r1)]
         case .verdict(let v): return [.verdict(v)]
+        }
+    }
+
+    static func lowerQueue(_ n: UInt16, _ total: UInt16, bypass: Bool, _ backend: NftQueueBackend) -> [NftExpr] {
+        let fanout = total > 1
+        switch backend {
+        case .native:
+            let flags = (fanout ? UInt16(NFT_QUEUE_FLAG_CPU_FANOUT) : 0) | (bypass ? UInt16(NFT_QUEUE_FLAG_BYPASS) : 0)
+            return [.queue(number: n, total: max(total, 1), flags: flags)]
+        case .xtCompat:
+            return [.xtTarget(name: "NFQUEUE", revision: 3,
+                              info: XtNFQueue.info(number: n, total: max(total, 1), fanout: fanout, bypass: bypass))]
         }
     }
 }

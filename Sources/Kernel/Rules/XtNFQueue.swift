@@ -6,12 +6,13 @@
 import CEncShim
 
 enum XtNFQueue {
-    static func info(number: UInt16, total: UInt16, fanout: Bool) -> [UInt8] {
+    /// `bypass` (NFQ_FLAG_BYPASS): with no listener the kernel accepts the packet. Only
+    /// `.queueFailOpen` asks for it; every other queue drops when encd is not there.
+    static func info(number: UInt16, total: UInt16, fanout: Bool, bypass: Bool = false) -> [UInt8] {
         let size = Int(encshim_xt_nfq_info_v3_size())
         let aligned = (size + 7) & ~7
         var out = [UInt8](repeating: 0, count: aligned)
-        // Never NFQ_FLAG_BYPASS: with no listener the packet must be dropped, not leak.
-        let flags: UInt16 = fanout ? encshim_nfq_flag_cpu_fanout() : 0
+        let flags: UInt16 = (fanout ? encshim_nfq_flag_cpu_fanout() : 0) | (bypass ? encshim_nfq_flag_bypass() : 0)
         out.withUnsafeMutableBytes { encshim_xt_nfq_info_v3_fill($0.baseAddress, number, total, flags) }
         return out
     }

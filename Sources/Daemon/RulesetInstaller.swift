@@ -1,0 +1,79 @@
+// RulesetInstaller: keeps encd's nftables table in step with the running policy and
+// the tunables the rules depend on (NAT-T port, ipsec.use_fail_open,
+// ipsec.icmp_accept_clear). Control path, called under the ControlPlane's lock.
+//
+// At start, and whenever those settings change, the whole table goes in with its sets
+// filled, in one transaction: a table left by a crashed encd, or the previous one, is
+// replaced without a moment with no rules or with empty sets (an empty [X] candidate
+// set would let protected traffic skip [X] and leave in cleartext). Otherwise each set
+// is replaced in its own transaction (flush and add), never seen empty.
+
+import Config
+import EncCore
+import IPsec
+import Kernel
+
+public final class RulesetInstaller {
+    let nft: RulesetControl
+    let log: Log
+    /// What is installed (or, before the first install, what will be).
+    public private(set) var config: EncdRulesetConfig
+    /// How the installed table expresses queues; nil until the first install.
+    public private(set) var backend: NftQueueBackend?
+
+    public init(nft: RulesetControl, config: EncdRulesetConfig, log: Log) {
+        self.nft = nft
+        self.config = config
+        self.log = log
+    }
+
+    /// `base` with the settings the tunables decide.
+    public static func config(_ base: EncdRulesetConfig, _ t: Tunables) -> EncdRulesetConfig {
+        var rc = base
+        rc.natTraversalPort = t.udpEncapPort
+        rc.useFailOpen = t.useFailOpen
+        rc.icmpAcceptClear = t.icmpAcceptClear
+        return rc
+    }
+
+    /// Makes the kernel's table and sets match `spd` and `tunables`; throwing leaves the
+    /// installed table as it was (each transaction is atomic).
+    public func prepare(_ spd: SPD, tunables: Tunables) throws {
+        let rc = Self.config(config, tunables)
+        if backend == nil || rc != config {
+            let first = backend == nil
+            backend = try install(spd, rc)
+            config = rc
+            if !first {
+                log.info("nftables: table inet \(rc.table) re-installed (NAT-T port \(rc.natTraversalPort), use_fail_open \(rc.useFailOpen ? 1 : 0), icmp_accept_clear \(rc.icmpAcceptClear ? 1 : 0))")
+            }
+            return
+        }
+        for contents in EncDaemon.setContents(spd, config) {
+            do {
+                try nft.replaceElements(of: contents.set, table: config.table, pairs: contents.pairs)
+            } catch where EncDaemon.isCandidateSet(contents.set) {
+                log.warning("nftables refused the \(contents.set.name) set (\(error)); [X] queues all \(contents.set.family) traffic instead")
+                try nft.replaceElements(of: contents.set, table: config.table,
+                                        pairs: [(.any(contents.set.family), .any(contents.set.family))])
+            } catch where EncDaemon.isUseSet(contents.set) {
+                log.warning("nftables refused the \(contents.set.name) set (\(error)); no \(contents.set.family) use traffic fails open")
+                try nft.replaceElements(of: contents.set, table: config.table, pairs: [])
+            }
+        }
+    }
+
+    /// Installs the table for `rc` with its sets already filled for `spd`, in one
+    /// transaction. If nftables refuses the exact pairs, [X] queues all traffic
+    /// instead and no use traffic fails open.
+    private func install(_ spd: SPD, _ rc: EncdRulesetConfig) throws -> NftQueueBackend {
+        let table = EncdRuleset.table(rc)
+        let contents = EncDaemon.setContents(spd, rc)
+        do {
+            return try nft.install(table, contents: contents)
+        } catch {
+            log.warning("nftables refused the table with its set contents (\(error)); [X] queues all traffic instead")
+            return try nft.install(table, contents: EncDaemon.widened(contents))
+        }
+    }
+}
