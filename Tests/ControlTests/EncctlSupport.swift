@@ -141,9 +141,12 @@ final class FakeEncd: @unchecked Sendable {
     }
 
     func stop() {
+        // Wake accept(), wait for the loop to end, and only then close: closing first
+        // would let another test's socket take this descriptor number while the loop
+        // still accepts on it.
         shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
         _ = done.wait(timeout: .now() + 5)
+        close(listener)
         unlink(path)
         rmdir(directory)
     }

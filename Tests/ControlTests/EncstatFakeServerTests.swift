@@ -12,6 +12,7 @@ final class EncstatFakeServer: @unchecked Sendable {
     private let lock = NSLock()
     private var seen: [Request] = []
     private let reply: @Sendable (Request) -> Response
+    private let done = DispatchSemaphore(value: 0)
 
     init(reply: @escaping @Sendable (Request) -> Response) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("encstat-\(getpid())-\(UUID().uuidString.prefix(8))")
@@ -35,17 +36,20 @@ final class EncstatFakeServer: @unchecked Sendable {
     private func serve() {
         while true {
             let c = accept(fd, nil, nil)
-            if c < 0 { return }
+            if c < 0 { break }
             if let r = try? Framing.receive(Request.self, from: c) {
                 lock.lock(); seen.append(r); lock.unlock()
                 try? Framing.send(reply(r), to: c)
             }
             close(c)
         }
+        done.signal()
     }
 
     func stop() {
+        // Wake accept(), wait for the loop to end, then close (see EncctlFakeServer.stop).
         shutdown(fd, Int32(SHUT_RDWR))
+        _ = done.wait(timeout: .now() + 5)
         close(fd)
         try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent)
     }
