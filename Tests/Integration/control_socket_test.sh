@@ -141,7 +141,7 @@ ctl '{"command":"tunable","name":"net.inet.esp.enable","value":"1"}' >/dev/null
 pings 2 || fail "ping with ESP enabled again"
 ok "net.inet.esp.enable 0 drops and counts, 1 restores"
 [[ $(ctl '{"command":"tunable","name":"net.inet.esp.udpencap_port","value":"4501"}' "r['ok']") == True ]] || fail "udpencap_port"
-grep -q "re-installed for NAT-T port 4501" "$IT_TMP/gw1-encd.log" || fail "table not re-installed for port 4501"
+grep -q "re-installed (NAT-T port 4501" "$IT_TMP/gw1-encd.log" || fail "table not re-installed for port 4501"
 # UDP to the new port with a non-zero first word (ESP-in-UDP) now reaches encd.
 u0=$(counter esp_udp_encap_input)
 on gw2 python3 -c "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(bytes([0, 0, 0x99, 0x99]) + bytes(24), ('192.0.2.1', 4501))"
