@@ -150,6 +150,7 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         context.encInterfaceIndex = try routing.interfaceIndex(of: tun.name)
 
         let sender = try RawSocketSender(mark: rulesetConfig.marks.bypass)
+        let fragmentScratch = PacketBuffer()      // the ipsec-out worker's, for fragments
         let ctx = context!
         let spdQueue = try NFQueue(queueConfig(rulesetConfig.spdQueue))
         let outQueue = try NFQueue(queueConfig(rulesetConfig.outputQueue))
@@ -159,7 +160,7 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
                 SPDStage.handle(b, meta: m, context: ctx, stats: s)
             },
             Worker(name: "ipsec-out", queue: outQueue, log: log) { b, m, s in
-                OutputStage.handle(b, meta: m, sender: sender, context: ctx, stats: s)
+                OutputStage.handle(b, meta: m, sender: sender, scratch: fragmentScratch, context: ctx, stats: s)
             },
             Worker(name: "ipsec-in", queue: inQueue, log: log) { b, m, s in
                 InputStage.handle(b, meta: m, device: tun, context: ctx, stats: s)

@@ -138,9 +138,15 @@ public enum OutputStage {
     /// IPv6) it is accepted unprotected: the kernel's MTU check on enc0 then drops it
     /// and sends "fragmentation needed" / "packet too big" to the sender, whose socket
     /// lowers its path MTU, exactly as for a forwarded packet.
-    public static func handle(_ buffer: PacketBuffer, meta: QueuedPacket, sender: PacketSender,
+    ///
+    /// An IPv4 packet without DF that is larger than enc0's MTU (a forwarded one reaches
+    /// here whole: the kernel would fragment it only after this hook) is cut into
+    /// fragments in `scratch`, as the kernel would have for enc0, and each fragment is
+    /// protected and sent on its own.
+    public static func handle(_ buffer: PacketBuffer, meta: QueuedPacket, sender: PacketSender, scratch: PacketBuffer,
                               context ctx: StageContext, stats: CounterBlock<Counter>) -> StageVerdict {
-        if buffer.count > ctx.interfaceMTU && mayNotFragment(buffer.bytes) {
+        let oversized = buffer.count > ctx.interfaceMTU
+        if oversized && mayNotFragment(buffer.bytes) {
             stats.add(.mtuExceeded)
             return .accept
         }
@@ -154,24 +160,42 @@ public enum OutputStage {
             stats.add(refused)
             return .drop
         }
+        guard oversized else {
+            return protectAndSend(buffer, sa: sa, sender: sender, context: ctx, stats: stats) ? .accept : .drop
+        }
+        var allSent = true
+        let cut = IPv4Fragmenter.fragment(buffer.bytes, mtu: ctx.interfaceMTU, into: scratch) { piece in
+            allSent = protectAndSend(piece, sa: sa, sender: sender, context: ctx, stats: stats)
+            return allSent
+        }
+        guard cut else {
+            stats.add(sa.spec.proto == .esp ? .espTooBig : .ahTooBig)
+            return .drop
+        }
+        return allSent ? .accept : .drop
+    }
+
+    /// Protects one packet with `sa` and sends it; false (counted) when it did not go out.
+    static func protectAndSend(_ buffer: PacketBuffer, sa: SecurityAssociation, sender: PacketSender,
+                               context ctx: StageContext, stats: CounterBlock<Counter>) -> Bool {
         let result = sa.spec.proto == .esp
             ? ESPOutput.process(buffer, sa: sa, now: ctx.now, tunnel: ctx.tunnel, stats: stats)
             : AH.output(buffer, sa: sa, now: ctx.now, tunnel: ctx.tunnel, stats: stats)
-        guard case .send = result else { return .drop }
+        guard case .send = result else { return false }
         switch sender.send(buffer) {
         case .done:
-            return .accept
+            return true
         case .wouldBlock, .failed(ENOBUFS):
             // The socket's (or the device's) queue is full: OpenBSD's qfull.
             stats.add(sa.spec.proto == .esp ? .espQueueFull : .ahQueueFull)
-            return .drop
+            return false
         case .failed(EMSGSIZE):
             // Larger than the outgoing link takes (its MTU is below what enc0 assumes).
             stats.add(sa.spec.proto == .esp ? .espTooBig : .ahTooBig)
-            return .drop
+            return false
         case .failed:
             stats.add(sa.spec.proto == .esp ? .espSendFailed : .ahSendFailed)
-            return .drop
+            return false
         }
     }
 

@@ -21,6 +21,7 @@ final class Gateway {
     let events = RecordingEvents()
     let sender = FakeSender()
     let tun = FakeTUN()
+    let scratch = PacketBuffer()
     let stats = CounterBlock<Counter>()
     let builder: PolicyBuilder
     let box = SnapshotBox()
@@ -63,7 +64,7 @@ final class Gateway {
         let before = sender.sent.count
         var meta = QueuedPacket()
         meta.mark = mark
-        let verdict = OutputStage.handle(PacketBuffer(packet: packet), meta: meta, sender: sender, context: context, stats: stats)
+        let verdict = OutputStage.handle(PacketBuffer(packet: packet), meta: meta, sender: sender, scratch: scratch, context: context, stats: stats)
         let sent = sender.sent.count > before
         #expect(verdict == (sent ? .accept : .drop))     // accepted into enc0 (which drops it) only once protected
         return sent ? sender.sent.last : nil
@@ -236,7 +237,7 @@ func siteConf2() -> String {
         func output(_ p: [UInt8]) -> QueueVerdict {
             var meta = QueuedPacket()
             meta.mark = mark
-            return OutputStage.handle(PacketBuffer(packet: p), meta: meta, sender: gw.sender, context: gw.context, stats: gw.stats)
+            return OutputStage.handle(PacketBuffer(packet: p), meta: meta, sender: gw.sender, scratch: gw.scratch, context: gw.context, stats: gw.stats)
         }
         func udp(_ s: IPAddress, _ d: IPAddress, total: Int, df: Bool) -> [UInt8] {
             let header = s.family == .inet ? 20 : 40
@@ -248,8 +249,8 @@ func siteConf2() -> String {
         #expect(gw.sender.sent.isEmpty)                       // neither was protected
         #expect(gw.stats[.mtuExceeded] == 2 && gw.stats[.encOutputPackets] == 0)
         #expect(output(udp(h1, h2, total: 1400, df: true)) == .accept)    // fits: protected
-        #expect(output(udp(h1, h2, total: 1401, df: false)) == .accept)   // may be fragmented: protected
-        #expect(gw.sender.sent.count == 2 && gw.stats[.mtuExceeded] == 2)
+        #expect(output(udp(h1, h2, total: 1401, df: false)) == .accept)   // may be fragmented: two protected fragments
+        #expect(gw.sender.sent.count == 3 && gw.stats[.mtuExceeded] == 2)
     }
 }
 
@@ -271,5 +272,49 @@ func siteConf2() -> String {
         let sa3 = try #require(s3.sad.all.first { $0.direction == .outbound })
         #expect(sa3 !== sa1)
         #expect(try #require(sa3.takeSequence()) > last)
+    }
+}
+
+@Suite struct FragmentationTests {
+    @Test func oversizedPacketWithoutDFIsFragmentedThenProtected() throws {
+        let gw1 = try Gateway(siteConf(), local: ["192.0.2.1"])
+        let gw2 = try Gateway(siteConf2(), local: ["192.0.2.2"])
+        gw1.context.interfaceMTU = 1400
+        let data = (0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        let packet = PacketBuilder.udp(source: IPAddress("198.18.1.10")!, destination: IPAddress("198.18.2.20")!,
+                                       sourcePort: 7, destinationPort: 9, payload: data)
+        guard case .acceptWithMark(let mark) = gw1.spd(packet) else { Issue.record("protect"); return }
+        var meta = QueuedPacket()
+        meta.mark = mark
+        let v = OutputStage.handle(PacketBuffer(packet: packet), meta: meta, sender: gw1.sender, scratch: gw1.scratch,
+                                   context: gw1.context, stats: gw1.stats)
+        #expect(v == .accept)
+        #expect(gw1.sender.sent.count == 3)
+        #expect(gw1.snapshot.value(.output, in: .esp) == 3)
+        var payload: [(Int, [UInt8])] = []
+        for wire in gw1.sender.sent {
+            #expect(wire.count <= 1500)
+            let (_, inner) = gw2.input(wire)
+            let frag = try #require(inner)
+            #expect(frag.count <= 1400)
+            let offset = Int(UInt16(frag[6] & 0x1f) << 8 | UInt16(frag[7])) * 8
+            payload.append((offset, Array(frag[20...])))
+        }
+        let joined = payload.sorted { $0.0 < $1.0 }.flatMap(\.1)
+        #expect(joined == Array(packet[20...]))
+    }
+
+    @Test func oversizedPacketWithDFGoesBackToTheKernel() throws {
+        let gw1 = try Gateway(siteConf(), local: ["192.0.2.1"])
+        gw1.context.interfaceMTU = 1400
+        let packet = PacketBuilder.udp(source: IPAddress("198.18.1.10")!, destination: IPAddress("198.18.2.20")!,
+                                       sourcePort: 7, destinationPort: 9, payload: [UInt8](repeating: 1, count: 3000),
+                                       dontFragment: true)
+        guard case .acceptWithMark(let mark) = gw1.spd(packet) else { Issue.record("protect"); return }
+        var meta = QueuedPacket()
+        meta.mark = mark
+        #expect(OutputStage.handle(PacketBuffer(packet: packet), meta: meta, sender: gw1.sender, scratch: gw1.scratch,
+                                   context: gw1.context, stats: gw1.stats) == .accept)
+        #expect(gw1.sender.sent.isEmpty && gw1.stats[.mtuExceeded] == 1)
     }
 }
