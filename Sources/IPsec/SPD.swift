@@ -120,15 +120,14 @@ public struct SPD: Sendable {
         return true
     }
 
-    /// Whether cleartext matching `s` must be dropped on input (an inbound require or
-    /// dontacq flow is its most specific match).
+    /// Whether cleartext matching `s` must be dropped on input: its most specific
+    /// inbound flow is require, dontacq or deny. The per-packet statement of the rule
+    /// `inboundCleartextDrops` turns into address pairs for the kernel's sets.
     public func inboundRequiresIPsec(_ s: Selector) -> Bool {
         guard let i = match(s, direction: .inbound) else { return false }
-        return flows[i].type == .require || flows[i].type == .dontacq
-    }
-
-    /// The inbound flows whose cleartext the kernel must drop (for the nft set).
-    public var inboundRequireFlows: [FlowSpec] {
-        inboundOrder.map { flows[$0] }.filter { $0.type == .require || $0.type == .dontacq }
+        switch flows[i].type {
+        case .require, .dontacq, .deny: return true
+        case .use, .acquire, .bypass: return false
+        }
     }
 }

@@ -103,7 +103,9 @@ import Testing
         #expect(spd.inboundRequiresIPsec(sel("198.18.2.9", "198.18.1.5")))
         #expect(!spd.inboundRequiresIPsec(sel("198.18.2.53", "198.18.1.5")))
         #expect(!spd.inboundRequiresIPsec(sel("198.18.7.1", "198.18.1.5")))
-        #expect(spd.inboundRequireFlows.count == 1)
+        // The kernel's set: the site pair less the bypass host, as disjoint pieces.
+        let pairs = spd.inboundCleartextDrops
+        #expect(dropped(pairs, "198.18.2.9", "198.18.1.5") && !dropped(pairs, "198.18.2.53", "198.18.1.5"))
     }
 
     @Test func mirroredFlowSwapsAddressesAndPorts() {
@@ -213,5 +215,7 @@ extension SPDTests {
         #expect(dropped(pairs, "198.18.2.21", "198.18.1.11"))   // fail closed: the set cannot say "UDP 500 only"
         #expect(dropped(pairs, "198.18.9.1", "198.18.1.11"))
         #expect(pairs.count == 2)
+        let denied = Selector(source: IPAddress("198.18.9.1")!, destination: IPAddress("198.18.1.11")!, proto: IPProtocol.icmp)
+        #expect(spd.inboundRequiresIPsec(denied))                   // the SPD agrees: deny drops cleartext too
     }
 }
