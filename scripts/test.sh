@@ -10,7 +10,10 @@ command -v swift >/dev/null || export PATH=/opt/swift/usr/bin:$PATH
 passed=0; failed=0
 log=$(mktemp)
 echo "== swift build"
-if ! swift build 2>&1 | tail -5; then echo "swift build failed"; exit 1; fi
+if ! swift build >"$log" 2>&1; then
+    grep -E 'error:' "$log" | sort -u | head -40; tail -20 "$log"; echo "swift build failed"; exit 1
+fi
+tail -3 "$log"
 echo "== swift test"
 swift test 2>&1 | tee "$log" | grep -E '^(✘|✔ Test run|✘ Test run)|error:|Fatal' || true
 # Swift Testing's summary: "Test run with N tests in M suites passed/failed after ..."

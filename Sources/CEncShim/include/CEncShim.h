@@ -6,9 +6,9 @@
  * Kernel/System/Syscall.swift) retries EINTR and turns errno into an error. */
 #ifndef ENCD_CENCSHIM_H
 #define ENCD_CENCSHIM_H
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* struct ucred */
-#endif
+/* No feature macros (_GNU_SOURCE and the like): glibc's types must be defined here
+ * exactly as in Swift's Glibc module and CNetfilter, or clang refuses to merge them
+ * (fd_set's member is named differently under _GNU_SOURCE) and a clean build fails. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -100,10 +100,11 @@ static inline void encshim_xt_nfq_info_v3_fill(void *dst, uint16_t queuenum, uin
 }
 static inline uint16_t encshim_nfq_flag_bypass(void) { return NFQ_FLAG_BYPASS; }
 static inline uint16_t encshim_nfq_flag_cpu_fanout(void) { return NFQ_FLAG_CPU_FANOUT; }
-/* The credentials of a Unix socket's peer (SO_PEERCRED, socket(7)); struct ucred is
- * only declared with _GNU_SOURCE, which Swift's Glibc module is not built with. */
+/* The credentials of a Unix socket's peer (SO_PEERCRED, socket(7)). glibc declares
+ * struct ucred only with _GNU_SOURCE, so the shim spells the kernel's layout. */
+struct encshim_ucred { int32_t pid; uint32_t uid; uint32_t gid; };
 static inline int encshim_peer_cred(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid) {
-    struct ucred c;
+    struct encshim_ucred c;
     socklen_t len = sizeof c;
     int rc = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c, &len);
     if (rc == 0) { *pid = c.pid; *uid = c.uid; *gid = c.gid; }
