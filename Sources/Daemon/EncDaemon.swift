@@ -132,7 +132,8 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         plane.kernel = self
         plane.counterBlocks = { [weak self] in self?.workers.map(\.stats) ?? [] }
         // rulesetConfig changes under the plane's lock; the readers get copies.
-        let queues = [(rulesetConfig.spdQueue, "spd"), (rulesetConfig.outputQueue, "ipsec-out"), (rulesetConfig.inputQueue, "ipsec-in")]
+        let queues = [(rulesetConfig.spdQueue, "spd"), (rulesetConfig.outputQueue, "ipsec-out"),
+                      (rulesetConfig.inputQueue, "ipsec-in"), (rulesetConfig.cleartextQueue, "cleartext")]
         plane.queueStatus = { [weak self] in self?.queueStatus(queues) ?? [] }
         context = StageContext(marks: rulesetConfig.marks, snapshot: plane.box, events: plane.events, clock: clock,
                                switches: plane.switches)
@@ -155,6 +156,7 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         let spdQueue = try NFQueue(queueConfig(rulesetConfig.spdQueue))
         let outQueue = try NFQueue(queueConfig(rulesetConfig.outputQueue))
         let inQueue = try NFQueue(queueConfig(rulesetConfig.inputQueue))
+        let cleartextQueue = try NFQueue(queueConfig(rulesetConfig.cleartextQueue))
         workers = [
             Worker(name: "spd", queue: spdQueue, log: log) { b, m, s in
                 SPDStage.handle(b, meta: m, context: ctx, stats: s)
@@ -164,6 +166,9 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
             },
             Worker(name: "ipsec-in", queue: inQueue, log: log) { b, m, s in
                 InputStage.handle(b, meta: m, device: tun, context: ctx, stats: s)
+            },
+            Worker(name: "cleartext", queue: cleartextQueue, log: log) { b, m, s in
+                CleartextStage.handle(b, meta: m, context: ctx, stats: s)
             },
         ]
         let nft = try Nftables(log: { [log] in log.debug($0) })
@@ -191,7 +196,7 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         self.server = server
         let snap = plane.box.value
         log.info("control socket \(options.socketPath)")
-        log.info("started: \(snap.spd.flows.count) flows, \(snap.sad.count) SAs, interface \(tun.name), queues [X] \(rulesetConfig.spdQueue), ipsec-out \(rulesetConfig.outputQueue), ipsec-in \(rulesetConfig.inputQueue), NAT-T port \(rulesetConfig.natTraversalPort), mark mask 0x\(String(rulesetConfig.marks.mask, radix: 16)), route table \(Self.routeTable)")
+        log.info("started: \(snap.spd.flows.count) flows, \(snap.sad.count) SAs, interface \(tun.name), queues [X] \(rulesetConfig.spdQueue), ipsec-out \(rulesetConfig.outputQueue), ipsec-in \(rulesetConfig.inputQueue), cleartext check \(rulesetConfig.cleartextQueue), NAT-T port \(rulesetConfig.natTraversalPort), mark mask 0x\(String(rulesetConfig.marks.mask, radix: 16)), route table \(Self.routeTable)")
     }
 
     private func queueConfig(_ n: UInt16) -> QueueConfig {

@@ -104,6 +104,14 @@ public final class RateLimitedEvents: EventSink, @unchecked Sendable {
         if let n = d.monitor { bus?.publish("policy-failure", text + suffix(n)) }
     }
 
+    public func cleartextRefused(_ packet: Selector) {
+        let d = due(.policy)
+        guard d.log != nil || d.monitor != nil else { return }
+        let text = "inbound policy: cleartext \(packet.source) -> \(packet.destination) proto \(packet.proto)\(packet.sourcePort != 0 || packet.destinationPort != 0 ? " ports \(packet.sourcePort) -> \(packet.destinationPort)" : "") is covered by a require flow but did not come through enc0: dropped"
+        if let n = d.log { log.warning(text + suffix(n)) }
+        if let n = d.monitor { bus?.publish("policy-failure", text + suffix(n)) }
+    }
+
     public func inputFailure(_ reason: Counter, spi: UInt32, from: IPAddress) {
         let replay = reason == .espReplay || reason == .ahReplay || reason == .espReplayZero || reason == .ahReplayZero
         let d = due(replay ? .replay : .auth)

@@ -1,9 +1,11 @@
 // SetContents: what encd's nftables sets hold for a security policy database —
 // [X]'s candidate pairs (flows_out4/6: the outbound flows' source and destination,
-// less pairs another one covers) and the inbound cleartext drops (require_in4/6:
-// disjoint prefix pairs where the most specific inbound flow forbids cleartext, see
-// SPD.inboundCleartextDrops), and with ipsec.use_fail_open the `use` pairs that may
-// pass in cleartext while encd is not running (flows_use4/6, SPD.useFailOpenPairs).
+// less pairs another one covers), the inbound cleartext drops (require_in4/6:
+// disjoint prefix pairs where the most specific inbound flow forbids cleartext) and
+// checks (require_check4/6: pairs where a flow naming a protocol or ports decides, so
+// encd judges each packet; see SPD.inboundCleartextPlan), and with
+// ipsec.use_fail_open the `use` pairs that may pass in cleartext while encd is not
+// running (flows_use4/6, SPD.useFailOpenPairs).
 // Control path: computed at start-up, where they are installed in the same
 // transaction as the table, and on every reload.
 
@@ -15,7 +17,7 @@ extension EncDaemon {
     /// The contents of every set `EncdRuleset.table(rc)` has.
     static func setContents(_ spd: SPD, _ rc: EncdRulesetConfig = EncdRulesetConfig()) -> [NftSetContents] {
         let outbound = spd.flows.filter { $0.direction == .outbound }
-        let drops = spd.inboundCleartextDrops
+        let cleartext = spd.inboundCleartextPlan
         var out: [NftSetContents] = []
         for (family, flows) in [(AddressFamily.inet, EncdRuleset.flowSet4), (.inet6, EncdRuleset.flowSet6)] {
             out.append(NftSetContents(NftAddressPairSet(flows, family: family),
@@ -27,8 +29,10 @@ extension EncDaemon {
                 out.append(NftSetContents(NftAddressPairSet(name, family: family), use.filter { $0.0.family == family }))
             }
         }
-        for (family, name) in [(AddressFamily.inet, EncdRuleset.requireSet4), (.inet6, EncdRuleset.requireSet6)] {
-            out.append(NftSetContents(NftAddressPairSet(name, family: family), drops.filter { $0.0.family == family }))
+        for (name, pairs) in [(EncdRuleset.requireSet4, cleartext.drops), (EncdRuleset.requireSet6, cleartext.drops),
+                              (EncdRuleset.checkSet4, cleartext.checks), (EncdRuleset.checkSet6, cleartext.checks)] {
+            let family: AddressFamily = name.hasSuffix("6") ? .inet6 : .inet
+            out.append(NftSetContents(NftAddressPairSet(name, family: family), pairs.filter { $0.0.family == family }))
         }
         return out
     }

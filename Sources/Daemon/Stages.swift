@@ -12,6 +12,8 @@
 //   IPsec in  (input queue) ESP, AH, ESP-in-UDP for this host, after its input filter:
 //                           decapsulate → write into enc0 as an Ethernet frame whose
 //                           source address carries the SA's number
+//   cleartext (cleartext    inbound cleartext where a flow naming a protocol or ports
+//              queue)       decides whether a require flow forbids it: drop or accept
 //
 // Binding a decrypted packet to its SA across NAT on enc0: a write into enc0 carries
 // no mark, and NAT may rewrite addresses and ports before the inbound check. enc0 is
@@ -84,9 +86,7 @@ public enum SPDStage {
             return .drop
         }
         let snap = ctx.snapshot
-        let sel = Selector(source: info.source, destination: info.destination, proto: info.protocol,
-                           sourcePort: info.hasPorts ? info.sourcePort : 0,
-                           destinationPort: info.hasPorts ? info.destinationPort : 0)
+        let sel = Selector(info)
         if meta.inInterface != 0 && meta.inInterface == ctx.encInterfaceIndex {
             // Inbound check after NAT on enc0 (RFC 4301 §5.2, OpenBSD's order).
             guard let mac = meta.hardwareSource, mac >> 24 == StageContext.injectedPrefix >> 24,
@@ -121,6 +121,25 @@ public enum SPDStage {
             stats.add(snap.spd.flows[flow].type == .dontacq ? .dontacqWithoutSA : .requireWithoutSA)
             return .drop
         }
+    }
+}
+
+public enum CleartextStage {
+    /// Inbound cleartext (it did not come through enc0) between addresses where the
+    /// protocol or ports decide (require_check4/6): dropped when its most specific
+    /// inbound flow requires IPsec, accepted otherwise (require_in is a chain of its
+    /// own, so an accept goes on to [X]).
+    public static func handle(_ buffer: PacketBuffer, meta: QueuedPacket,
+                              context ctx: StageContext, stats: CounterBlock<Counter>) -> StageVerdict {
+        guard case .success(let info) = PacketInfo.parse(buffer.bytes, options: PacketParseOptions(allowTrailingBytes: true)) else {
+            stats.add(.malformedPacket)
+            return .drop
+        }
+        let sel = Selector(info)
+        guard ctx.snapshot.spd.inboundRequiresIPsec(sel) else { return .accept }
+        stats.add(.inboundCleartextDropped)
+        ctx.events.cleartextRefused(sel)
+        return .drop
     }
 }
 

@@ -37,6 +37,7 @@ public final class CoarseClock: @unchecked Sendable {
 public protocol EventSink: AnyObject, Sendable {
     func acquire(flow: FlowSpec, packet: Selector)
     func policyFailure(_ packet: Selector, sa: SecurityAssociation)
+    func cleartextRefused(_ packet: Selector)
     func inputFailure(_ reason: Counter, spi: UInt32, from: IPAddress)
 }
 

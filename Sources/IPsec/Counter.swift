@@ -106,6 +106,7 @@ public enum Counter: Int, Sendable, CaseIterable {
     case saSoftExpired, saHardExpired
     // encd's own reasons at [X], enc0 and the queues (no OpenBSD line)
     case denyFlowDropped, requireWithoutSA, dontacqWithoutSA, acquireRequested
+    case inboundCleartextDropped
     case malformedPacket, queueOverflow, failClosed, keepaliveDropped
     case mtuExceeded, encInputPackets, encInputBytes, encOutputPackets, encOutputBytes
     // Turned off at run time (net.inet.esp.enable, net.inet.ah.enable, net.inet.esp.udpencap)
@@ -181,7 +182,7 @@ public enum Counter: Int, Sendable, CaseIterable {
              .ahShort, .ahUnsupportedFamily, .ahNoSA, .ahInvalidSA, .ahNoTransform, .ahReplay, .ahReplayZero,
              .ahAuthFailed, .ahBadAuthLength, .ahPolicyMismatch, .ahInputProcessing,
              .keepaliveDropped, .espDisabledInput, .ahDisabledInput,
-             .udpEncapDisabledInput:
+             .udpEncapDisabledInput, .inboundCleartextDropped:
             return .inbound
         case .espSequenceWrap, .espTooBig, .espOutputCryptoFailed, .espSendFailed, .espQueueFull,
              .espSequenceReserveFailed, .ahSequenceWrap, .ahTooBig, .ahOutputCryptoFailed, .ahSendFailed,
@@ -213,6 +214,7 @@ public enum Counter: Int, Sendable, CaseIterable {
         case .requireWithoutSA: return "packet%s of a require flow dropped for want of an SA"
         case .dontacqWithoutSA: return "packet%s of a dontacq flow dropped for want of an SA"
         case .acquireRequested: return "SA acquire request%s"
+        case .inboundCleartextDropped: return "cleartext packet%s dropped on input: a require flow covers them (judged by encd)"
         case .malformedPacket: return "malformed packet%s dropped"
         case .queueOverflow: return "packet%s lost to a full queue (counted by the kernel)"
         case .failClosed: return "packet%s dropped closed (no SA, or SA unusable)"

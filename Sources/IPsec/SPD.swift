@@ -25,6 +25,15 @@ public struct Selector: Sendable, Hashable {
     }
 }
 
+extension Selector {
+    /// The selector of a parsed packet (ports 0 where it has none).
+    @inline(__always) public init(_ info: PacketInfo) {
+        self.init(source: info.source, destination: info.destination, proto: info.protocol,
+                  sourcePort: info.hasPorts ? info.sourcePort : 0,
+                  destinationPort: info.hasPorts ? info.destinationPort : 0)
+    }
+}
+
 /// The [X] outcome for an outbound packet.
 public enum OutboundDecision: Sendable {
     /// No flow matches: not IPsec traffic.
@@ -122,7 +131,8 @@ public struct SPD: Sendable {
 
     /// Whether cleartext matching `s` must be dropped on input: its most specific
     /// inbound flow is require, dontacq or deny. The per-packet statement of the rule
-    /// `inboundCleartextDrops` turns into address pairs for the kernel's sets.
+    /// `inboundCleartextPlan` turns into address pairs for the kernel's sets; encd asks
+    /// it per packet where the outcome depends on the protocol or ports.
     public func inboundRequiresIPsec(_ s: Selector) -> Bool {
         guard let i = match(s, direction: .inbound) else { return false }
         switch flows[i].type {

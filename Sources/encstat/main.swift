@@ -24,7 +24,8 @@ var run = NetstatRun(options) { request in
 // numbers encd binds by default.
 run.fallbackQueues = {
     let config = EncdRulesetConfig()
-    let roles = [config.spdQueue: "spd", config.outputQueue: "ipsec-out", config.inputQueue: "ipsec-in"]
+    let roles = [config.spdQueue: "spd", config.outputQueue: "ipsec-out", config.inputQueue: "ipsec-in",
+                 config.cleartextQueue: "cleartext"]
     let stats = (try? QueueStats.read()) ?? []
     return stats.compactMap { q in
         roles[q.queue].map {

@@ -112,6 +112,7 @@ import Testing
         \t0 packets of a require flow dropped for want of an SA
         \t0 packets of a dontacq flow dropped for want of an SA
         \t1 SA acquire request
+        \t0 cleartext packets dropped on input: a require flow covers them (judged by encd)
         \t0 malformed packets dropped
         \t2 packets lost to a full queue (counted by the kernel)
         \t1 packet dropped closed (no SA, or SA unusable)

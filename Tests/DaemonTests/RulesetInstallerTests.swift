@@ -27,7 +27,7 @@ import Testing
 
         // Same settings: only the sets, one transaction each.
         try r.prepare(spd, tunables: t)
-        #expect(fake.requests.count == 1 + 4 && fake.requests.dropFirst().allSatisfy { $0.hasPrefix("replace elements") })
+        #expect(fake.requests.count == 1 + 6 && fake.requests.dropFirst().allSatisfy { $0.hasPrefix("replace elements") })
 
         // use_fail_open: the table again, with the use sets filled in the same install.
         t.useFailOpen = true
@@ -38,7 +38,7 @@ import Testing
         #expect(fake.elements["encd/flows_out4"]?.count == 1)
         let installs = { fake.requests.filter { $0.hasPrefix("install") }.count }
         try r.prepare(spd, tunables: t)
-        #expect(installs() == 2 && fake.requests.last == "replace elements inet encd require_in6 (0)")
+        #expect(installs() == 2 && fake.requests.last == "replace elements inet encd require_check6 (0)")
         #expect(fake.requests.contains("replace elements inet encd flows_use4 (1)"))
 
         // icmp_accept_clear off, then the NAT-T port: each re-installs.

@@ -17,12 +17,14 @@ import Testing
         func pairs(_ name: String) -> [String] {
             contents.first { $0.set.name == name }!.pairs.map { "\($0.0) > \($0.1)" }
         }
-        #expect(contents.map(\.set.name) == [EncdRuleset.flowSet4, EncdRuleset.flowSet6, EncdRuleset.requireSet4, EncdRuleset.requireSet6])
+        #expect(contents.map(\.set.name) == [EncdRuleset.flowSet4, EncdRuleset.flowSet6, EncdRuleset.requireSet4, EncdRuleset.requireSet6,
+                                              EncdRuleset.checkSet4, EncdRuleset.checkSet6])
         // The /16 flow covers the /24 one: one candidate pair (nft refuses overlaps).
         #expect(pairs(EncdRuleset.flowSet4) == ["198.18.1.0/24 > 198.18.0.0/16"])
         // Only the require flow's mirror is enforced on inbound cleartext.
         #expect(pairs(EncdRuleset.requireSet4) == ["198.18.2.0/24 > 198.18.1.0/24"])
         #expect(pairs(EncdRuleset.flowSet6).isEmpty && pairs(EncdRuleset.requireSet6).isEmpty)
+        #expect(pairs(EncdRuleset.checkSet4).isEmpty && pairs(EncdRuleset.checkSet6).isEmpty)
     }
 
     @Test func widenedContentsQueueAllTrafficToXButKeepTheRequirePairs() throws {

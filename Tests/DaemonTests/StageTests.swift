@@ -10,9 +10,11 @@ final class RecordingEvents: EventSink, @unchecked Sendable {
     var acquires: [FlowSpec] = []
     var policyFailures: [Selector] = []
     var inputFailures: [Counter] = []
+    var cleartextRefusals: [Selector] = []
     func acquire(flow: FlowSpec, packet: Selector) { acquires.append(flow) }
     func policyFailure(_ packet: Selector, sa: SecurityAssociation) { policyFailures.append(packet) }
     func inputFailure(_ reason: Counter, spi: UInt32, from: IPAddress) { inputFailures.append(reason) }
+    func cleartextRefused(_ packet: Selector) { cleartextRefusals.append(packet) }
 }
 
 /// One gateway: its policy built from ipsec.conf text, its stages, and fakes for the kernel.
@@ -57,6 +59,13 @@ final class Gateway {
         meta.inInterface = fromEnc ? Gateway.encIndex : 7
         if fromEnc { meta.hardwareSource = mac ?? lastInjectedMAC }
         return SPDStage.handle(b, meta: meta, context: context, stats: stats)
+    }
+
+    /// The cleartext check for inbound cleartext require_check4/6 sent to encd.
+    func cleartext(_ packet: [UInt8]) -> QueueVerdict {
+        var meta = QueuedPacket()
+        meta.inInterface = 7
+        return CleartextStage.handle(PacketBuffer(packet: packet), meta: meta, context: context, stats: stats)
     }
 
     /// IPsec out for a packet [X] marked; returns what went on the wire.
@@ -191,6 +200,23 @@ func siteConf2() -> String {
         #expect(gw.spd(ping(h1, IPAddress("198.18.6.1")!)) == .drop)
         #expect(gw.stats[.dontacqWithoutSA] == 1 && gw.events.acquires.count == 1)
         #expect(gw.spd(ping(h1, IPAddress("203.0.113.1")!), mark: 0x5) == .acceptWithMark(0x5 | MarkLayout.default.bypass))
+    }
+
+    @Test func inboundCleartextWherePortsDecide() throws {
+        // gw1 requires IPsec from site 2 but lets IKE (UDP 500) from gw2's host in.
+        let conf = siteConf() + "\nflow esp in proto udp from 198.18.2.20 to 198.18.1.10 port 500 type bypass\n"
+        let gw = try Gateway(conf, local: ["192.0.2.1"])
+        let ike = PacketBuilder.udp(source: h2, destination: h1, sourcePort: 500, destinationPort: 500)
+        let dns = PacketBuilder.udp(source: h2, destination: h1, sourcePort: 500, destinationPort: 53)
+        #expect(gw.cleartext(ike) == .accept)
+        #expect(gw.cleartext(dns) == .drop)
+        #expect(gw.cleartext(ping(h2, h1)) == .drop)
+        #expect(gw.stats[.inboundCleartextDropped] == 2 && gw.events.cleartextRefusals.count == 2)
+        #expect(gw.cleartext([0x45, 0, 0]) == .drop && gw.stats[.malformedPacket] == 1)
+        // The kernel's sets: that host pair is encd's to judge, the rest of the sites' pair drops.
+        let plan = gw.box.value.spd.inboundCleartextPlan
+        #expect(plan.checks.map { "\($0.0) > \($0.1)" } == ["198.18.2.20 > 198.18.1.10"])
+        #expect(plan.drops.count == 16)
     }
 
     @Test func outputWithoutUsablePolicyFailsClosed() throws {

@@ -104,7 +104,7 @@ import Testing
         #expect(!spd.inboundRequiresIPsec(sel("198.18.2.53", "198.18.1.5")))
         #expect(!spd.inboundRequiresIPsec(sel("198.18.7.1", "198.18.1.5")))
         // The kernel's set: the site pair less the bypass host, as disjoint pieces.
-        let pairs = spd.inboundCleartextDrops
+        let pairs = spd.inboundCleartextPlan.drops
         #expect(dropped(pairs, "198.18.2.9", "198.18.1.5") && !dropped(pairs, "198.18.2.53", "198.18.1.5"))
     }
 
@@ -180,7 +180,7 @@ extension SPDTests {
     @Test func bypassHostPairInsideRequireSitesIsCutOutOfTheDrops() {
         let spd = SPD(flows: [flow(site2, site1, dir: .inbound),
                               flow(IPPrefix("198.18.2.21")!, IPPrefix("198.18.1.11")!, .bypass, dir: .inbound)])
-        let pairs = spd.inboundCleartextDrops
+        let pairs = spd.inboundCleartextPlan.drops
         #expect(!dropped(pairs, "198.18.2.21", "198.18.1.11"))
         for (s, d) in [("198.18.2.20", "198.18.1.11"), ("198.18.2.21", "198.18.1.10"), ("198.18.2.0", "198.18.1.255"),
                        ("198.18.2.255", "198.18.1.0"), ("198.18.2.22", "198.18.1.11"), ("198.18.2.21", "198.18.1.12")] {
@@ -197,7 +197,7 @@ extension SPDTests {
                               flow(IPPrefix("198.18.2.7")!, site1, dir: .inbound),
                               flow(IPPrefix("2001:db8:2::/64")!, IPPrefix("2001:db8:1::/64")!, .use, dir: .inbound),
                               flow(IPPrefix("2001:db8::/32")!, IPPrefix("2001:db8:1::/64")!, dir: .inbound)])
-        let pairs = spd.inboundCleartextDrops
+        let pairs = spd.inboundCleartextPlan.drops
         for (s, d, want) in [("198.18.2.7", "198.18.1.1", true), ("198.18.2.8", "198.18.1.1", false),
                              ("198.18.3.1", "198.18.1.1", true), ("198.19.0.1", "198.18.1.1", false),
                              ("2001:db8:2::5", "2001:db8:1::1", false), ("2001:db8:3::5", "2001:db8:1::1", true)] {
@@ -207,15 +207,69 @@ extension SPDTests {
         }
     }
 
-    @Test func cleartextFlowNamingAProtocolCutsNothingAndDenyDrops() {
-        let spd = SPD(flows: [flow(site2, site1, dir: .inbound),
-                              flow(IPPrefix("198.18.2.21")!, IPPrefix("198.18.1.11")!, .bypass, dir: .inbound, proto: IPProtocol.udp, dport: 500),
+    @Test func aFlowNamingPortsMakesItsPairEncdsToJudge() {
+        // require site2 -> site1; bypass UDP 500 for one host pair inside; deny a /24.
+        let ike = flow(IPPrefix("198.18.2.21")!, IPPrefix("198.18.1.11")!, .bypass, dir: .inbound, proto: IPProtocol.udp, dport: 500)
+        let spd = SPD(flows: [flow(site2, site1, dir: .inbound), ike,
                               flow(IPPrefix("198.18.9.0/24")!, site1, .deny, dir: .inbound)])
-        let pairs = spd.inboundCleartextDrops
-        #expect(dropped(pairs, "198.18.2.21", "198.18.1.11"))   // fail closed: the set cannot say "UDP 500 only"
-        #expect(dropped(pairs, "198.18.9.1", "198.18.1.11"))
-        #expect(pairs.count == 2)
-        let denied = Selector(source: IPAddress("198.18.9.1")!, destination: IPAddress("198.18.1.11")!, proto: IPProtocol.icmp)
-        #expect(spd.inboundRequiresIPsec(denied))                   // the SPD agrees: deny drops cleartext too
+        let plan = spd.inboundCleartextPlan
+        #expect(!dropped(plan.drops, "198.18.2.21", "198.18.1.11") && dropped(plan.checks, "198.18.2.21", "198.18.1.11"))
+        #expect(dropped(plan.drops, "198.18.2.22", "198.18.1.11") && !dropped(plan.checks, "198.18.2.22", "198.18.1.11"))
+        #expect(dropped(plan.drops, "198.18.9.1", "198.18.1.11"))
+        #expect(plan.checks.count == 1 && plan.drops.count == 17)   // the /24 pair less one /32 pair, and the deny
+        // encd's answer for the checked pair: UDP 500 passes, the rest is dropped.
+        #expect(!spd.inboundRequiresIPsec(sel("198.18.2.21", "198.18.1.11", dport: 500)))
+        #expect(spd.inboundRequiresIPsec(sel("198.18.2.21", "198.18.1.11", dport: 501)))
+        #expect(spd.inboundRequiresIPsec(sel("198.18.2.21", "198.18.1.11", proto: IPProtocol.tcp, dport: 500)))
+    }
+
+    @Test func aRequireFlowNamingPortsDropsNothingByAddressAlone() {
+        // Only TCP 80 between the sites must come through IPsec: the kernel cannot say
+        // so with addresses, so the whole pair is encd's to judge (dropped without encd).
+        let spd = SPD(flows: [flow(site2, site1, dir: .inbound, proto: IPProtocol.tcp, dport: 80)])
+        let plan = spd.inboundCleartextPlan
+        #expect(plan.drops.isEmpty && plan.checks.count == 1 && dropped(plan.checks, "198.18.2.1", "198.18.1.1"))
+        #expect(spd.inboundRequiresIPsec(sel("198.18.2.1", "198.18.1.1", proto: IPProtocol.tcp, dport: 80)))
+        #expect(!spd.inboundRequiresIPsec(sel("198.18.2.1", "198.18.1.1")))
+        // Narrowed require inside an unnarrowed require changes nothing: still dropped.
+        let both = SPD(flows: [flow(site2, site1, dir: .inbound), flow(site2, site1, dir: .inbound, proto: IPProtocol.tcp, dport: 80)])
+        #expect(both.inboundCleartextPlan.checks.isEmpty && both.inboundCleartextPlan.drops.count == 1)
+        // A more specific flow without ports decides its pair again.
+        let cut = SPD(flows: [flow(site2, site1, .bypass, dir: .inbound, proto: IPProtocol.udp, dport: 500),
+                              flow(site2, site1, dir: .inbound),
+                              flow(IPPrefix("198.18.2.7")!, IPPrefix("198.18.1.7")!, .use, dir: .inbound)])
+        #expect(!dropped(cut.inboundCleartextPlan.checks, "198.18.2.7", "198.18.1.7"))
+        #expect(!dropped(cut.inboundCleartextPlan.drops, "198.18.2.7", "198.18.1.7"))
+        #expect(dropped(cut.inboundCleartextPlan.checks, "198.18.2.8", "198.18.1.7"))
+    }
+
+    @Test func thePlanAgreesWithTheSPDOnRandomPolicies() {
+        // Random nested flows over a small address space; for every packet, a drop pair
+        // means the SPD drops it, no pair means it passes; drops and checks never overlap.
+        var rng = SystemRandomNumberGenerator()
+        let types: [FlowType] = [.require, .bypass, .use, .deny, .dontacq, .acquire]
+        func prefix() -> IPPrefix {
+            let len = [24, 26, 28, 30, 32].randomElement(using: &rng)!
+            return IPPrefix(IPAddress("198.18.0.\(Int.random(in: 0...255, using: &rng))")!, length: len)
+        }
+        for _ in 0..<200 {
+            let flows = (0..<Int.random(in: 1...6, using: &rng)).map { _ -> FlowSpec in
+                let narrowed = Bool.random(using: &rng)
+                return flow(prefix(), prefix(), types.randomElement(using: &rng)!, dir: .inbound,
+                            proto: narrowed ? IPProtocol.udp : nil, dport: narrowed && Bool.random(using: &rng) ? 500 : nil)
+            }
+            let spd = SPD(flows: flows)
+            let plan = spd.inboundCleartextPlan
+            for _ in 0..<50 {
+                let s = "198.18.0.\(Int.random(in: 0...255, using: &rng))", d = "198.18.0.\(Int.random(in: 0...255, using: &rng))"
+                let inDrops = dropped(plan.drops, s, d), inChecks = dropped(plan.checks, s, d)
+                #expect(!(inDrops && inChecks), "\(flows) \(s) -> \(d)")
+                for (proto, port) in [(IPProtocol.udp, UInt16(500)), (IPProtocol.udp, 501), (IPProtocol.tcp, 500)] {
+                    let requires = spd.inboundRequiresIPsec(sel(s, d, proto: proto, dport: port))
+                    if inDrops { #expect(requires, "\(flows) \(s) -> \(d)") }
+                    if !inDrops && !inChecks { #expect(!requires, "\(flows) \(s) -> \(d)") }
+                }
+            }
+        }
     }
 }

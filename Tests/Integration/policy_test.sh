@@ -8,7 +8,12 @@
 # Inbound: cleartext spoofing site 2's source arrives on gw1's internet side; gw1's
 # inbound require flow drops it (require_in's counter), h1 never sees it, while a
 # spoofed source outside every flow passes. Traffic matching no flow passes normally.
+# Where ports decide (a bypass flow for UDP 5353 from 198.18.2.23 inside the require
+# flow), encd judges each cleartext packet: UDP 5353 passes, the rest is dropped and
+# counted (inbound_cleartext_dropped); with encd killed, all of it is dropped.
 source "$(dirname "$0")/lib.sh"
+ENCSTAT=${ENCSTAT:-$IT_ROOT/.build/debug/encstat}
+[[ -x $ENCSTAT ]] || fail "no encstat at $ENCSTAT (swift build --product encstat)"
 
 ns h1; ns gw1; ns gw2; ns h2
 link h1 eth0 198.18.1.10/24,198.18.1.11/24,198.18.1.12/24 gw1 lan 198.18.1.1/24
@@ -28,6 +33,7 @@ flow esp from 198.18.1.0/24 to 198.18.2.0/24 local 192.0.2.1 peer 192.0.2.2
 flow esp from 198.18.1.11 to 198.18.2.21 type bypass
 flow esp out from 198.18.1.12 to 198.18.2.22 type deny
 flow esp from 198.18.1.0/24 to 198.18.3.0/24 peer 192.0.2.3
+flow esp in proto udp from 198.18.2.23 to 198.18.1.10 port 5353 type bypass
 esp tunnel from 192.0.2.1 to 192.0.2.2 spi 0x1000:0x1001 enc aes-128-gcm enckey $KEY_A:$KEY_B
 CONF
 cat >"$IT_TMP/gw2.conf" <<CONF
@@ -113,3 +119,45 @@ control=$(count "$IT_TMP/spoof.pcap" 'icmp and src host 198.18.4.40 and dst host
 [[ $spoofed -eq 0 ]] || fail "$spoofed cleartext packets from 198.18.2.20 reached h1's link"
 [[ $((after - before)) -eq 3 ]] || fail "require_in's drop counter went from $before to $after (3 more expected)"
 ok "inbound cleartext from site 2's address: 3 dropped by require_in ($before -> $after), none reached h1; 3 from outside every flow passed"
+
+# --- inbound cleartext where the ports decide: encd judges each packet.
+# send_from_site2 PROTO...: from gw2's wan to h1, as from 198.18.2.23: UDP to 5353
+# (bypass), UDP to 5354 and an echo request (require), three each.
+send_from_site2() {
+    on gw2 python3 - "$gw1_mac" <<'PY' || fail "sending cleartext from 198.18.2.23"
+import sys
+from scapy.all import Ether, IP, UDP, ICMP, sendp
+base = Ether(dst=sys.argv[1]) / IP(src="198.18.2.23", dst="198.18.1.10", ttl=64)
+for seq in range(3):
+    for l4 in (UDP(sport=5353, dport=5353), UDP(sport=5353, dport=5354), ICMP(id=0x5303, seq=seq)):
+        sendp(base / l4 / b"cleartext", iface="wan", verbose=False)
+PY
+    sleep 0.5
+}
+cleartext_drops() {
+    on gw1 "$ENCSTAT" -S "$IT_TMP/gw1/run/encd.sock" -s -p enc -j | python3 -c 'import json,sys; print(json.load(sys.stdin)["counters"].get("inbound_cleartext_dropped", 0))'
+}
+check_queued() {
+    on gw1 nft list chain inet encd require_in 2>/dev/null | sed -nE 's/.*@require_check4 counter packets ([0-9]+).*/\1/p'
+}
+on gw1 nft list set inet encd require_check4 2>/dev/null | grep -q '198.18.2.23 . 198.18.1.10' \
+    || fail "require_check4 lacks the bypass flow's pair: $(on gw1 nft list set inet encd require_check4)"
+before_drops=$(cleartext_drops); before_queued=$(check_queued)
+pcap_start gw1 lan "$IT_TMP/ports.pcap"
+send_from_site2
+pcap_stop gw1 lan
+passed=$(count "$IT_TMP/ports.pcap" 'udp and src host 198.18.2.23 and dst port 5353')
+refused=$(count "$IT_TMP/ports.pcap" 'src host 198.18.2.23 and (icmp or dst port 5354)')
+drops=$(( $(cleartext_drops) - before_drops )); queued=$(( $(check_queued) - before_queued ))
+[[ $passed -eq 3 && $refused -eq 0 ]] || fail "ports decide: $passed UDP 5353 (3 expected) and $refused others (0 expected) reached h1's link"
+[[ $queued -eq 9 && $drops -eq 6 ]] || fail "ports decide: $queued queued to encd (9 expected), $drops counted inbound_cleartext_dropped (6 expected)"
+ok "inbound cleartext from 198.18.2.23: encd let the 3 UDP 5353 packets of the bypass flow in and dropped 6 others (counted)"
+
+kill -KILL "$(encd_pid gw1)"
+sleep 0.3
+pcap_start gw1 lan "$IT_TMP/ports-dead.pcap"
+send_from_site2
+pcap_stop gw1 lan
+n=$(count "$IT_TMP/ports-dead.pcap" 'src host 198.18.2.23')
+[[ $n -eq 0 ]] || fail "with encd killed, $n cleartext packets from 198.18.2.23 reached h1's link"
+ok "with encd killed, none of them reach h1 (the cleartext queue fails closed)"

@@ -80,7 +80,7 @@ import EncCore
         #expect(!off.text.contains("bypass") && !off.text.contains("flows_use"))
         c.useFailOpen = true
         let on = EncdRuleset.table(c)
-        #expect(on.sets.map(\.name) == ["flows_out4", "flows_out6", "flows_use4", "flows_use6", "require_in4", "require_in6"])
+        #expect(on.sets.map(\.name) == ["flows_out4", "flows_out6", "flows_use4", "flows_use6", "require_in4", "require_in6", "require_check4", "require_check6"])
         for name in ["spd_output", "spd_forward"] {
             let rules = try #require(on.chains.first { $0.name == name }).rules.map(\.text)
             let use4 = try #require(rules.firstIndex(of: "ip saddr . ip daddr @flows_use4 counter queue num 0 bypass"))
@@ -94,7 +94,7 @@ import EncCore
             #expect(a == b)
         }
         let forward = try #require(on.chains.first { $0.name == "spd_forward" })
-        #expect(forward.rules[2].expressions(queue: .xtCompat).last == .xtTarget(name: "NFQUEUE", revision: 3, info: [0, 0, 1, 0, 0, 0, 0, 0]))
+        #expect(forward.rules[1].expressions(queue: .xtCompat).last == .xtTarget(name: "NFQUEUE", revision: 3, info: [0, 0, 1, 0, 0, 0, 0, 0]))
         let use = try #require(forward.rules.first { $0.text.contains("@flows_use4") })
         #expect(use.expressions(queue: .xtCompat).suffix(2) == [.counter, .xtTarget(name: "NFQUEUE", revision: 3, info: [0, 0, 1, 0, 1, 0, 0, 0])])
         #expect(use.expressions(queue: .native).last == .queue(number: 0, total: 1, flags: 1))

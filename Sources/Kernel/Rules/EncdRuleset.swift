@@ -4,9 +4,12 @@
 // Chains and priorities (OpenBSD order: UL/R -> [X] -> PF/NAT(enc0) -> IPsec -> PF/NAT(IF)):
 //   spd_output     route/output      -170  [X] for local traffic: after conntrack (-200),
 //                                           before mangle (-150), dstnat (-100), filter (0)
+//   require_in     filter/prerouting  -95  inbound cleartext that require flows forbid:
+//                                           after dstnat (-100), before [X]; drops by
+//                                           address pair, or asks encd (cleartext queue)
+//                                           where a protocol or ports decide
 //   spd_forward    filter/prerouting  -90  [X] for forwarded traffic: after dstnat (-100),
-//                                           before the routing decision the mark steers;
-//                                           also drops cleartext of inbound require flows
+//                                           before the routing decision the mark steers
 //   IPv6 neighbor discovery (hop limit 255) is never queued nor dropped as cleartext:
 //   protected, it would come back out of enc0, where ND does not accept it.
 //   useFailOpen (ipsec.use_fail_open): `use` pairs (flows_use4/6) are queued to [X] with
@@ -23,10 +26,12 @@ public struct EncdRulesetConfig: Sendable, Equatable {
     public var table = "encd"
     public var interface = "enc0"
     public var marks = MarkLayout.default
-    /// [X] queue (spd_output and spd_forward), outbound IPsec queue, inbound IPsec queue.
+    /// [X] queue (spd_output and spd_forward), outbound IPsec queue, inbound IPsec queue,
+    /// inbound cleartext check (require_in, where a protocol or ports decide).
     public var spdQueue: UInt16 = 0
     public var outputQueue: UInt16 = 1
     public var inputQueue: UInt16 = 2
+    public var cleartextQueue: UInt16 = 3
     /// Queues per stage (fanout over consecutive numbers) for parallel workers.
     public var queuesPerStage: UInt16 = 1
     /// NAT-T port.
@@ -44,10 +49,13 @@ public struct EncdRulesetConfig: Sendable, Equatable {
 public enum EncdRuleset {
     public static let spdOutputPriority: Int32 = -170
     public static let spdForwardPriority: Int32 = -90
+    public static let requireInPriority: Int32 = -95
     public static let ipsecOutputPriority: Int32 = 110
     public static let ipsecInputPriority: Int32 = 10
     public static let requireSet4 = "require_in4"
     public static let requireSet6 = "require_in6"
+    public static let checkSet4 = "require_check4"
+    public static let checkSet6 = "require_check6"
     public static let flowSet4 = "flows_out4"
     public static let flowSet6 = "flows_out6"
     public static let useSet4 = "flows_use4"
@@ -91,6 +99,8 @@ public enum EncdRuleset {
         return sets + [
             NftAddressPairSet(requireSet4, family: .inet, comment: "Inbound require flows (source . destination): cleartext matching them is dropped."),
             NftAddressPairSet(requireSet6, family: .inet6),
+            NftAddressPairSet(checkSet4, family: .inet, comment: "Inbound pairs where a flow naming a protocol or ports decides: encd judges each cleartext packet."),
+            NftAddressPairSet(checkSet6, family: .inet6),
         ]
     }
 
@@ -114,14 +124,14 @@ public enum EncdRuleset {
             NftChain("spd_forward", base: NftBaseChain(type: "filter", hook: .prerouting, priority: spdForwardPriority),
                      comment: "[X] for forwarded packets, after dstnat; the mark then steers the routing decision.",
                      rules: [
-                NftRule([], [.verdict(.jump("require_in"))]),
                 NftRule([bypassed], [.verdict(.accept)]),
                 NftRule([.iifname(.eq, c.interface)], [.counter, .queue(number: c.spdQueue, total: q)],
                         comment: "decrypted by encd: inbound policy check after NAT on enc0, then [X]"),
                 NftRule([.neighborDiscovery], [.verdict(.accept)]),
                 NftRule([.fibDaddrLocal], [.verdict(.accept)], comment: "for this host: input, not [X]"),
             ] + spdLookup(c)),
-            NftChain("require_in", comment: "Cleartext that an inbound require flow covers must arrive through enc0.",
+            NftChain("require_in", base: NftBaseChain(type: "filter", hook: .prerouting, priority: requireInPriority),
+                     comment: "Cleartext that an inbound require flow covers must arrive through enc0.\nWhere a flow naming a protocol or ports decides, encd judges (dropped while encd is not running).",
                      rules: [
                 NftRule([.iifname(.eq, c.interface)], [.verdict(.return)]),
                 NftRule([.l4proto(.eq, 50)], [.verdict(.return)]),
@@ -133,6 +143,8 @@ public enum EncdRuleset {
             } : []) + [
                 NftRule([.addressPair(.inet, set: requireSet4)], [.counter, .verdict(.drop)]),
                 NftRule([.addressPair(.inet6, set: requireSet6)], [.counter, .verdict(.drop)]),
+                NftRule([.addressPair(.inet, set: checkSet4)], [.counter, .queue(number: c.cleartextQueue, total: q)]),
+                NftRule([.addressPair(.inet6, set: checkSet6)], [.counter, .queue(number: c.cleartextQueue, total: q)]),
             ]),
             NftChain("ipsec_output", base: NftBaseChain(type: "filter", hook: .postrouting, priority: ipsecOutputPriority),
                      comment: "IPsec, outbound: after srcnat, what routing sent to \(c.interface) goes to encd;\nthe mark says which policy matched at [X].",
