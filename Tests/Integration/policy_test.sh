@@ -11,9 +11,12 @@
 # Where ports decide (a bypass flow for UDP 5353 from 198.18.2.23 inside the require
 # flow), encd judges each cleartext packet: UDP 5353 passes, the rest is dropped and
 # counted (inbound_cleartext_dropped); with encd killed, all of it is dropped.
+# Cleartext ICMP errors covered by the require flow pass with ipsec.icmp_accept_clear 1
+# (the default: path MTU discovery, traceroute) and are dropped once encctl sets it to 0.
 source "$(dirname "$0")/lib.sh"
 ENCSTAT=${ENCSTAT:-$IT_ROOT/.build/debug/encstat}
-[[ -x $ENCSTAT ]] || fail "no encstat at $ENCSTAT (swift build --product encstat)"
+ENCCTL=${ENCCTL:-$IT_ROOT/.build/debug/encctl}
+[[ -x $ENCSTAT && -x $ENCCTL ]] || fail "no encstat/encctl in $IT_ROOT/.build/debug (swift build)"
 
 ns h1; ns gw1; ns gw2; ns h2
 link h1 eth0 198.18.1.10/24,198.18.1.11/24,198.18.1.12/24 gw1 lan 198.18.1.1/24
@@ -152,6 +155,37 @@ drops=$(( $(cleartext_drops) - before_drops )); queued=$(( $(check_queued) - bef
 [[ $passed -eq 3 && $refused -eq 0 ]] || fail "ports decide: $passed UDP 5353 (3 expected) and $refused others (0 expected) reached h1's link"
 [[ $queued -eq 9 && $drops -eq 6 ]] || fail "ports decide: $queued queued to encd (9 expected), $drops counted inbound_cleartext_dropped (6 expected)"
 ok "inbound cleartext from 198.18.2.23: encd let the 3 UDP 5353 packets of the bypass flow in and dropped 6 others (counted)"
+
+# --- cleartext ICMP errors inside the require flow: ipsec.icmp_accept_clear decides.
+# send_icmp_errors: from gw2's wan to h1, as from 198.18.2.24 (a require pair): a
+# "fragmentation needed" quoting h1's packet, then an echo request, three each.
+send_icmp_errors() {
+    on gw2 python3 - "$gw1_mac" <<'PY' || fail "sending ICMP errors from 198.18.2.24"
+import sys
+from scapy.all import Ether, IP, UDP, ICMP, sendp
+base = Ether(dst=sys.argv[1]) / IP(src="198.18.2.24", dst="198.18.1.10", ttl=64)
+quoted = IP(src="198.18.1.10", dst="198.18.2.24", flags="DF") / UDP(sport=4000, dport=4001)
+for seq in range(3):
+    sendp(base / ICMP(type=3, code=4, nexthopmtu=1300) / quoted, iface="wan", verbose=False)
+    sendp(base / ICMP(id=0x5304, seq=seq), iface="wan", verbose=False)
+PY
+    sleep 0.5
+}
+icmp_seen() {  # icmp_seen PCAP: "errors echoes" from 198.18.2.24 on h1's link
+    echo "$(count "$1" 'icmp[0] == 3 and src host 198.18.2.24') $(count "$1" 'icmp[0] == 8 and src host 198.18.2.24')"
+}
+pcap_start gw1 lan "$IT_TMP/icmp-accept.pcap"
+send_icmp_errors
+pcap_stop gw1 lan
+[[ $(icmp_seen "$IT_TMP/icmp-accept.pcap") == "3 0" ]] \
+    || fail "icmp_accept_clear 1: (errors echoes) from 198.18.2.24 on h1's link are $(icmp_seen "$IT_TMP/icmp-accept.pcap"), 3 0 expected"
+on gw1 "$ENCCTL" -S "$IT_TMP/gw1/run/encd.sock" -T ipsec.icmp_accept_clear=0 >/dev/null || fail "encctl -T ipsec.icmp_accept_clear=0"
+pcap_start gw1 lan "$IT_TMP/icmp-refuse.pcap"
+send_icmp_errors
+pcap_stop gw1 lan
+[[ $(icmp_seen "$IT_TMP/icmp-refuse.pcap") == "0 0" ]] \
+    || fail "icmp_accept_clear 0: (errors echoes) from 198.18.2.24 on h1's link are $(icmp_seen "$IT_TMP/icmp-refuse.pcap"), 0 0 expected"
+ok "cleartext ICMP errors inside the require flow reach h1 with ipsec.icmp_accept_clear 1 (echoes do not), none once encctl sets it to 0"
 
 kill -KILL "$(encd_pid gw1)"
 sleep 0.3
