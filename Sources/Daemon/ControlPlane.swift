@@ -22,7 +22,8 @@ public protocol PolicyKernel: AnyObject {
     /// port, ipsec.use_fail_open, ipsec.icmp_accept_clear): when that differs from what
     /// is installed, the table is re-installed, sets included, in one transaction.
     func prepare(_ snapshot: PolicySnapshot, tunables: Tunables) throws
-    /// After the swap (enc0's MTU); the implementation logs its own errors.
+    /// After the swap, and every `refreshInterval` seconds of `tick` (enc0's MTU follows
+    /// the SAs and the paths to their peers); the implementation logs its own errors.
     func applied(_ snapshot: PolicySnapshot)
 }
 
@@ -127,7 +128,7 @@ public final class ControlPlane: @unchecked Sendable {
 
     /// Start-up: the configuration file's policy and tunables.
     public func start(_ c: Configuration) throws {
-        try lock.withLock {
+        _ = try lock.withLock {
             try change(flows: c.flows, sas: c.sas, tunables: c.tunables, why: configFile)
         }
     }
@@ -271,6 +272,11 @@ public final class ControlPlane: @unchecked Sendable {
     /// Once a second: advances the clock, reports soft and hard lifetime crossings
     /// (found here by time, or by the packet path on use), and removes SAs past their
     /// hard lifetime from the SAD; their flows then fall back per their type.
+    /// How often `tick` lets the kernel side follow what changes without a policy
+    /// change (a path MTU to a peer).
+    public static let refreshInterval: UInt64 = 10
+    private var nextRefresh: UInt64 = 0
+
     public func tick(now: UInt64 = CoarseClock.monotonicSeconds()) {
         clock.set(max(now, clock.now))
         lock.withLock {
@@ -301,6 +307,10 @@ public final class ControlPlane: @unchecked Sendable {
                 }
             }
             lifetimeSeen = seen
+            if clock.now >= nextRefresh {
+                nextRefresh = clock.now + Self.refreshInterval
+                kernel?.applied(snap)
+            }
             guard !hard.isEmpty else { return }
             do {
                 try change(flows: running.flows, sas: running.sas.filter { !hard.contains($0.key) },

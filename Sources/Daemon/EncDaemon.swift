@@ -213,14 +213,34 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         try? routing.setSysctl("net/ipv6/conf/\(name)/addr_gen_mode", "1")
     }
 
-    /// enc0's MTU: the smallest path MTU (1500 assumed) minus the largest overhead of
-    /// the outbound SAs, so senders learn the size through ICMP instead of losing packets.
+    /// Sets enc0's MTU to `interfaceMTU` when it changed: senders learn the size through
+    /// ICMP instead of losing packets.
     private func updateMTU(_ snap: PolicySnapshot) throws {
         guard let routing, let tun else { return }
-        let overhead = snap.sad.all.filter { $0.direction == .outbound }.map(\.maximumOverhead).max() ?? 80
-        let mtu = max(1280, 1500 - overhead)
+        let mark = rulesetConfig.marks.bypass
+        var failed: [String] = []
+        let mtu = Self.interfaceMTU(snap.sad.all) { sa in
+            do {
+                return Int(try routing.pathMTU(to: sa.spec.destination, from: sa.spec.source, mark: mark))
+            } catch {
+                failed.append("\(sa.spec.destination) (\(error))")
+                return nil
+            }
+        }
+        guard mtu != context.interfaceMTU || !mtuSet else { return }
         try routing.setLink(name: tun.name, up: true, mtu: UInt32(mtu))
+        log.info("\(tun.name) MTU \(mtu)" + (failed.isEmpty ? "" : "; no path MTU to \(failed.joined(separator: ", ")): 1500 assumed"))
         context.interfaceMTU = mtu
+        mtuSet = true
+    }
+    private var mtuSet = false
+
+    /// enc0's MTU: for each outbound SA, the MTU of the path to its peer (1500 when
+    /// unknown) less the most the SA adds; the smallest of these, and never below
+    /// 1280 (IPv6's minimum link MTU). Without outbound SAs, 1500 less 80.
+    static func interfaceMTU(_ sas: [SecurityAssociation], pathMTU: (SecurityAssociation) -> Int?) -> Int {
+        let fits = sas.filter { $0.direction == .outbound }.map { (pathMTU($0) ?? 1500) - $0.maximumOverhead }
+        return max(1280, fits.min() ?? 1420)
     }
 
     private func checkPrivileges() throws {

@@ -219,6 +219,19 @@ func siteConf2() -> String {
         #expect(plan.drops.count == 16)
     }
 
+    @Test func enc0MTUIsThePathToEachPeerLessWhatItsSAAdds() throws {
+        let gw = try Gateway(siteConf(), local: ["192.0.2.1"])
+        let sas = gw.box.value.sad.all
+        let out = try #require(sas.first { $0.direction == .outbound })
+        #expect(out.maximumOverhead == 20 + 8 + 8 + 3 + 2 + 16)    // outer, SPI+seq, IV, padding, trailer, ICV
+        var asked: [IPAddress] = []
+        #expect(EncDaemon.interfaceMTU(sas) { asked.append($0.spec.destination); return 1492 } == 1492 - 57)
+        #expect(asked == [IPAddress("192.0.2.2")!])                  // outbound SAs only
+        #expect(EncDaemon.interfaceMTU(sas) { _ in nil } == 1500 - 57)   // no route: 1500 assumed
+        #expect(EncDaemon.interfaceMTU(sas) { _ in 1000 } == 1280)       // never below IPv6's minimum
+        #expect(EncDaemon.interfaceMTU([]) { _ in 9000 } == 1420)
+    }
+
     @Test func outputWithoutUsablePolicyFailsClosed() throws {
         let gw = try Gateway(siteConf(), local: ["192.0.2.1"])
         #expect(gw.output(ping(h1, h2), mark: 0) == nil)                                  // no protect bit

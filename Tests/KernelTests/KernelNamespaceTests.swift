@@ -316,4 +316,20 @@ struct KernelNamespaceTests {
         let (_, after) = try Netns.run(["nft", "list", "set", "inet", "encd", "require_in4"])
         #expect(!after.contains("198.51.100.1"))
     }
+
+    @Test func pathMTUIsTheRoutesMetricOrItsInterfacesMTU() throws {
+        let routing = try Rtnetlink()
+        let peer = IPAddress("198.51.100.2")!, peer6 = IPAddress("2001:db8:1::2")!
+        let mtu = try Netns.run(["cat", "/sys/class/net/e0/mtu"]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try routing.pathMTU(to: peer, from: IPAddress("198.51.100.1")!, mark: 0x10000) == UInt32(mtu))
+        #expect(try routing.pathMTU(to: peer6, from: nil, mark: 0) == UInt32(mtu))
+        // A host route with an MTU metric (as a PPPoE link or a learned path MTU gives).
+        _ = try Netns.run(["ip", "route", "add", "198.51.100.2/32", "dev", "e0", "mtu", "1300"])
+        defer { _ = try? Netns.run(["ip", "route", "del", "198.51.100.2/32", "dev", "e0"]) }
+        #expect(try routing.pathMTU(to: peer, from: nil, mark: 0x10000) == 1300)
+        // An unreachable destination: the kernel's error, named.
+        _ = try Netns.run(["ip", "route", "add", "unreachable", "203.0.113.77/32"])
+        defer { _ = try? Netns.run(["ip", "route", "del", "unreachable", "203.0.113.77/32"]) }
+        #expect(throws: SystemError.self) { try routing.pathMTU(to: IPAddress("203.0.113.77")!, from: nil, mark: 0) }
+    }
 }

@@ -74,6 +74,40 @@ import EncCore
         #expect(bytes == golden)
     }
 
+    @Test func routeQueryCarriesDestinationSourceAndMark() {
+        let bytes = RouteMessages.getRoute(to: IPAddress("192.0.2.2")!, from: IPAddress("192.0.2.1")!, mark: 0x10000, seq: 6)
+        let golden: [UInt8] = [
+            // nlmsghdr: len 52, RTM_GETROUTE (26), REQUEST|ACK (0x5), seq 6
+            52, 0, 0, 0, 26, 0, 0x05, 0, 6, 0, 0, 0, 0, 0, 0, 0,
+            // rtmsg: AF_INET, dst_len 32, src_len 32, then zeros
+            2, 32, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            // RTA_DST (1), RTA_SRC (2), RTA_MARK (16)
+            8, 0, 1, 0, 192, 0, 2, 2,
+            8, 0, 2, 0, 192, 0, 2, 1,
+            8, 0, 16, 0, 0, 0, 1, 0,
+        ]
+        #expect(bytes == golden)
+        #expect(RouteMessages.getLink(index: 9, seq: 1)[20..<24] == [9, 0, 0, 0])   // ifi_index
+    }
+
+    @Test func routeAndLinkRepliesGiveInterfaceAndMTU() {
+        // RTM_NEWROUTE: rtmsg, RTA_OIF 3, RTA_METRICS { RTAX_MTU (2) 1400 }.
+        var route: [UInt8] = [0, 0, 0, 0, 24, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 2, 32, 0, 0, 254, 2, 0, 1, 0, 0, 0, 0]
+        route += [8, 0, 4, 0, 3, 0, 0, 0]
+        route += [12, 0, 8, 0, 8, 0, 2, 0, 0x78, 0x05, 0, 0]
+        #expect(RouteMessages.parseRoute(route).outputInterface == 3 && RouteMessages.parseRoute(route).mtu == 1400)
+        // Without metrics (the interface decides), and a metric of 0 is none.
+        #expect(RouteMessages.parseRoute(Array(route.prefix(36))).mtu == nil)
+        let zero = Array(route.prefix(36)) + [12, 0, 8, 0, 8, 0, 2, 0, 0, 0, 0, 0]
+        #expect(RouteMessages.parseRoute(zero).mtu == nil)
+        // A truncated attribute ends the walk instead of reading past the message.
+        #expect(RouteMessages.parseRoute(Array(route.prefix(40))).mtu == nil)
+        // RTM_NEWLINK: ifinfomsg, IFLA_MTU (4) 1492.
+        let link: [UInt8] = [0, 0, 0, 0, 16, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0] + [UInt8](repeating: 0, count: 16)
+            + [8, 0, 4, 0, 0xd4, 0x05, 0, 0]
+        #expect(RouteMessages.parseLinkMTU(link) == 1492)
+    }
+
     @Test func verdictWithMarkMatchesGoldenBytes() {
         var buffer = [UInt8](repeating: 0xee, count: 128)
         let n = buffer.withUnsafeMutableBytes {

@@ -26,6 +26,16 @@ public final class FakeRouting: RoutingControl {
         return index
     }
 
+    /// Path MTUs by destination; others get `defaultPathMTU` (nil: no route, ENETUNREACH).
+    public var pathMTUs: [IPAddress: UInt32] = [:]
+    public var defaultPathMTU: UInt32? = 1500
+
+    public func pathMTU(to destination: IPAddress, from source: IPAddress?, mark: UInt32) throws -> UInt32 {
+        requests.append("ip route get \(destination)" + (source.map { " from \($0)" } ?? "") + " mark 0x\(String(mark, radix: 16))")
+        guard let mtu = pathMTUs[destination] ?? defaultPathMTU else { throw SystemError("ip route get \(destination)", errno: 101) }
+        return mtu
+    }
+
     public func addRule(_ rule: MarkRule) throws {
         requests.append(rule.command(.add))
         rules.insert(rule)

@@ -92,6 +92,50 @@ final class NetlinkSocket {
         if let error = firstError { throw error }
     }
 
+    /// Sends one acked request that the kernel answers with one message (a GET
+    /// without NLM_F_DUMP) and returns that message; throws the kernel's error.
+    func query(_ bytes: [UInt8], seq: UInt32, what: String) throws -> [UInt8] {
+        let sent = try bytes.withUnsafeBytes { raw in
+            try Syscall.check("sendto(\(busName))") { mnl_socket_sendto(handle, raw.baseAddress, raw.count) }
+        }
+        guard sent == bytes.count else { throw SystemError("sendto(\(busName)) short write", errno: EMSGSIZE) }
+        var reply: [UInt8]?
+        while true {
+            let n = try receiveBuffer.withUnsafeMutableBytes { raw in
+                try Syscall.check("recv(\(busName))") { recv(fileDescriptor, raw.baseAddress, raw.count, 0) }
+            }
+            var acked = false
+            try receiveBuffer.withUnsafeBytes { raw in
+                var offset = 0
+                while offset + 16 <= n {
+                    let len = Int(raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+                    let type = raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt16.self)
+                    let flags = raw.loadUnaligned(fromByteOffset: offset + 6, as: UInt16.self)
+                    let mseq = raw.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self)
+                    guard len >= 16, offset + len <= n else {
+                        throw SystemError("recv(\(busName)): truncated netlink message", errno: EPROTO)
+                    }
+                    if mseq == seq {
+                        if type == UInt16(NLMSG_ERROR), len >= 20 {
+                            let code = raw.loadUnaligned(fromByteOffset: offset + 16, as: Int32.self)
+                            if code != 0 {
+                                let text = NetlinkSocket.extackMessage(raw, offset: offset, length: len, flags: flags)
+                                throw SystemError(text.map { "\(what) [kernel: \($0)]" } ?? what, errno: -code)
+                            }
+                            acked = true
+                        } else if reply == nil {
+                            reply = Array(raw[offset..<(offset + len)])
+                        }
+                    }
+                    offset += (len + 3) & ~3
+                }
+            }
+            if acked { break }
+        }
+        guard let reply else { throw SystemError("\(what): no answer", errno: ENOENT) }
+        return reply
+    }
+
     /// The NLMSGERR_ATTR_MSG text of an error ack, if the kernel attached one.
     static func extackMessage(_ raw: UnsafeRawBufferPointer, offset: Int, length: Int, flags: UInt16) -> String? {
         guard flags & UInt16(NLM_F_ACK_TLVS) != 0 else { return nil }

@@ -6,6 +6,8 @@
 //                                                    `ip rule add fwmark V/M lookup T pref P`
 //   route: RTM_NEWROUTE rtmsg + RTA_TABLE RTA_OIF    `ip route add default dev enc0 table T`
 //   addr:  RTM_NEWADDR  ifaddrmsg + IFA_LOCAL IFA_ADDRESS  `ip addr add A/L dev enc0`
+//   query: RTM_GETROUTE rtmsg + RTA_DST (RTA_SRC RTA_MARK)  `ip route get D from S mark M`
+//          RTM_GETLINK  ifinfomsg (index)                   `ip link show dev N`
 
 #if canImport(Glibc)
 import Glibc
@@ -130,5 +132,77 @@ public enum RouteMessages {
             mnl_attr_put(nlh, UInt16(IFA_LOCAL), bytes.count, bytes)
             mnl_attr_put(nlh, UInt16(IFA_ADDRESS), bytes.count, bytes)
         })
+    }
+
+    /// `ip route get DESTINATION [from SOURCE] mark MARK`: the route a packet takes.
+    public static func getRoute(to destination: IPAddress, from source: IPAddress?, mark: UInt32, seq: UInt32) -> [UInt8] {
+        build(type: Int(RTM_GETROUTE), flags: 0, seq: seq, extra: MemoryLayout<rtmsg>.size, fill: { p in
+            let rt = p.assumingMemoryBound(to: rtmsg.self)
+            rt.pointee.rtm_family = family(destination.family)
+            rt.pointee.rtm_dst_len = UInt8(destination.family.bitCount)
+            if source != nil { rt.pointee.rtm_src_len = UInt8(destination.family.bitCount) }
+        }, attrs: { nlh in
+            let dst = destination.bytes
+            mnl_attr_put(nlh, UInt16(RTA_DST.rawValue), dst.count, dst)
+            if let source, source.family == destination.family {
+                let src = source.bytes
+                mnl_attr_put(nlh, UInt16(RTA_SRC.rawValue), src.count, src)
+            }
+            mnl_attr_put_u32(nlh, UInt16(RTA_MARK.rawValue), mark)
+        })
+    }
+
+    /// `ip link show dev INDEX`.
+    public static func getLink(index: UInt32, seq: UInt32) -> [UInt8] {
+        build(type: Int(RTM_GETLINK), flags: 0, seq: seq, extra: MemoryLayout<ifinfomsg>.size, fill: { p in
+            let info = p.assumingMemoryBound(to: ifinfomsg.self)
+            info.pointee.ifi_family = UInt8(AF_UNSPEC)
+            info.pointee.ifi_index = Int32(bitPattern: index)
+        }, attrs: { _ in })
+    }
+
+    /// From an RTM_NEWROUTE reply: the output interface and the route's MTU metric (a
+    /// cached path MTU shows here too); nil for what it lacks.
+    public static func parseRoute(_ message: [UInt8]) -> (outputInterface: UInt32?, mtu: UInt32?) {
+        var oif: UInt32?, mtu: UInt32?
+        attributes(message, after: MemoryLayout<rtmsg>.size) { type, value in
+            if type == UInt16(RTA_OIF.rawValue), value.count >= 4 { oif = value.loadUnaligned(as: UInt32.self) }
+            if type == UInt16(RTA_METRICS.rawValue) {
+                attributes(value) { t, v in
+                    if t == UInt16(RTAX_MTU), v.count >= 4 { mtu = v.loadUnaligned(as: UInt32.self) }
+                }
+            }
+        }
+        return (oif, mtu.flatMap { $0 == 0 ? nil : $0 })
+    }
+
+    /// From an RTM_NEWLINK reply: the interface's MTU.
+    public static func parseLinkMTU(_ message: [UInt8]) -> UInt32? {
+        var mtu: UInt32?
+        attributes(message, after: MemoryLayout<ifinfomsg>.size) { type, value in
+            if type == UInt16(IFLA_MTU), value.count >= 4 { mtu = value.loadUnaligned(as: UInt32.self) }
+        }
+        return mtu
+    }
+
+    /// Calls `body` with each attribute of a message (after its netlink header and the
+    /// family header of `fixed` bytes); malformed attributes end the walk.
+    static func attributes(_ message: [UInt8], after fixed: Int, _ body: (UInt16, UnsafeRawBufferPointer) -> Void) {
+        message.withUnsafeBytes { raw in
+            let start = 16 + ((fixed + 3) & ~3)
+            guard raw.count >= start else { return }
+            attributes(UnsafeRawBufferPointer(rebasing: raw[start...]), body)
+        }
+    }
+
+    static func attributes(_ raw: UnsafeRawBufferPointer, _ body: (UInt16, UnsafeRawBufferPointer) -> Void) {
+        var offset = 0
+        while offset + 4 <= raw.count {
+            let length = Int(raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+            let type = raw.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self) & cnf_nla_type_mask()
+            guard length >= 4, offset + length <= raw.count else { return }
+            body(type, UnsafeRawBufferPointer(rebasing: raw[(offset + 4)..<(offset + length)]))
+            offset += (length + 3) & ~3
+        }
     }
 }

@@ -14,6 +14,9 @@ public protocol RoutingControl: AnyObject {
     func interfaceIndex(of name: String) throws -> UInt32
     /// `ip rule add ...`; an identical rule already present (crashed run) is kept.
     func addRule(_ rule: MarkRule) throws
+    /// The MTU a packet to `destination` (from `source`, with `mark`) meets on its way
+    /// out: its route's MTU metric or cached path MTU, else its interface's MTU.
+    func pathMTU(to destination: IPAddress, from source: IPAddress?, mark: UInt32) throws -> UInt32
     /// `ip rule del ...`; a missing rule is not an error.
     func deleteRule(_ rule: MarkRule) throws
     /// `ip route replace default dev DEVICE table T`.

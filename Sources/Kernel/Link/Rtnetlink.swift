@@ -26,6 +26,19 @@ public final class Rtnetlink: RoutingControl {
         return index
     }
 
+    public func pathMTU(to destination: IPAddress, from source: IPAddress?, mark: UInt32) throws -> UInt32 {
+        var seq = socket.sequence()
+        let what = "ip route get \(destination)" + (source.map { " from \($0)" } ?? "") + " mark 0x\(String(mark, radix: 16))"
+        let route = RouteMessages.parseRoute(try socket.query(RouteMessages.getRoute(to: destination, from: source, mark: mark, seq: seq),
+                                                              seq: seq, what: what))
+        if let mtu = route.mtu { return mtu }
+        guard let oif = route.outputInterface else { throw SystemError("\(what): no output interface", errno: ENETUNREACH) }
+        seq = socket.sequence()
+        let link = try socket.query(RouteMessages.getLink(index: oif, seq: seq), seq: seq, what: "ip link show dev \(oif)")
+        guard let mtu = RouteMessages.parseLinkMTU(link) else { throw SystemError("ip link show dev \(oif): no MTU", errno: ENOENT) }
+        return mtu
+    }
+
     public func addRule(_ rule: MarkRule) throws {
         do {
             try send({ RouteMessages.rule(.add, rule, seq: $0) }, what: rule.command(.add))
