@@ -5,10 +5,15 @@
 # The internet link must carry no cleartext at any time (before, while gw1 has no encd,
 # after), and nothing at all from gw1 while it has none; after the restart traffic flows
 # again, which gw2's replay check allows only because gw1's sequence numbers went on
-# upwards (asserted from the ESP sequence numbers in the capture too). Then: a second
-# encd on the same run directory is refused, `encd -n` checks files, and a SIGTERM on
-# both gateways leaves no table, rule, route or enc0 behind.
+# upwards (asserted from the ESP sequence numbers in the capture too). Overloaded and
+# hung: with gw1's encd stopped (SIGSTOP) a UDP flood fills its [X] queue; the kernel
+# drops the overflow, none of it leaves in cleartext, encstat shows the loss, and after
+# SIGCONT traffic flows again. Then: a second encd on the same run directory is
+# refused, `encd -n` checks files, and a SIGTERM on both gateways leaves no table,
+# rule, route or enc0 behind.
 source "$(dirname "$0")/lib.sh"
+ENCSTAT=${ENCSTAT:-$IT_ROOT/.build/debug/encstat}
+[[ -x $ENCSTAT ]] || fail "no encstat at $ENCSTAT (swift build --product encstat)"
 
 sites   # h1 — gw1 — internet — gw2 — h2 (lib.sh)
 
@@ -113,6 +118,33 @@ ok "internet link: no cleartext; gw1 sent $before ESP before the kill, none whil
 ok "gw1's sequence numbers: last before the kill $last_before, first after the restart $first_after, increasing throughout"
 ! grep -qi "replay" "$IT_TMP/gw2-encd.log" || fail "gw2 reported replayed packets: $(grep -i replay "$IT_TMP/gw2-encd.log" | head -2)"
 ok "gw2 (replay window 64) reported no replays"
+
+# --- hung and overloaded: SIGSTOP, a flood larger than the queue, SIGCONT -------------
+overflow() {
+    on gw1 "$ENCSTAT" -S "$IT_TMP/gw1/run/encd.sock" -s -p enc -j \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["counters"]["queue_overflow"])'
+}
+overflow_before=$(overflow)
+capture gw1 wan "$IT_TMP/stopped.pcap"
+kill -STOP "$(encd_pid gw1)"
+# 6000 UDP datagrams at once: more than the queue holds (4096) while nobody reads it.
+on h1 python3 - <<'PY' || fail "UDP flood from h1"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(6000):
+    s.sendto(b"flood %d" % i, ("198.18.2.20", 9))
+PY
+sleep 1
+dropped=$(awk '$1 == 0 { print $6 }' <(on gw1 cat /proc/net/netfilter/nfnetlink_queue))
+kill -CONT "$(encd_pid gw1)"
+on h1 ping -c 3 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "no traffic after SIGCONT"
+stop_capture gw1 wan
+[[ ${dropped:-0} -gt 0 ]] || fail "the flood did not overflow gw1's [X] queue: $(on gw1 cat /proc/net/netfilter/nfnetlink_queue)"
+clear=$(tcpdump -n -r "$IT_TMP/stopped.pcap" 'ip and not esp' 2>/dev/null | wc -l)
+[[ $clear -eq 0 ]] || fail "$clear non-ESP packets on the internet link while encd was stopped: $(tcpdump -n -r "$IT_TMP/stopped.pcap" 'ip and not esp' 2>/dev/null | head -3)"
+overflow_after=$(overflow)
+[[ $((overflow_after - overflow_before)) -ge $dropped ]] || fail "encstat's queue_overflow went from $overflow_before to $overflow_after, the kernel dropped $dropped"
+ok "encd stopped (SIGSTOP) under a 6000-datagram flood: the kernel dropped $dropped from the full queue, none left in cleartext, encstat counts them (queue_overflow $overflow_before -> $overflow_after); after SIGCONT traffic flows"
 
 # --- clean stop ---------------------------------------------------------------------
 for gw in gw1 gw2; do
