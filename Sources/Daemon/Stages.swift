@@ -81,12 +81,8 @@ public enum SPDStage {
     /// that came out of enc0 first passes the inbound check.
     public static func handle(_ buffer: PacketBuffer, meta: QueuedPacket,
                               context ctx: StageContext, stats: CounterBlock<Counter>) -> StageVerdict {
-        guard case .success(let info) = PacketInfo.parse(buffer.bytes, options: PacketParseOptions(allowTrailingBytes: true)) else {
-            stats.add(.malformedPacket)
-            return .drop
-        }
+        guard let sel = selector(buffer, stats) else { return .drop }
         let snap = ctx.snapshot
-        let sel = Selector(info)
         if meta.inInterface != 0 && meta.inInterface == ctx.encInterfaceIndex {
             // Inbound check after NAT on enc0 (RFC 4301 §5.2, OpenBSD's order).
             guard let mac = meta.hardwareSource, mac >> 24 == StageContext.injectedPrefix >> 24,
@@ -122,6 +118,16 @@ public enum SPDStage {
             return .drop
         }
     }
+
+    /// The packet's selector; nil (counted as malformed) when it cannot be parsed.
+    @inline(__always)
+    static func selector(_ buffer: PacketBuffer, _ stats: CounterBlock<Counter>) -> Selector? {
+        guard case .success(let info) = PacketInfo.parse(buffer.bytes, options: PacketParseOptions(allowTrailingBytes: true)) else {
+            stats.add(.malformedPacket)
+            return nil
+        }
+        return Selector(info)
+    }
 }
 
 public enum CleartextStage {
@@ -131,11 +137,7 @@ public enum CleartextStage {
     /// own, so an accept goes on to [X]).
     public static func handle(_ buffer: PacketBuffer, meta: QueuedPacket,
                               context ctx: StageContext, stats: CounterBlock<Counter>) -> StageVerdict {
-        guard case .success(let info) = PacketInfo.parse(buffer.bytes, options: PacketParseOptions(allowTrailingBytes: true)) else {
-            stats.add(.malformedPacket)
-            return .drop
-        }
-        let sel = Selector(info)
+        guard let sel = SPDStage.selector(buffer, stats) else { return .drop }
         guard ctx.snapshot.spd.inboundRequiresIPsec(sel) else { return .accept }
         stats.add(.inboundCleartextDropped)
         ctx.events.cleartextRefused(sel)

@@ -108,14 +108,7 @@ ok "ping h1 -> 198.18.102.20 (h2 as site 2 presents it), replies back"
 on h2 ping -c 3 -i 0.2 -W 2 198.18.101.10 >/dev/null || fail "ping h2 -> h1 at its presented address 198.18.101.10"
 ok "ping h2 -> 198.18.101.10 (h1 as site 1 presents it), replies back"
 
-head -c 2000000 /dev/urandom >"$IT_TMP/blob"
-want=$(sha256sum <"$IT_TMP/blob" | cut -d' ' -f1)
-on h2 timeout 20 nc -4 -l -p 5001 >"$IT_TMP/got" &
-srv=$!
-sleep 0.5
-on h1 timeout 20 nc -N 198.18.102.20 5001 <"$IT_TMP/blob" || fail "TCP send h1 -> 198.18.102.20"
-wait $srv || fail "TCP receive at h2"
-[[ $(sha256sum <"$IT_TMP/got" | cut -d' ' -f1) == "$want" ]] || fail "TCP bytes h1 -> h2 differ"
+tcp_transfer h1 h2 198.18.102.20 2000000
 ok "TCP 2 MB h1 -> 198.18.102.20, bytes intact"
 stop_capture gw1 wan
 

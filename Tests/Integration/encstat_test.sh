@@ -122,11 +122,11 @@ grep -qx $'\t'"$N packets in on enc0" <<<"$enc" || fail "gw2 enc0 input: $enc"
 enc_out=$(awk '$2 == "packets" && $3 == "out" && $5 == "enc0" { print $1 } $2 == "packet" && $3 == "out" { print $1 }' <<<"$enc")
 closed=$(awk '/dropped closed/ { print $1 }' <<<"$enc")
 [[ -n $enc_out && -n $closed && $((enc_out - closed)) -eq $N ]] || fail "gw2 enc0 output $enc_out, dropped closed $closed: $enc"
-for q in "queue 0 (spd):" "queue 1 (ipsec-out):" "queue 2 (ipsec-in):"; do
+for q in "queue 0 (spd):" "queue 1 (ipsec-out):" "queue 2 (ipsec-in):" "queue 3 (cleartext):"; do
     grep -qx $'\t'"$q" <<<"$enc" || fail "gw2 -p enc lacks $q: $enc"
 done
 grep -qx $'\t\t0 packets dropped because the queue was full (queue_dropped)' <<<"$enc" || fail "queue_dropped: $enc"
-ok "gw2 -p enc: $N packets in on enc0, $enc_out out of which $closed dropped closed; queues 0-2 with the kernel's drop figures"
+ok "gw2 -p enc: $N packets in on enc0, $enc_out out of which $closed dropped closed; queues 0-3 with the kernel's drop figures"
 
 # 6. -w: header, totals, then a delta line with nothing new.
 w=$(encstat gw2 -w 1 -c 2)
@@ -145,7 +145,7 @@ esp = d["statistics"]["esp"]
 assert (esp["input"], esp["output"], esp["badauth"], esp["replay"]) == (n + 2, n, 1, 1), esp
 assert d["counters"]["esp_auth_failed"] == 1 and d["counters"]["esp_replay"] == 1, d["counters"]
 assert len(d["flows"]) == 2 and len(d["sas"]) == 2, d
-assert {q["role"] for q in d["queues"]} == {"spd", "ipsec-out", "ipsec-in"}, d["queues"]
+assert {q["role"] for q in d["queues"]} == {"spd", "ipsec-out", "ipsec-in", "cleartext"}, d["queues"]
 ' $N || fail "gw2 -j"
 ok "gw2 -j -s -r -a parses with python json and carries the same counts"
 encstat gw2 -o prometheus | python3 -c '
@@ -161,7 +161,7 @@ esp_drops = [s for s in f["encd_drops"].samples if s.labels["group"] == "esp" an
 assert len(esp_drops) == 2 and all(s.labels["direction"] == "in" for s in esp_drops), esp_drops
 sa = [s for s in f["encd_sa_packets"].samples if s.labels["spi"] == "0x00001000"][0]
 assert sa.labels == {"spi": "0x00001000", "proto": "esp", "direction": "in", "peer": "192.0.2.1"} and sa.value == n, sa
-assert len(f["encd_queue_dropped"].samples) == 3
+assert len(f["encd_queue_dropped"].samples) == 4
 ' $N || fail "gw2 -o prometheus"
 ok "gw2 -o prometheus parses with prometheus_client; drops, SA and queue metrics as expected"
 

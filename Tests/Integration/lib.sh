@@ -106,6 +106,21 @@ nft_counter() {
     on "$1" nft -a list chain inet "$2" "$3" | grep "comment \"$4\"" | sed -nE 's/.*counter packets ([0-9]+).*/\1/p' | head -1
 }
 
+# tcp_transfer FROM TO ADDRESS BYTES: BYTES random bytes over TCP from namespace FROM
+# to a listener in TO at ADDRESS (port 5001); fails unless they arrive intact.
+tcp_transfer() {
+    local from=$1 to=$2 addr=$3 bytes=$4 fam=-4 srv want
+    [[ $addr == *:* ]] && fam=-6
+    head -c "$bytes" /dev/urandom >"$IT_TMP/blob"
+    want=$(sha256sum <"$IT_TMP/blob" | cut -d' ' -f1)
+    on "$to" timeout 20 nc $fam -l -p 5001 >"$IT_TMP/got" &
+    srv=$!
+    sleep 0.5
+    on "$from" timeout 20 nc -N "$addr" 5001 <"$IT_TMP/blob" || fail "TCP send $from -> $addr"
+    wait $srv || fail "TCP receive at $to ($addr)"
+    [[ $(sha256sum <"$IT_TMP/got" | cut -d' ' -f1) == "$want" ]] || fail "TCP bytes $from -> $addr differ"
+}
+
 KEY_A=0x$(printf '11%.0s' $(seq 20)); KEY_B=0x$(printf '22%.0s' $(seq 20))
 AUTH_A=0x$(printf 'aa%.0s' $(seq 32)); AUTH_B=0x$(printf 'bb%.0s' $(seq 32))
 CBC_A=0x$(printf '33%.0s' $(seq 16)); CBC_B=0x$(printf '44%.0s' $(seq 16))

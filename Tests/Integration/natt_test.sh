@@ -89,14 +89,7 @@ ok "ping h1 -> h2 through the NAT"
 on h2 ping -c 3 -i 0.2 -W 2 198.18.1.10 >/dev/null || fail "ping h2 -> h1 (gw2 towards the learned NAT endpoint)"
 ok "ping h2 -> h1 towards the learned endpoint"
 
-head -c 2000000 /dev/urandom >"$IT_TMP/blob"
-want=$(sha256sum <"$IT_TMP/blob" | cut -d' ' -f1)
-on h2 timeout 20 nc -4 -l -p 5001 >"$IT_TMP/got" &
-srv=$!
-sleep 0.5
-on h1 timeout 20 nc -N 198.18.2.20 5001 <"$IT_TMP/blob" || fail "TCP send h1 -> h2"
-wait $srv || fail "TCP receive at h2"
-[[ $(sha256sum <"$IT_TMP/got" | cut -d' ' -f1) == "$want" ]] || fail "TCP bytes h1 -> h2 differ"
+tcp_transfer h1 h2 198.18.2.20 2000000
 ok "TCP 2 MB h1 -> h2 through the NAT, bytes intact"
 stop_capture gw2 wan
 

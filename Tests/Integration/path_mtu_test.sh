@@ -27,14 +27,7 @@ grep -q "enc0 MTU 1343" "$IT_TMP/gw1-encd.log" || fail "no log line for enc0's M
 ok "enc0's MTU is $mtu: the internet link's 1400 less the SA's 57 bytes"
 
 # A full-sized TCP transfer: every segment must fit the 1400-byte link once protected.
-head -c 1000000 /dev/urandom >"$IT_TMP/blob"
-want=$(sha256sum <"$IT_TMP/blob" | cut -d' ' -f1)
-on h2 timeout 20 nc -4 -l -p 5001 >"$IT_TMP/got" &
-srv=$!
-sleep 0.5
-on h1 timeout 20 nc -N 198.18.2.20 5001 <"$IT_TMP/blob" || fail "TCP send to h2"
-wait $srv || fail "TCP receive on h2"
-[[ $(sha256sum <"$IT_TMP/got" | cut -d' ' -f1) == "$want" ]] || fail "TCP bytes to h2 differ"
+tcp_transfer h1 h2 198.18.2.20 1000000
 too_big=$(on gw1 "$ENCSTAT" -S "$IT_TMP/gw1/run/encd.sock" -s -p esp -j \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["counters"]["esp_too_big"])')
 [[ $too_big -eq 0 ]] || fail "$too_big ESP packets were too big for the internet link"

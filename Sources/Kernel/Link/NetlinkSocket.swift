@@ -55,38 +55,15 @@ final class NetlinkSocket {
     /// messages listed in `acked` (sequence -> description). Throws the first error.
     /// An error for a message in `unacked` (e.g. a batch header) ends the wait too.
     func transact(_ bytes: [UInt8], acked: [UInt32: String], unacked: [UInt32: String] = [:]) throws {
-        let sent = try bytes.withUnsafeBytes { raw in
-            try Syscall.check("sendto(\(busName))") { mnl_socket_sendto(handle, raw.baseAddress, raw.count) }
-        }
-        guard sent == bytes.count else { throw SystemError("sendto(\(busName)) short write", errno: EMSGSIZE) }
+        try send(bytes)
         var waiting = acked
         var firstError: Error?
         while !waiting.isEmpty {
-            let n = try receiveBuffer.withUnsafeMutableBytes { raw in
-                try Syscall.check("recv(\(busName))") { recv(fileDescriptor, raw.baseAddress, raw.count, 0) }
-            }
-            try receiveBuffer.withUnsafeBytes { raw in
-                var offset = 0
-                while offset + 16 <= n {
-                    let len = Int(raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
-                    let type = raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt16.self)
-                    let flags = raw.loadUnaligned(fromByteOffset: offset + 6, as: UInt16.self)
-                    let seq = raw.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self)
-                    guard len >= 16, offset + len <= n else {
-                        throw SystemError("recv(\(busName)): truncated netlink message", errno: EPROTO)
-                    }
-                    if type == UInt16(NLMSG_ERROR), len >= 20 {
-                        let code = raw.loadUnaligned(fromByteOffset: offset + 16, as: Int32.self)
-                        let what = waiting.removeValue(forKey: seq) ?? (code != 0 ? unacked[seq] : nil)
-                        if code != 0, unacked[seq] != nil { waiting.removeAll() }
-                        if let what, code != 0, firstError == nil {
-                            let text = NetlinkSocket.extackMessage(raw, offset: offset, length: len, flags: flags)
-                            let call = text.map { "\(what) [kernel: \($0)]" } ?? what
-                            firstError = SystemError(call, errno: -code)
-                        }
-                    }
-                    offset += (len + 3) & ~3
-                }
+            try receive { m in
+                guard let code = m.errorCode else { return }
+                let what = waiting.removeValue(forKey: m.seq) ?? (code != 0 ? unacked[m.seq] : nil)
+                if code != 0, unacked[m.seq] != nil { waiting.removeAll() }
+                if let what, code != 0, firstError == nil { firstError = m.error(what) }
             }
         }
         if let error = firstError { throw error }
@@ -95,45 +72,65 @@ final class NetlinkSocket {
     /// Sends one acked request that the kernel answers with one message (a GET
     /// without NLM_F_DUMP) and returns that message; throws the kernel's error.
     func query(_ bytes: [UInt8], seq: UInt32, what: String) throws -> [UInt8] {
+        try send(bytes)
+        var reply: [UInt8]?
+        var acked = false
+        while !acked {
+            try receive { m in
+                guard m.seq == seq else { return }
+                if let code = m.errorCode {
+                    if code != 0 { throw m.error(what) }
+                    acked = true
+                } else if reply == nil {
+                    reply = Array(m.bytes)
+                }
+            }
+        }
+        guard let reply else { throw SystemError("\(what): no answer", errno: ENOENT) }
+        return reply
+    }
+
+    private func send(_ bytes: [UInt8]) throws {
         let sent = try bytes.withUnsafeBytes { raw in
             try Syscall.check("sendto(\(busName))") { mnl_socket_sendto(handle, raw.baseAddress, raw.count) }
         }
         guard sent == bytes.count else { throw SystemError("sendto(\(busName)) short write", errno: EMSGSIZE) }
-        var reply: [UInt8]?
-        while true {
-            let n = try receiveBuffer.withUnsafeMutableBytes { raw in
-                try Syscall.check("recv(\(busName))") { recv(fileDescriptor, raw.baseAddress, raw.count, 0) }
-            }
-            var acked = false
-            try receiveBuffer.withUnsafeBytes { raw in
-                var offset = 0
-                while offset + 16 <= n {
-                    let len = Int(raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
-                    let type = raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt16.self)
-                    let flags = raw.loadUnaligned(fromByteOffset: offset + 6, as: UInt16.self)
-                    let mseq = raw.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self)
-                    guard len >= 16, offset + len <= n else {
-                        throw SystemError("recv(\(busName)): truncated netlink message", errno: EPROTO)
-                    }
-                    if mseq == seq {
-                        if type == UInt16(NLMSG_ERROR), len >= 20 {
-                            let code = raw.loadUnaligned(fromByteOffset: offset + 16, as: Int32.self)
-                            if code != 0 {
-                                let text = NetlinkSocket.extackMessage(raw, offset: offset, length: len, flags: flags)
-                                throw SystemError(text.map { "\(what) [kernel: \($0)]" } ?? what, errno: -code)
-                            }
-                            acked = true
-                        } else if reply == nil {
-                            reply = Array(raw[offset..<(offset + len)])
-                        }
-                    }
-                    offset += (len + 3) & ~3
-                }
-            }
-            if acked { break }
+    }
+
+    /// One received netlink message, valid during the `receive` callback.
+    struct Message {
+        let bytes: UnsafeRawBufferPointer
+        var type: UInt16 { bytes.loadUnaligned(fromByteOffset: 4, as: UInt16.self) }
+        var flags: UInt16 { bytes.loadUnaligned(fromByteOffset: 6, as: UInt16.self) }
+        var seq: UInt32 { bytes.loadUnaligned(fromByteOffset: 8, as: UInt32.self) }
+        /// For NLMSG_ERROR: 0 (an ack) or the negated errno; nil for other messages.
+        var errorCode: Int32? {
+            guard type == UInt16(NLMSG_ERROR), bytes.count >= 20 else { return nil }
+            return bytes.loadUnaligned(fromByteOffset: 16, as: Int32.self)
         }
-        guard let reply else { throw SystemError("\(what): no answer", errno: ENOENT) }
-        return reply
+        /// The error this NLMSG_ERROR reports for the request described by `what`.
+        func error(_ what: String) -> SystemError {
+            let text = NetlinkSocket.extackMessage(bytes, offset: 0, length: bytes.count, flags: flags)
+            return SystemError(text.map { "\(what) [kernel: \($0)]" } ?? what, errno: -(errorCode ?? 0))
+        }
+    }
+
+    /// Reads one datagram and calls `body` with each message in it.
+    private func receive(_ body: (Message) throws -> Void) throws {
+        let n = try receiveBuffer.withUnsafeMutableBytes { raw in
+            try Syscall.check("recv(\(busName))") { recv(fileDescriptor, raw.baseAddress, raw.count, 0) }
+        }
+        try receiveBuffer.withUnsafeBytes { raw in
+            var offset = 0
+            while offset + 16 <= n {
+                let len = Int(raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+                guard len >= 16, offset + len <= n else {
+                    throw SystemError("recv(\(busName)): truncated netlink message", errno: EPROTO)
+                }
+                try body(Message(bytes: UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + len)])))
+                offset += (len + 3) & ~3
+            }
+        }
     }
 
     /// The NLMSGERR_ATTR_MSG text of an error ack, if the kernel attached one.
