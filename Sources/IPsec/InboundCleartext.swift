@@ -31,7 +31,8 @@ public struct InboundCleartextPlan: Sendable {
 
 extension SPD {
     public var inboundCleartextPlan: InboundCleartextPlan {
-        typealias Piece = (rect: (IPPrefix, IPPrefix), drop: Bool)
+        enum Colour { case drop, check }
+        typealias Piece = (rect: (IPPrefix, IPPrefix), colour: Colour)
         var painted: [Piece] = []
         for i in inboundOrder.reversed() {
             let f = flows[i]
@@ -43,23 +44,23 @@ extension SPD {
             case .bypass, .use, .acquire: drops = false
             }
             if !narrowed {
-                painted = painted.flatMap { p in SPD.subtract(r, from: p.rect).map { ($0, p.drop) } }
-                if drops { painted.append((r, true)) }
+                painted = painted.flatMap { p in SPD.subtract(r, from: p.rect).map { ($0, p.colour) } }
+                if drops { painted.append((r, .drop)) }
             } else if drops {
                 // Drop pieces stay; checks stay; what passed until now becomes a check.
                 var passing = [r]
                 for p in painted { passing = passing.flatMap { SPD.subtract(p.rect, from: $0) } }
-                painted += passing.map { ($0, false) }
+                painted += passing.map { ($0, .check) }
             } else {
                 // What dropped until now becomes a check inside the rectangle.
                 painted = painted.flatMap { p -> [Piece] in
-                    guard p.drop, let inside = SPD.intersection(p.rect, r) else { return [p] }
-                    return SPD.subtract(r, from: p.rect).map { ($0, true) } + [(inside, false)]
+                    guard p.colour == .drop, let inside = SPD.intersection(p.rect, r) else { return [p] }
+                    return SPD.subtract(r, from: p.rect).map { ($0, .drop) } + [(inside, .check)]
                 }
             }
         }
-        return InboundCleartextPlan(drops: painted.filter(\.drop).map(\.rect),
-                                    checks: painted.filter { !$0.drop }.map(\.rect))
+        return InboundCleartextPlan(drops: painted.filter { $0.colour == .drop }.map(\.rect),
+                                    checks: painted.filter { $0.colour == .check }.map(\.rect))
     }
 
     /// `a` less the part `b` covers: at most one piece per bit the prefixes differ in.
