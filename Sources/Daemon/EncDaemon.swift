@@ -219,13 +219,17 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         guard let routing, let tun else { return }
         let mark = rulesetConfig.marks.bypass
         var failed: [String] = []
+        var known: [IPAddress: Int?] = [:]      // one route lookup per peer, not per SA
         let mtu = Self.interfaceMTU(snap.sad.all) { sa in
+            if let mtu = known[sa.spec.destination] { return mtu }
+            var mtu: Int?
             do {
-                return Int(try routing.pathMTU(to: sa.spec.destination, from: sa.spec.source, mark: mark))
+                mtu = Int(try routing.pathMTU(to: sa.spec.destination, from: sa.spec.source, mark: mark))
             } catch {
                 failed.append("\(sa.spec.destination) (\(error))")
-                return nil
             }
+            known[sa.spec.destination] = mtu
+            return mtu
         }
         guard mtu != context.interfaceMTU || !mtuSet else { return }
         try routing.setLink(name: tun.name, up: true, mtu: UInt32(mtu))
