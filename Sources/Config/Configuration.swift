@@ -38,12 +38,14 @@ public enum ConfigParser {
     ///   - readFile: reads included and key files (default: the file system).
     ///   - tunables: the tunables in force before the text's own `set` lines (a running
     ///     daemon's, when encctl loads text into it); they fill in SA defaults.
+    ///   - checkSecrecy: `fileName` and every file it names were read from disk: refuse
+    ///     any that others may write, or that holds keys and others may read.
     /// - Throws: `ConfigErrors` with every error found, in file order. Nothing is
     ///   returned when there is any error.
     public static func parse(text: String, fileName: String = "stdin", defines: [String: String] = [:],
                              baseDirectory: String? = nil,
                              readFile: @escaping FileReader = ConfigParser.readFromDisk,
-                             tunables: Tunables = Tunables()) throws -> Configuration {
+                             tunables: Tunables = Tunables(), checkSecrecy: Bool = false) throws -> Configuration {
         var bad = [ConfigError]()
         for name in defines.keys.sorted() where !MacroTable.isValidName(name) {
             bad.append(ConfigError(file: "-D", line: 0, column: 0,
@@ -52,6 +54,10 @@ public enum ConfigParser {
         if !bad.isEmpty { throw ConfigErrors(bad) }
         let session = ParseSession(defines: defines, readFile: readFile)
         session.tunables = tunables
+        if checkSecrecy {
+            session.fileMode = Files.mode
+            if fileName != "stdin" { session.filesRead.append(fileName) }
+        }
         let directory = baseDirectory ?? Files.directory(of: fileName)
         session.parseFile(text: text, name: fileName, directory: directory,
                           identity: Files.identity(Files.resolve(fileName, relativeTo: ".")))
@@ -67,8 +73,8 @@ public enum ConfigParser {
         } catch let e as FileReadError {
             throw ConfigErrors([ConfigError(file: path == "-" ? "stdin" : path, line: 0, column: 0, message: e.message)])
         }
-        if path == "-" { return try parse(text: text, fileName: "stdin", defines: defines, baseDirectory: ".") }
-        return try parse(text: text, fileName: path, defines: defines)
+        if path == "-" { return try parse(text: text, fileName: "stdin", defines: defines, baseDirectory: ".", checkSecrecy: true) }
+        return try parse(text: text, fileName: path, defines: defines, checkSecrecy: true)
     }
 
     /// The default `FileReader`: the whole file from disk ("-" = standard input).

@@ -41,6 +41,13 @@ enum Files {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// The permission bits of a file, nil when it cannot be stat'ed.
+    static func mode(_ path: String) -> UInt32? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return UInt32(st.st_mode)
+    }
+
     /// The directory part of a path ("." when there is none).
     static func directory(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }

@@ -51,6 +51,12 @@ final class ParseSession {
     var includeStack: [(identity: String, name: String)] = []
     let readFile: ConfigParser.FileReader
     static let maxIncludeDepth = 16
+    /// Files read from disk (the main one, includes, key files), and those that held
+    /// keys, for the permission check (`checkSecrecy`).
+    var filesRead: [String] = []
+    var filesWithKeys: Set<String> = []
+    /// Stats a file: nil when permissions are not checked (text from a client, tests).
+    var fileMode: ((String) -> UInt32?)?
 
     init(defines: [String: String], readFile: @escaping ConfigParser.FileReader) {
         macros = MacroTable(defines: defines)
@@ -64,9 +70,28 @@ final class ParseSession {
         parser.parseStatements()
     }
 
-    /// Fills in the tunable-dependent defaults, checks for duplicate SAs, and returns
-    /// the configuration or throws every error.
+    /// As ipsecctl refuses them: a file others may change could change the policy, and
+    /// one others may read gives away the keys it holds. Group read stays allowed.
+    func checkSecrecy() {
+        guard let fileMode else { return }
+        var seen = Set<String>()
+        for f in filesRead where seen.insert(f).inserted {
+            guard let mode = fileMode(f) else { continue }
+            let octal = "0" + String(mode & 0o7777, radix: 8)
+            if mode & 0o022 != 0 {
+                errors.append(ConfigError(file: f, line: 0, column: 0,
+                    message: "writable by \(mode & 0o002 != 0 ? "anyone" : "its group") (mode \(octal)): refused, fix with chmod go-w \(f)"))
+            } else if filesWithKeys.contains(f) && mode & 0o004 != 0 {
+                errors.append(ConfigError(file: f, line: 0, column: 0,
+                    message: "holds keys and is readable by anyone (mode \(octal)): refused, fix with chmod o-rwx \(f)"))
+            }
+        }
+    }
+
+    /// Fills in the tunable-dependent defaults, checks for duplicate SAs and file
+    /// permissions, and returns the configuration or throws every error.
     func finish() throws -> Configuration {
+        checkSecrecy()
         var seen: [SAKey: SourceLocation] = [:]
         var out = [SASpec]()
         for var p in sas {
@@ -78,6 +103,14 @@ final class ParseSession {
                 seen[p.spec.key] = p.location
             }
             out.append(p.spec)
+        }
+        // One counter-mode or combined key on two SAs: both count from 1 (or renumbered,
+        // from the same place), so (key, IV) pairs would repeat. Within one `spi OUT:IN`
+        // the statement itself already refused it.
+        for (later, first) in SASpec.sharedSequenceKeys(out) where sas[later].location != sas[first].location {
+            let s = sas[later].spec, f = sas[first].spec
+            errors.append(ConfigError(sas[later].location,
+                "enckey for \(s.encryption?.name ?? "this SA") is already the key of \(f.proto) spi 0x\(hex8(f.spi)) to \(f.destination) (\(sas[first].location)): one key on two SAs would reuse nonces; give each SA its own key"))
         }
         if !errors.isEmpty { throw ConfigErrors(errors) }
         return Configuration(flows: flows, sas: out, tunables: tunables, warnings: warnings)
@@ -257,6 +290,7 @@ struct FileParser {
         let text: String
         do {
             text = try session.readFile(path)
+            session.filesRead.append(path)
         } catch let e as FileReadError {
             throw fail(fileToken, "failed to include file \(path): \(e.message)")
         } catch {

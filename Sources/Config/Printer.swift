@@ -33,7 +33,7 @@ public enum Printer {
     /// One SA, without a trailing newline. With `showKeys`, the keys follow on
     /// continuation lines (" \\\n\tauthkey 0x…"). `defaultReplayWindow` is the
     /// configuration's ipsec.replay_window: a window equal to it is not printed.
-    public static func sa(_ sa: SASpec, showKeys: Bool = false, defaultReplayWindow: Int = 0) -> String {
+    public static func sa(_ sa: SASpec, showKeys: Bool = false, defaultReplayWindow: Int = Tunables().replayWindow) -> String {
         var s = "\(sa.proto) \(sa.mode) from \(sa.source) to \(sa.destination) spi 0x\(hex8(sa.spi))"
         if let e = sa.encapsulation {
             s += " udpencap port \(e.port)"

@@ -98,6 +98,7 @@ extension FileParser {
         let t = peek()
         guard let text = t.word else { throw unexpected(t, expected: "a hex key or \"file\"", "after \"\(keyword)\"") }
         take()
+        if let current = session.includeStack.last?.name { session.filesWithKeys.insert(current) }
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count <= 2 else { throw fail(t, "\(keyword) takes one key, or two as OUT:IN") }
         return KeySpec(keys: try parts.map { try FileParser.hexKey(String($0), t, keyword) }, token: t)
@@ -122,6 +123,8 @@ extension FileParser {
         let text: String
         do {
             text = try session.readFile(path)
+            session.filesRead.append(path)
+            session.filesWithKeys.insert(path)
         } catch let e as FileReadError {
             throw fail(t, "cannot read key file \(path): \(e.message)")
         } catch {

@@ -13,7 +13,7 @@ public struct Tunables: Sendable, Hashable {
     public var udpEncapPort: UInt16 = 4500
     /// ipsec.replay_window: anti-replay window (packets) of SAs that do not say `replay`.
     /// 0 (off) as OpenBSD's manually keyed SAs.
-    public var replayWindow = 0
+    public var replayWindow = 64
     /// ipsec.policy_log_interval: at most one log line per this many seconds about
     /// packets dropped by policy (0 = never log them). illumos ipsec_policy_log_interval.
     public var policyLogInterval = 1
@@ -80,8 +80,8 @@ public struct Tunables: Sendable, Hashable {
         Info(name: "net.inet.esp.udpencap_port", kind: .integer(1...65535), defaultValue: 4500,
              doc: "UDP port of encapsulated ESP; SAs with `udpencap` and no `port` use it.",
              get: { Int($0.udpEncapPort) }, set: { $0.udpEncapPort = UInt16($1) }),
-        Info(name: "ipsec.replay_window", kind: .window(replayWindowRange, step: replayWindowStep), defaultValue: 0,
-             doc: "Anti-replay window in packets for SAs without `replay`; 0 = off, as OpenBSD's manual SAs.",
+        Info(name: "ipsec.replay_window", kind: .window(replayWindowRange, step: replayWindowStep), defaultValue: 64,
+             doc: "Anti-replay window in packets for SAs without `replay`; 0 = off (OpenBSD's manual SAs have it off because they cannot keep replay state across a restart; encd keeps it in the state directory).",
              get: { $0.replayWindow }, set: { $0.replayWindow = $1 }),
         Info(name: "ipsec.policy_log_interval", kind: .integer(0...86400), defaultValue: 1,
              doc: "Seconds between log lines about packets dropped by policy; 0 = never log them.",

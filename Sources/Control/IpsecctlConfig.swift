@@ -52,7 +52,7 @@ public enum IpsecctlConfig {
         let c: Configuration
         do {
             c = try ConfigParser.parse(text: source.text, fileName: source.name, defines: defines,
-                                       baseDirectory: source.directory, tunables: tunables)
+                                       baseDirectory: source.directory, tunables: tunables, checkSecrecy: true)
         } catch let e as ConfigErrors {
             throw RulesError(lines: e.errors.map(\.description))
         }

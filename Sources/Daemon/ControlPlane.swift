@@ -53,6 +53,8 @@ public final class ControlPlane: @unchecked Sendable {
     public var counterBlocks: () -> [CounterBlock<Counter>] = { [] }
     /// encd's queues, for `status`.
     public var queueStatus: () -> [QueueStatus] = { [] }
+    /// What the kernel's reverse-path filter dropped in encd's namespace (IPReversePathFilter).
+    public var reversePathDrops: () -> UInt64 = { 0 }
     /// Facts for `status` that only the daemon knows (interface, backend, socket).
     public var facts: () -> [String: String] = { [:] }
     /// The file SIGHUP and `reload` read, and its -D macros.
@@ -69,7 +71,8 @@ public final class ControlPlane: @unchecked Sendable {
     /// Per SA, the lifetime bits already reported (soft 1, hard 2), for the object seen.
     private var lifetimeSeen: [SAKey: (ObjectIdentifier, UInt8)] = [:]
 
-    public init(log: Log, clock: CoarseClock, store: SequenceStore, maxPolicy: UInt32,
+    public init(log: Log, clock: CoarseClock, store: SequenceStore,
+                reserver: SequenceReserver = SynchronousReserver.shared, maxPolicy: UInt32,
                 configFile: String, defines: [String: String] = [:],
                 localAddresses: @escaping () -> Set<IPAddress>, eventQueueLimit: Int = 256) {
         self.log = log
@@ -77,7 +80,7 @@ public final class ControlPlane: @unchecked Sendable {
         self.box = SnapshotBox()
         self.bus = EventBus(queueLimit: eventQueueLimit)
         self.events = RateLimitedEvents(log: log, clock: clock, interval: UInt64(Tunables().policyLogInterval), bus: bus)
-        self.builder = PolicyBuilder(store: store, maxPolicy: maxPolicy)
+        self.builder = PolicyBuilder(store: store, reserver: reserver, maxPolicy: maxPolicy)
         self.configFile = configFile
         self.defines = defines
         self.localAddresses = localAddresses
@@ -332,6 +335,7 @@ public final class ControlPlane: @unchecked Sendable {
         // The kernel counts what never reached encd: packets its queues dropped when full
         // (queue_dropped) or when encd's socket buffer was (user_dropped).
         extra[Counter.queueOverflow.rawValue] = queueStatus().reduce(0) { $0 &+ $1.queueDropped &+ $1.userDropped }
+        extra[Counter.rpFilterDropped.rawValue] = reversePathDrops()
         snap.merge(extra)
         var out: [String: UInt64] = [:]
         for c in Counter.allCases { out[c.name] = snap[c] }

@@ -49,7 +49,7 @@ public final class ControlServer: @unchecked Sendable {
         var st = stat()
         if lstat(path, &st) == 0 {
             guard st.st_mode & S_IFMT == S_IFSOCK else {
-                throw DaemonError("\(path) exists and is not a socket; remove it or choose another path with -s")
+                throw DaemonError("\(path) exists and is not a socket; remove it or choose another path with -S")
             }
             unlink(path)
         }

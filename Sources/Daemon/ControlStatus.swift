@@ -32,7 +32,7 @@ enum ControlStatus {
                          proto: "\(spec.proto)", spi: spec.spi, source: "\(spec.source)",
                          destination: "\(spec.destination)", direction: "\(sa.direction)", state: state,
                          replayWindow: spec.replayWindow,
-                         sequence: sa.direction == .inbound ? sa.replay.top : sa.nextSequence,
+                         sequence: sa.direction == .inbound ? sa.lastSequence : sa.lastSequence &+ 1,
                          packets: c[.packets], bytes: c[.bytes], drops: c[.drops],
                          replayDrops: c[.replayDrops], authFailures: c[.authFailures],
                          age: now >= sa.addedAt ? now - sa.addedAt : 0,
@@ -40,9 +40,9 @@ enum ControlStatus {
         func left(_ limit: UInt64?, _ used: UInt64) -> UInt64? { limit.map { $0 > used ? $0 - used : 0 } }
         func secondsLeft(_ l: Lifetime) -> UInt64? {
             var best: UInt64?
-            if let t = l.seconds { best = left(sa.addedAt + t, now) }
+            if let t = l.seconds { best = left(Lifetime.deadline(sa.addedAt, t), now) }
             if let t = l.secondsSinceUse {
-                let v = firstUse.map { left($0 + t, now)! } ?? t
+                let v = firstUse.map { left(Lifetime.deadline($0, t), now)! } ?? t
                 best = min(best ?? v, v)
             }
             return best

@@ -1,17 +1,22 @@
-// EncDaemon: start-up, the running state, reload and clean stop.
+// EncDaemon: start-up, the running state, reload and stop.
 //
 // Start-up, in this order so that no step opens the host: read and check the
 // configuration; refuse without CAP_NET_ADMIN or when another encd holds the lock;
-// create enc0; bind the queues (before any rule feeds them); install the nftables
-// table with its sets already filled, in one transaction (replacing whatever a crashed
-// encd left: an empty [X] set, even for a moment, would let protected traffic skip
-// [X] and leave in cleartext); add the policy routes; start one worker per queue;
-// open the control socket. Stop undoes it in reverse. Every later policy change goes
-// through the ControlPlane. A crash leaves the
-// table in place: its queues have no reader and no fail-open flag, so protected
-// traffic is dropped until encd starts again and replaces it. The one exception is
+// read the sequence state (refusing a damaged file); create enc0; bind the queues
+// (before any rule feeds them); install the nftables table with its sets already
+// filled, in one transaction (replacing whatever an earlier encd left: an empty [X]
+// set, even for a moment, would let protected traffic skip [X] and leave in
+// cleartext); add the policy rules and routes; start one worker per queue; open the
+// control socket; tell systemd READY=1.
+//
+// Stopping — cleanly, by a crash, or by a start that fails half-way — never removes
+// the table: its queues then have no reader and no fail-open flag, so traffic of the
+// flows is dropped until encd starts again and replaces the table, as OpenBSD keeps
+// its flows in the kernel when no key daemon runs. The one exception is
 // ipsec.use_fail_open: the pairs of `use` flows (flows_use4/6) are queued with bypass
-// and pass in cleartext, as their policy allows without an SA.
+// and pass in cleartext, as their policy allows without an SA. Releasing the traffic
+// is an explicit act: `encctl -F` before the stop (the sets empty), or `encd -U`
+// after it (the table, rules and routes removed).
 
 import Config
 import Control
@@ -34,8 +39,9 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
     private var nft: Nftables?
     private var ruleset: RulesetInstaller?
     private var workers: [Worker] = []
+    private var reserver: BackgroundReserver?
+    public let notify = SystemdNotify()
     private var lockFD: Int32 = -1
-    private var installedRules: [MarkRule] = []
     private var rulesetConfig = EncdRulesetConfig()
     public static let routeTable: UInt32 = 0xe4c   // "enc"
     public static let rulePriority: UInt32 = 100
@@ -121,11 +127,16 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
     // MARK: Start
 
     public func start() throws {
+        for w in options.warnings { log.warning(w) }
         try checkPrivileges()
         try takeLock()
         let c = try loadConfiguration()
         let store = try FileSequenceStore(path: try stateFile("sequences"))
-        let plane = ControlPlane(log: log, clock: clock, store: store, maxPolicy: rulesetConfig.marks.maxPolicy,
+        let reserver = BackgroundReserver(log: log, store: store)
+        reserver.start()
+        self.reserver = reserver
+        let plane = ControlPlane(log: log, clock: clock, store: store, reserver: reserver,
+                                 maxPolicy: rulesetConfig.marks.maxPolicy,
                                  configFile: options.file, defines: options.defines,
                                  localAddresses: { Self.localAddresses() })
         self.plane = plane
@@ -135,6 +146,7 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         let queues = [(rulesetConfig.spdQueue, "spd"), (rulesetConfig.outputQueue, "ipsec-out"),
                       (rulesetConfig.inputQueue, "ipsec-in"), (rulesetConfig.cleartextQueue, "cleartext")]
         plane.queueStatus = { [weak self] in self?.queueStatus(queues) ?? [] }
+        plane.reversePathDrops = { ((try? KernelStats.netstat("TcpExt", "IPReversePathFilter")) ?? nil) ?? 0 }
         context = StageContext(marks: rulesetConfig.marks, snapshot: plane.box, events: plane.events, clock: clock,
                                switches: plane.switches)
         rulesetConfig = RulesetInstaller.config(rulesetConfig, c.tunables)
@@ -182,12 +194,11 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
             facts.merging(["udpencap_port": "\(plane?.tunables.udpEncapPort ?? 0)"]) { $1 }
         }
         log.info("nftables: table inet \(rulesetConfig.table) installed, queues \(backend == .native ? "with nft's queue expression" : "with xt NFQUEUE through nft_compat (this kernel refuses nft's queue expression)")")
-        for family in [AddressFamily.inet, .inet6] {
-            let rule = MarkRule(family: family, value: rulesetConfig.marks.protect, mask: rulesetConfig.marks.protect,
-                                table: Self.routeTable, priority: Self.rulePriority)
+        for rule in Self.policyRules(rulesetConfig) {
             try? routing.deleteRule(rule)
             try routing.addRule(rule)
-            installedRules.append(rule)
+        }
+        for family in [AddressFamily.inet, .inet6] {
             try routing.addDefaultRoute(family: family, table: Self.routeTable, device: tun.name)
         }
         for w in workers { w.start() }
@@ -196,7 +207,29 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         self.server = server
         let snap = plane.box.value
         log.info("control socket \(options.socketPath)")
-        log.info("started: \(snap.spd.flows.count) flows, \(snap.sad.count) SAs, interface \(tun.name), queues [X] \(rulesetConfig.spdQueue), ipsec-out \(rulesetConfig.outputQueue), ipsec-in \(rulesetConfig.inputQueue), cleartext check \(rulesetConfig.cleartextQueue), NAT-T port \(rulesetConfig.natTraversalPort), mark mask 0x\(String(rulesetConfig.marks.mask, radix: 16)), route table \(Self.routeTable)")
+        let summary = "\(snap.spd.flows.count) flows, \(snap.sad.count) SAs, interface \(tun.name)"
+        log.info("started: \(summary), queues [X] \(rulesetConfig.spdQueue), ipsec-out \(rulesetConfig.outputQueue), ipsec-in \(rulesetConfig.inputQueue), cleartext check \(rulesetConfig.cleartextQueue), NAT-T port \(rulesetConfig.natTraversalPort), mark mask 0x\(String(rulesetConfig.marks.mask, radix: 16)), route table \(Self.routeTable)")
+        notify.ready("running: \(summary)")
+    }
+
+    /// The policy rules encd adds (and `encd -U` removes):
+    ///   pref 100  fwmark PROTECT/PROTECT lookup T        protected traffic into enc0
+    /// and, for IPv4's reverse-path filter (MarkLayout.inbound):
+    ///   pref 99   fwmark INBOUND/MASK iif enc0 goto 101  the decrypted packet's own route: as usual
+    ///   pref 100  fwmark INBOUND/MASK lookup T           the check of its source: behind enc0
+    ///   pref 101  fwmark INBOUND/MASK nop                (goto's target)
+    static func policyRules(_ rc: EncdRulesetConfig) -> [MarkRule] {
+        let m = rc.marks
+        var rules = [AddressFamily.inet, .inet6].map {
+            MarkRule(family: $0, value: m.protect, mask: m.protect, table: routeTable, priority: rulePriority)
+        }
+        rules += [
+            MarkRule(family: .inet, value: m.inbound, mask: m.mask, action: .goto(rulePriority + 1),
+                     priority: rulePriority - 1, inputInterface: rc.interface),
+            MarkRule(family: .inet, value: m.inbound, mask: m.mask, action: .lookup(routeTable), priority: rulePriority),
+            MarkRule(family: .inet, value: m.inbound, mask: m.mask, action: .nop, priority: rulePriority + 1),
+        ]
+        return rules
     }
 
     private func queueConfig(_ n: UInt16) -> QueueConfig {
@@ -209,6 +242,9 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
     /// filtering, no IPv6 autoconfiguration noise, and forwarding.
     private func prepareInterface(_ routing: Rtnetlink, _ name: String) throws {
         try routing.setLooseReversePathFilter(device: name)
+        // The reverse-path check of a decrypted packet uses its mark (INBOUND), which
+        // policyRules send to encd's table: no route back to the remote site is needed.
+        try routing.setSysctl("net/ipv4/conf/\(name)/src_valid_mark", "1")
         try? routing.setSysctl("net/ipv6/conf/\(name)/accept_ra", "0")
         try? routing.setSysctl("net/ipv6/conf/\(name)/addr_gen_mode", "1")
     }
@@ -323,56 +359,128 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
 
     // MARK: Stop
 
+    /// Stops the workers, the control socket and the reserver; enc0 goes with the
+    /// process. The table, its sets and the policy rules stay: the flows keep failing
+    /// closed until encd runs again (or `encd -U` removes them).
     public func stop() {
-        let installed = nft != nil || tun != nil || !installedRules.isEmpty
+        let started = server != nil
+        if started { notify.stopping() }
         server?.stop()
         server = nil
         for w in workers { w.stop() }
         workers = []
-        if let routing {
-            for r in installedRules { try? routing.deleteRule(r) }
-            if let tun {
-                for f in [AddressFamily.inet, .inet6] {
-                    try? routing.deleteDefaultRoute(family: f, table: Self.routeTable, device: tun.name)
-                }
-            }
-        }
-        installedRules = []
-        if let nft { try? nft.removeTable(named: rulesetConfig.table) }
-        nft = nil
-        ruleset = nil
+        reserver?.stop()
+        reserver = nil
+        // Nothing uses a sequence number any more: record how far each SA got.
+        for sa in plane?.box.value.sad.all ?? [] { sa.settle() }
         tun = nil
+        ruleset = nil
+        nft = nil
         if lockFD >= 0 {
             unlink(options.runDirectory + "/encd.pid")
             close(lockFD)
             lockFD = -1
         }
-        if installed { log.info("stopped: table, rules, routes and \(rulesetConfig.interface) removed") }
+        if started {
+            log.info("stopped: table inet \(rulesetConfig.table) left in place, failing closed (encctl -F before a stop, or encd -U after it, releases the traffic)")
+        }
     }
 
-    /// Runs until SIGTERM or SIGINT; SIGHUP reloads.
-    public func runUntilSignalled() {
-        for s in [SIGTERM, SIGINT, SIGHUP] { signal(s, SIG_IGN) }
-        let q = DispatchQueue(label: "encd.signals")
-        let done = DispatchSemaphore(value: 0)
-        var sources: [DispatchSourceSignal] = []
-        for s in [SIGTERM, SIGINT] {
-            let src = DispatchSource.makeSignalSource(signal: s, queue: q)
-            src.setEventHandler { done.signal() }
-            src.resume()
-            sources.append(src)
+    /// `encd -U`: removes what a stopped encd left in the kernel — the table, the
+    /// policy rules, the routes of its table — and exits. Refused while an encd runs on
+    /// the same run directory. Afterwards traffic of the flows that were configured
+    /// goes out in cleartext.
+    public func unload() throws -> String {
+        try checkPrivileges()
+        try takeLock()
+        defer {
+            unlink(options.runDirectory + "/encd.pid")
+            close(lockFD)
+            lockFD = -1
         }
-        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: q)
-        hup.setEventHandler { [self] in reload() }
+        let nft = try Nftables(log: { [log] in log.debug($0) })
+        try nft.removeTable(named: rulesetConfig.table)
+        let routing = try Rtnetlink()
+        for rule in Self.policyRules(rulesetConfig) { try routing.deleteRule(rule) }
+        for family in [AddressFamily.inet, .inet6] {
+            try? routing.deleteDefaultRoute(family: family, table: Self.routeTable, device: rulesetConfig.interface)
+        }
+        return "removed table inet \(rulesetConfig.table), its policy rules and routes: traffic of its flows is no longer protected"
+    }
+
+    // MARK: Signals
+
+    private let signalQueue = DispatchQueue(label: "encd.signals")
+    private let terminated = DispatchSemaphore(value: 0)
+    private var signalSources: [DispatchSourceSignal] = []
+    private var reloadWanted = false
+    private var running = false
+
+    /// Installs the signal handlers before start-up, so that a SIGHUP or SIGTERM during
+    /// it neither kills encd (SIGHUP's default) nor is lost: a reload asked for while
+    /// starting runs once start-up is done, a stop stops it right after.
+    public func handleSignals() {
+        for s in [SIGTERM, SIGINT, SIGHUP] { signal(s, SIG_IGN) }
+        for s in [SIGTERM, SIGINT] {
+            let src = DispatchSource.makeSignalSource(signal: s, queue: signalQueue)
+            src.setEventHandler { [terminated] in terminated.signal() }
+            src.resume()
+            signalSources.append(src)
+        }
+        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: signalQueue)
+        hup.setEventHandler { [self] in
+            if running { reloadNow() } else { reloadWanted = true }
+        }
         hup.resume()
-        sources.append(hup)
-        let timer = DispatchSource.makeTimerSource(queue: q)
+        signalSources.append(hup)
+    }
+
+    private func reloadNow() {
+        notify.reloading()
+        reload()
+        notify.ready("running")
+    }
+
+    /// Runs until SIGTERM or SIGINT; SIGHUP reloads; ticks once a second (lifetimes,
+    /// MTU, the watchdog).
+    public func runUntilSignalled() {
+        signalQueue.sync {
+            running = true
+            if reloadWanted {
+                reloadWanted = false
+                reloadNow()
+            }
+        }
+        let timer = DispatchSource.makeTimerSource(queue: signalQueue)
         timer.schedule(deadline: .now() + 1, repeating: 1)
-        timer.setEventHandler { [self] in tick() }
+        timer.setEventHandler { [self] in
+            tick()
+            feedWatchdog()
+        }
         timer.resume()
-        done.wait()
+        terminated.wait()
         timer.cancel()
-        q.sync {}
-        _ = sources
+        signalQueue.sync { running = false }
+    }
+
+    // MARK: Watchdog
+
+    private var lastBeats: [UInt64] = []
+    private var lastMoved: [UInt64] = []
+
+    /// WATCHDOG=1 while every worker's loop has moved within the watchdog interval (a
+    /// receive waits at most a second, so a live worker moves every second). A hung
+    /// worker stops the pings and systemd restarts encd; the table keeps failing
+    /// closed meanwhile.
+    private func feedWatchdog() {
+        guard let interval = notify.watchdogInterval else { return }
+        let now = CoarseClock.monotonicSeconds()
+        let beats = workers.map { $0.heartbeat.load(ordering: .relaxed) }
+        if lastMoved.count != beats.count { lastMoved = [UInt64](repeating: now, count: beats.count) }
+        for (i, b) in beats.enumerated() where i >= lastBeats.count || lastBeats[i] != b { lastMoved[i] = now }
+        lastBeats = beats
+        let allowed = UInt64(max(3, interval / 2))
+        guard !lastMoved.contains(where: { now &- $0 > allowed }) else { return }
+        notify.watchdog()
     }
 }

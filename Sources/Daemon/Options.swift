@@ -1,26 +1,39 @@
-// encd's command line: encd [-dnv] [-D macro=value] [-f file] [-R rundir] [-S statedir] [-s socket]
-// (-s names the control socket, as iked(8) and ospfd(8) do; default rundir/encd.sock).
+// encd's command line:
+//   encd [-dnUv] [-D macro=value] [-f file] [-L statedir] [-R rundir] [-S socket]
+// -S names the control socket, as encctl, encstat and encd-iked spell it (default
+// rundir/encd.sock). Older spellings keep working with a warning: -s socket, and
+// -S naming an existing directory (it used to be the state directory, now -L).
+// -U removes what a stopped encd left in the kernel and exits.
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public struct Options: Sendable, Equatable {
     public var foreground = false
     public var verbose = 0
     public var checkOnly = false
+    /// -U: remove the table, rules and routes a stopped encd left, then exit.
+    public var unload = false
     public var file = "/etc/encd/ipsec.conf"
     public var defines: [String: String] = [:]
     public var stateDirectory = "/var/lib/encd"
     public var runDirectory = "/run/encd"
     /// The control socket; nil = runDirectory + "/encd.sock".
     public var socket: String?
+    /// What the command line spelled the old way (printed as warnings).
+    public var warnings: [String] = []
 
     /// Where the control socket is.
     public var socketPath: String { socket ?? runDirectory + "/encd.sock" }
 
     public init() {}
 
-    public static let usage = "usage: encd [-dnv] [-D macro=value] [-f file] [-R rundir] [-S statedir] [-s socket]"
+    public static let usage = "usage: encd [-dnUv] [-D macro=value] [-f file] [-L statedir] [-R rundir] [-S socket]"
 
     /// Parses argv (without the program name); throws a one-line message on bad input.
-    public static func parse(_ args: [String]) throws -> Options {
+    /// `isDirectory` tells an old `-S statedir` from `-S socket` (tests replace it).
+    public static func parse(_ args: [String], isDirectory: (String) -> Bool = Options.isDirectory) throws -> Options {
         var o = Options()
         var i = 0
         func value(_ flag: String) throws -> String {
@@ -38,14 +51,21 @@ public struct Options: Sendable, Equatable {
                 case "d": o.foreground = true
                 case "v": o.verbose += 1
                 case "n": o.checkOnly = true
-                case "f", "D", "S", "R", "s":
+                case "U": o.unload = true
+                case "f", "D", "S", "R", "s", "L":
                     let v = flags.isEmpty ? try value("-\(f)") : String(flags)
                     flags = []
                     switch f {
                     case "f": o.file = v
-                    case "S": o.stateDirectory = v
+                    case "L": o.stateDirectory = v
                     case "R": o.runDirectory = v
-                    case "s": o.socket = v
+                    case "S" where isDirectory(v):
+                        o.stateDirectory = v
+                        o.warnings.append("-S \(v): a directory, taken as the state directory; that is -L now (-S names the control socket)")
+                    case "S": o.socket = v
+                    case "s":
+                        o.socket = v
+                        o.warnings.append("-s \(v): the control socket is -S now, as for encctl and encstat")
                     default:
                         guard let eq = v.firstIndex(of: "="), eq != v.startIndex else {
                             throw DaemonError("-D needs macro=value, found \"\(v)\"")
@@ -58,6 +78,12 @@ public struct Options: Sendable, Equatable {
             }
             i += 1
         }
+        if o.unload && o.checkOnly { throw DaemonError("-U and -n do not go together\n\(usage)") }
         return o
+    }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR
     }
 }

@@ -39,13 +39,15 @@ public struct PolicySnapshot: Sendable {
 /// not change and numbering outbound SAs stably across rebuilds.
 public final class PolicyBuilder {
     private let store: SequenceStore
+    private let reserver: SequenceReserver
     private let maxPolicy: UInt32
     private var numbers: [SAKey: UInt32] = [:]
     private var nextNumber: UInt32 = 1
     private var generation: UInt64 = 0
 
-    public init(store: SequenceStore, maxPolicy: UInt32) {
+    public init(store: SequenceStore, reserver: SequenceReserver = SynchronousReserver.shared, maxPolicy: UInt32) {
         self.store = store
+        self.reserver = reserver
         self.maxPolicy = maxPolicy
     }
 
@@ -62,9 +64,13 @@ public final class PolicyBuilder {
     /// next step fails (the kernel refuses the sets) can drop the result. An SA whose
     /// destination is one of `localAddresses` carries traffic to this host (inbound);
     /// any other carries traffic from it (outbound). Throws when an SA cannot be set up
-    /// (its key or algorithm is refused by the crypto layer).
+    /// (its key or algorithm is refused by the crypto layer), or when two SAs share the
+    /// key of a cipher whose IV is the sequence number.
     public func prepare(flows: [FlowSpec], sas specs: [SASpec], localAddresses: Set<IPAddress>,
                         previous: PolicySnapshot, now: UInt64) throws -> PolicySnapshot {
+        if let (later, first) = SASpec.sharedSequenceKeys(specs).first {
+            throw DaemonError("SA \(specs[later].key) has the same \(specs[later].encryption?.name ?? "") key as SA \(specs[first].key): one key on two SAs would reuse nonces; give each SA its own key")
+        }
         var sas: [SecurityAssociation] = []
         for spec in specs {
             let direction: FlowDirection = localAddresses.contains(spec.destination) ? .inbound : .outbound
@@ -72,15 +78,12 @@ public final class PolicyBuilder {
                !old.hardExpired {
                 sas.append(old)
             } else {
-                sas.append(try SecurityAssociation(spec, direction: direction,
-                                                   store: direction == .outbound ? store : nil, now: now))
+                // Not active yet: its sequence space is claimed at commit, once the SA it
+                // replaces can reserve no more.
+                sas.append(try SecurityAssociation(spec, direction: direction, store: store, reserver: reserver, now: now))
             }
         }
-        // NAT-T: an inbound SA follows its peer for the outbound SA towards the same peer.
         let sad = SAD(sas)
-        for sa in sas where sa.direction == .inbound && sa.spec.encapsulation != nil {
-            sa.natPartner = sad.outbound(peer: sa.spec.source, proto: sa.spec.proto, local: sa.spec.destination)
-        }
         // Stable SA numbers; freed numbers are not reused at once, so a packet
         // numbered just before a change cannot reach a different SA.
         var byNumber: [UInt32: SecurityAssociation] = [:]
@@ -102,12 +105,18 @@ public final class PolicyBuilder {
                               numberOf: numberOf, generation: generation)
     }
 
-    /// Records `snap`'s SA numbers and retires the SAs of `previous` it does not keep:
-    /// their keys are wiped when the last packet lets go. Their sequence reservations
-    /// stay in the store, so the same SA loaded again continues above them. Call once
-    /// `snap` is (about to be) swapped in.
+    /// Records `snap`'s SA numbers, activates its new SAs and retires the SAs of
+    /// `previous` it does not keep (their keys are wiped when the last packet lets go).
+    /// A new SA claims its sequence space in the store here: from then on an SA it
+    /// replaces (same key, changed lifetime, say) can reserve nothing more, so the new
+    /// one starts above every number the old one can still use. Reservations stay in
+    /// the store, so the same SA loaded again continues above them. Call just before
+    /// `snap` is swapped in.
     public func commit(_ snap: PolicySnapshot, replacing previous: PolicySnapshot) {
         numbers = snap.numberOf
+        for sa in snap.sad.all where previous.sad.byKey[sa.key] !== sa {
+            sa.activate()
+        }
         for old in previous.sad.all where snap.sad.byKey[old.key] !== old {
             old.invalidate()
         }

@@ -5,8 +5,9 @@
 // At start, and whenever those settings change, the whole table goes in with its sets
 // filled, in one transaction: a table left by a crashed encd, or the previous one, is
 // replaced without a moment with no rules or with empty sets (an empty [X] candidate
-// set would let protected traffic skip [X] and leave in cleartext). Otherwise each set
-// is replaced in its own transaction (flush and add), never seen empty.
+// set would let protected traffic skip [X] and leave in cleartext). Otherwise every
+// set is replaced (flush and add) in one transaction: never seen empty, and a refusal
+// leaves all of them as they were, so a refused reload changes nothing in the kernel.
 
 import Config
 import EncCore
@@ -37,7 +38,7 @@ public final class RulesetInstaller {
     }
 
     /// Makes the kernel's table and sets match `spd` and `tunables`; throwing leaves the
-    /// installed table as it was (each transaction is atomic).
+    /// installed table and every set as they were (one transaction).
     public func prepare(_ spd: SPD, tunables: Tunables) throws {
         let rc = Self.config(config, tunables)
         if backend == nil || rc != config {
@@ -49,17 +50,14 @@ public final class RulesetInstaller {
             }
             return
         }
-        for contents in EncDaemon.setContents(spd, config) {
-            do {
-                try nft.replaceElements(of: contents.set, table: config.table, pairs: contents.pairs)
-            } catch where EncDaemon.isCandidateSet(contents.set) {
-                log.warning("nftables refused the \(contents.set.name) set (\(error)); [X] queues all \(contents.set.family) traffic instead")
-                try nft.replaceElements(of: contents.set, table: config.table,
-                                        pairs: [(.any(contents.set.family), .any(contents.set.family))])
-            } catch where EncDaemon.isUseSet(contents.set) {
-                log.warning("nftables refused the \(contents.set.name) set (\(error)); no \(contents.set.family) use traffic fails open")
-                try nft.replaceElements(of: contents.set, table: config.table, pairs: [])
-            }
+        let contents = EncDaemon.setContents(spd, config)
+        do {
+            try nft.replaceElements(contents, table: config.table)
+        } catch {
+            // nftables refused the exact pairs: [X] queues all traffic instead, and no
+            // use traffic fails open; still one transaction for every set.
+            log.warning("nftables refused the sets (\(error)); [X] queues all traffic instead")
+            try nft.replaceElements(EncDaemon.widened(contents), table: config.table)
         }
     }
 

@@ -83,7 +83,8 @@ public enum SPDStage {
                               context ctx: StageContext, stats: CounterBlock<Counter>) -> StageVerdict {
         guard let sel = selector(buffer, stats) else { return .drop }
         let snap = ctx.snapshot
-        if meta.inInterface != 0 && meta.inInterface == ctx.encInterfaceIndex {
+        let fromEnc = meta.inInterface != 0 && meta.inInterface == ctx.encInterfaceIndex
+        if fromEnc {
             // Inbound check after NAT on enc0 (RFC 4301 §5.2, OpenBSD's order).
             guard let mac = meta.hardwareSource, mac >> 24 == StageContext.injectedPrefix >> 24,
                   let sa = snap.inbound(number: UInt32(truncatingIfNeeded: mac & 0xff_ffff)) else {
@@ -98,7 +99,9 @@ public enum SPDStage {
         }
         switch snap.spd.decideOutbound(sel) {
         case .notIPsec, .bypass:
-            return .acceptWithMark(ctx.marks.bypassMark(keeping: meta.mark))
+            // A decrypted packet is marked INBOUND: routing's reverse-path check then
+            // finds its source behind enc0 (MarkLayout), even with no route back.
+            return .acceptWithMark(fromEnc ? ctx.marks.inboundMark(keeping: meta.mark) : ctx.marks.bypassMark(keeping: meta.mark))
         case .deny:
             stats.add(.denyFlowDropped)
             return .drop
@@ -272,8 +275,10 @@ public enum InputStage {
                 stats.add(sa.spec.proto == .esp ? .espInputProcessing : .ahInputProcessing)
                 return .drop
             }
-            if case .failed = device.write(from: buffer) {
-                stats.add(sa.spec.proto == .esp ? .espInputProcessing : .ahInputProcessing)
+            switch device.write(from: buffer) {
+            case .done: break
+            case .wouldBlock, .failed(ENOBUFS): stats.add(.encWriteFull)
+            case .failed: stats.add(sa.spec.proto == .esp ? .espInputProcessing : .ahInputProcessing)
             }
             return .drop
         }

@@ -1,10 +1,13 @@
 // Worker: one thread per NFQUEUE queue. Stages of its loop:
 //   1. receive a batch (up to the batch's capacity) into preallocated buffers
 //   2. run the stage on each packet in arrival order, issuing its verdict
-//   3. flush the verdicts, then go back to 1
+//   3. flush the verdicts, then go back to 1; verdicts the kernel did not take are
+//      counted and sent again one by one (a packet without a verdict would stay
+//      queued until encd exits)
 // A receive waits at most the queue's receive timeout, so `stop()` takes effect within
-// about a second. Each worker owns its CounterBlock; nothing is shared per packet
-// except the policy snapshot (read under a short lock).
+// about a second, and `heartbeat` moves at least once a second while the loop is alive
+// (the systemd watchdog reads it). Each worker owns its CounterBlock; nothing is
+// shared per packet except the policy snapshot (read under a short lock).
 
 import EncCore
 import Foundation
@@ -19,6 +22,10 @@ public final class Worker: @unchecked Sendable {
     private let batch: QueueBatch
     private let handle: (PacketBuffer, QueuedPacket, CounterBlock<Counter>) -> QueueVerdict
     private let running = Atomic<Bool>(false)
+    /// Loop iterations so far; a value that stops moving means a hung worker.
+    public let heartbeat = Atomic<UInt64>(0)
+    /// The batch's verdicts, kept until the kernel took them (preallocated).
+    private var verdicts: [QueueVerdict]
     private let finished = DispatchSemaphore(value: 0)
     private let log: Log
 
@@ -27,6 +34,7 @@ public final class Worker: @unchecked Sendable {
         self.name = name
         self.queue = queue
         self.batch = QueueBatch(capacity: batchSize)
+        self.verdicts = [QueueVerdict](repeating: .drop, count: batchSize)
         self.handle = handle
         self.log = log
     }
@@ -53,6 +61,7 @@ public final class Worker: @unchecked Sendable {
     private func run() {
         var lastError: Int32 = 0
         while running.load(ordering: .relaxed) {
+            heartbeat.add(1, ordering: .relaxed)
             switch queue.receive(into: batch, wait: true) {
             case .failed(let e):
                 if e != lastError { log.warning("queue \(queue.number) (\(name)): receive failed: \(String(cString: strerror(e)))") }
@@ -63,13 +72,25 @@ public final class Worker: @unchecked Sendable {
             case .wouldBlock, .done:
                 break
             }
+            var sent = true
             for i in 0..<batch.count {
                 let meta = batch[i]
                 let buffer = batch.buffers[i]
-                let verdict = handle(buffer, meta, stats)
-                _ = queue.setVerdict(verdict, id: meta.id)
+                verdicts[i] = handle(buffer, meta, stats)
+                if case .failed = queue.setVerdict(verdicts[i], id: meta.id) { sent = false }
             }
-            if batch.count > 0 { _ = queue.flushVerdicts() }
+            if batch.count > 0, case .failed = queue.flushVerdicts() { sent = false }
+            if !sent { resend() }
+        }
+    }
+
+    /// Sends this batch's verdicts again, one datagram each. A verdict the kernel
+    /// already took is refused again as an unknown id (harmless, counted by the queue).
+    private func resend() {
+        stats.add(.verdictSendFailed, UInt64(batch.count))
+        for i in 0..<batch.count {
+            _ = queue.setVerdict(verdicts[i], id: batch[i].id)
+            _ = queue.flushVerdicts()
         }
     }
 }

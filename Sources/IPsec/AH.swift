@@ -142,7 +142,9 @@ public enum AH {
             sa.counters.add(.authFailures)
             return drop(.ahAuthFailed, sa)
         }
+        guard sa.mayAccept(sequence) else { return drop(.ahReplayStatePending, sa) }
         sa.replay.commit(sequence)
+        sa.accepted(sequence)
         let nextHeader = p[ahAt]
         let payloadLength = p.count - ahAt - ahLength
         let result: InputResult

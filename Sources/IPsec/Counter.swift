@@ -114,6 +114,12 @@ public enum Counter: Int, Sendable, CaseIterable {
     case udpEncapDisabledInput, udpEncapDisabledOutput
     // The control socket: events a slow `encctl -m` client did not take in time
     case monitorEventsDropped
+    // Durable state: an authenticated packet beyond what the state directory records
+    // as accepted (the reserver behind, or the disk failing)
+    case espReplayStatePending, ahReplayStatePending
+    // The kernel side of the queues: verdicts that could not be sent, decrypted
+    // packets enc0 would not take, and what the kernel's reverse-path filter dropped
+    case verdictSendFailed, encWriteFull, rpFilterDropped
 
     /// The group encstat shows this case under.
     public var group: CounterGroup {
@@ -182,14 +188,15 @@ public enum Counter: Int, Sendable, CaseIterable {
              .ahShort, .ahUnsupportedFamily, .ahNoSA, .ahInvalidSA, .ahNoTransform, .ahReplay, .ahReplayZero,
              .ahAuthFailed, .ahBadAuthLength, .ahPolicyMismatch, .ahInputProcessing,
              .keepaliveDropped, .espDisabledInput, .ahDisabledInput,
-             .udpEncapDisabledInput, .inboundCleartextDropped:
+             .udpEncapDisabledInput, .inboundCleartextDropped, .espReplayStatePending, .ahReplayStatePending,
+             .encWriteFull, .rpFilterDropped:
             return .inbound
         case .espSequenceWrap, .espTooBig, .espOutputCryptoFailed, .espSendFailed, .espQueueFull,
              .espSequenceReserveFailed, .ahSequenceWrap, .ahTooBig, .ahOutputCryptoFailed, .ahSendFailed,
              .ahQueueFull, .ahSequenceReserveFailed, .denyFlowDropped, .requireWithoutSA, .dontacqWithoutSA,
              .failClosed, .mtuExceeded, .espDisabledOutput, .ahDisabledOutput, .udpEncapDisabledOutput:
             return .outbound
-        case .malformedPacket, .queueOverflow:
+        case .malformedPacket, .queueOverflow, .verdictSendFailed:
             return .inbound
         default:
             return nil
@@ -233,6 +240,11 @@ public enum Counter: Int, Sendable, CaseIterable {
         case .udpEncapDisabledInput: return "UDP encapsulated ESP packet%s dropped: NAT-T disabled (net.inet.esp.udpencap=0)"
         case .udpEncapDisabledOutput: return "packet%s of a udpencap SA not sent: NAT-T disabled (net.inet.esp.udpencap=0)"
         case .monitorEventsDropped: return "monitor event%s dropped for a slow client"
+        case .espReplayStatePending: return "ESP packet%s dropped: not yet recorded as accepted in the state directory"
+        case .ahReplayStatePending: return "AH packet%s dropped: not yet recorded as accepted in the state directory"
+        case .verdictSendFailed: return "verdict%s the kernel did not take (sent again one by one)"
+        case .encWriteFull: return "decrypted packet%s dropped: enc0 would not take them"
+        case .rpFilterDropped: return "packet%s dropped by the kernel's reverse-path filter (host-wide, IPReversePathFilter)"
         default:
             let f = openBSDField!
             return f.text(in: group)

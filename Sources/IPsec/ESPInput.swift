@@ -5,7 +5,8 @@
 //   2. SA lookup by (destination, SPI, ESP); encapsulation must match the SA
 //   3. length and block size; replay pre-check (nothing committed)
 //   4. ICV check in constant time, then decryption (ESPTransform.open)
-//   5. replay commit, only now that the packet is authentic
+//   5. replay commit, only now that the packet is authentic and its number durably
+//      recorded as accepted (SequenceReservation)
 //   6. trailer: pad length within the payload, pad bytes 1,2,3,…, next header
 //   7. NAT-T: follow the peer's address/port; decapsulate (tunnel: inner packet with
 //      RFC 6040 ECN; transport: IP header moved back, checksum fix-up after NAT)
@@ -109,11 +110,15 @@ public enum ESPInput {
         case .failed: return drop(.espInputCryptoFailed, sa)
         }
 
-        // 5. Commit. Only a packet newer than every packet before it may move the
-        // peer's NAT-T endpoint, so a replayed packet (with replay checking off, or
-        // inside the window) sent from elsewhere cannot redirect our traffic.
+        // 5. Commit, once the number is durably recorded as one the SA may accept (so a
+        // restarted encd starts its window above it). Only a packet newer than every
+        // packet before it may move the peer's NAT-T endpoint, so a replayed packet
+        // (with replay checking off, or inside the window) sent from elsewhere cannot
+        // redirect our traffic.
+        guard sa.mayAccept(sequence) else { return drop(.espReplayStatePending, sa) }
         let newest = sequence > sa.replay.top
         sa.replay.commit(sequence)
+        sa.accepted(sequence)
 
         // 6. Trailer.
         let payloadStart = espStart + 8 + esp.ivLength
@@ -128,7 +133,9 @@ public enum ESPInput {
         let payloadLength = payloadEnd - payloadStart
 
         // 7. NAT-T and decapsulation.
-        if viaUDP && newest { sa.learnNATEndpoint(address: outer.source, port: udpSourcePort) }
+        if viaUDP && newest, let partner = sad.natPartner(of: sa) {
+            partner.learnNATEndpoint(address: outer.source, port: udpSourcePort)
+        }
         let result: InputResult
         if sa.spec.mode == .tunnel {
             result = decapsulateTunnel(buffer, outer: outer, payloadStart: payloadStart, payloadEnd: payloadEnd,

@@ -109,10 +109,11 @@ public struct ReplayWindow: Sendable {
         blocks[Int((seq >> 6) & blockMask)] |= 1 << (seq & 63)
     }
 
-    /// Sets the window as if everything up to `seq` had been received (tests, and
-    /// restoring a saved state).
-    public mutating func reset(top seq: UInt64) {
-        for i in blocks.indices { blocks[i] = 0 }
+    /// Sets the window's top to `seq`. With `received` (restoring the state recorded
+    /// before a restart), every number at or below `seq` counts as received and is
+    /// refused; without (tests of the ESN inference), only the top moves.
+    public mutating func reset(top seq: UInt64, received: Bool = true) {
+        for i in blocks.indices { blocks[i] = received && seq != 0 ? ~0 : 0 }
         top = seq
     }
 }

@@ -7,11 +7,28 @@ import EncCore
 
 public struct SAD: Sendable {
     public private(set) var byKey: [SAKey: SecurityAssociation] = [:]
+    /// NAT-T: for each UDP-encapsulated inbound SA, the outbound SA towards the same
+    /// peer, whose endpoint the inbound SA's authenticated packets move. Part of the
+    /// snapshot, so a refused change never touches the running pairing.
+    private var natPartners: [SAKey: SecurityAssociation] = [:]
 
     public init() {}
 
     public init(_ sas: [SecurityAssociation]) {
         for sa in sas { byKey[sa.key] = sa }
+        pairNATPartners()
+    }
+
+    private mutating func pairNATPartners() {
+        natPartners = [:]
+        for sa in byKey.values where sa.direction == .inbound && sa.spec.encapsulation != nil {
+            natPartners[sa.key] = outbound(peer: sa.spec.source, proto: sa.spec.proto, local: sa.spec.destination)
+        }
+    }
+
+    /// The outbound SA whose NAT-T endpoint the inbound SA `sa` follows.
+    @inline(__always) public func natPartner(of sa: SecurityAssociation) -> SecurityAssociation? {
+        natPartners[sa.key]
     }
 
     public var all: [SecurityAssociation] { byKey.values.sorted { ($0.key.spi, $0.key.destination) < ($1.key.spi, $1.key.destination) } }
@@ -36,12 +53,14 @@ public struct SAD: Sendable {
     public func adding(_ sa: SecurityAssociation) -> SAD {
         var n = self
         n.byKey[sa.key] = sa
+        n.pairNATPartners()
         return n
     }
 
     public func removing(_ key: SAKey) -> SAD {
         var n = self
         n.byKey[key] = nil
+        n.pairNATPartners()
         return n
     }
 }

@@ -2,10 +2,14 @@
 // prepared once when the SA is added — the crypto context, the outer-header template
 // fields, the replay window, the sequence counter, lifetimes and per-SA counters.
 //
-// Ownership: the packet path of an SA runs on one worker at a time (packets of one SA
-// are kept in order by always handing them to the same worker), so the mutable state
-// below is not locked. The control path reads counters through CounterBlock (safe from
-// any thread) and everything else only through `status` snapshots taken by the owner.
+// Ownership, in three parts:
+//   description   spec, keys, crypto contexts: immutable once built
+//   worker state  the next sequence number or the replay window: one worker runs the
+//                 SA's packets at a time (each SA's packets go to one worker, which
+//                 keeps their order), so it is not locked
+//   shared        counters (CounterBlock), lifetimes, the published sequence number,
+//                 the durable reservation and the NAT-T endpoint: atomics, readable
+//                 from any thread; the control side never writes worker state
 
 import Crypto
 import EncCore
@@ -32,49 +36,49 @@ public final class SecurityAssociation: @unchecked Sendable {
 
     public let counters = CounterBlock<SACounter>()
 
-    // Outbound state.
-    /// The next sequence number to send (full 64 bits; only the low half goes on the
-    /// wire without ESN).
-    public private(set) var nextSequence: UInt64
-    /// Numbers up to this one are durably reserved.
-    public private(set) var reservedThrough: UInt64
-    private let store: SequenceStore?
-    /// How many numbers one reservation covers.
-    public let reservationChunk: UInt64
-
-    // Inbound state.
+    // Worker-owned state: read and written only by the worker that runs the SA's
+    // packets (outbound: the next number to send; inbound: the replay window). The
+    // control side reads the published copies below.
+    /// Outbound: the next sequence number to send (full 64 bits; only the low half goes
+    /// on the wire without ESN).
+    public private(set) var nextSequence: UInt64 = 1
+    /// Inbound: the anti-replay window.
     public var replay: ReplayWindow
+
+    // Shared with the control side, through atomics.
+    /// Durable reservations (nil: no store, every number may be used at once).
+    public let reservation: SequenceReservation?
+    /// The last number sent (outbound) or the newest accepted (inbound), for status.
+    private let publishedSequence = Atomic<UInt64>(0)
+    private let exhaustedFlag = Atomic<Bool>(false)
+    private let firstUse = Atomic<UInt64>(SecurityAssociation.unused)
+    private static let unused = UInt64.max
 
     // Lifetimes, in the caller's monotonic seconds.
     public let addedAt: UInt64
-    public private(set) var firstUsedAt: UInt64?
     private let lifetimeState = Atomic<UInt8>(0)   // bit 0: soft passed, bit 1: hard passed
     public var softExpired: Bool { lifetimeState.load(ordering: .relaxed) & 1 != 0 }
     public var hardExpired: Bool { lifetimeState.load(ordering: .relaxed) & 2 != 0 }
 
     // NAT-T: the peer's address and port as its authenticated packets arrive (RFC 3948
-    // §3.5 lets a receiver follow them). Written by the worker of the inbound SA,
-    // read by the worker of the outbound one: packed into one word (bit 63 = set,
-    // bits 32-47 = port, bits 0-31 = IPv4 address or 0 for IPv6 peers).
+    // §3.5 lets a receiver follow them). Written by the worker of the inbound SA
+    // (through the SAD's pairing of inbound and outbound SAs), read by the worker of
+    // this outbound one: packed into one word (bit 63 = set, bits 32-47 = port, bits
+    // 0-31 = IPv4 address or 0 for IPv6 peers).
     private let natLearned = Atomic<UInt64>(0)
-    /// The outbound SA towards the same peer, whose NAT-T endpoint this inbound SA updates.
-    public weak var natPartner: SecurityAssociation?
-    /// Set when the SA may send no more (sequence space used up or reservation failed).
-    public private(set) var exhausted = false
 
     /// The highest sequence number this SA may ever use.
     public var sequenceLimit: UInt64 { spec.extendedSequence ? UInt64.max : UInt64(UInt32.max) }
 
     /// Builds the SA and its crypto context. `direction` says which way it carries
-    /// traffic from this host's point of view; an outbound SA takes its first sequence
-    /// number from `store`.
-    public init(_ spec: SASpec, direction: FlowDirection, store: SequenceStore?, now: UInt64,
-                reservationChunk: UInt64 = 1 << 16) throws {
+    /// traffic from this host's point of view. With a `store`, the SA uses no sequence
+    /// number (outbound) and accepts none (inbound) until `activate` claimed its space.
+    public init(_ spec: SASpec, direction: FlowDirection, store: SequenceStore?,
+                reserver: SequenceReserver = SynchronousReserver.shared, now: UInt64,
+                reservationChunk: UInt64? = nil) throws {
         self.spec = spec
         self.key = spec.key
         self.direction = direction
-        self.store = store
-        self.reservationChunk = max(1, reservationChunk)
         self.addedAt = now
         switch spec.proto {
         case .esp:
@@ -90,38 +94,89 @@ public final class SecurityAssociation: @unchecked Sendable {
             esp = nil
         }
         replay = ReplayWindow(size: spec.replayWindow, extended: spec.extendedSequence)
-        let first = direction == .outbound ? (store?.firstSequence(for: spec.key) ?? 1) : 1
-        nextSequence = first
-        reservedThrough = first - 1
+        let ceiling = spec.extendedSequence ? UInt64.max : UInt64(UInt32.max)
+        let space: SequenceSpace = direction == .outbound ? .outbound : .inbound
+        reservation = store.map {
+            SequenceReservation(space: space, ceiling: ceiling, store: $0, reserver: reserver,
+                                chunk: reservationChunk ?? SequenceReservation.defaultChunk(space))
+        }
     }
 
-    /// The sequence number for the next outbound packet, reserving ahead as needed;
-    /// nil when the SA may send nothing more (the caller drops and counts the packet).
+    /// Control side, once, before the SA becomes reachable by any worker (the snapshot
+    /// swap publishes what this writes): claims the SA's sequence space in the store
+    /// and starts above everything ever reserved in it. An outbound SA sends from there;
+    /// an inbound SA treats every number up to there as already received, so nothing
+    /// recorded before a restart can be replayed and ESN inference knows the high half.
+    public func activate() {
+        guard let reservation else { return }
+        let base = reservation.activate(spec)
+        switch direction {
+        case .outbound:
+            if base >= sequenceLimit { exhaustedFlag.store(true, ordering: .relaxed) }
+            nextSequence = base &+ 1
+        case .inbound:
+            replay.reset(top: base)
+        }
+        publishedSequence.store(base, ordering: .relaxed)
+    }
+
+    /// Control side, after the workers stopped: records exactly how far the SA got, so
+    /// the next start continues right above it (a clean restart skips nothing and, for
+    /// an inbound SA, refuses none of the peer's next packets).
+    public func settle() {
+        reservation?.settle(at: publishedSequence.load(ordering: .relaxed))
+    }
+
+    /// Set when the SA may send no more (its sequence space is used up).
+    public var exhausted: Bool { exhaustedFlag.load(ordering: .relaxed) }
+
+    /// The last number sent (outbound) or the newest accepted (inbound); any thread.
+    public var lastSequence: UInt64 { publishedSequence.load(ordering: .relaxed) }
+
+    /// The sequence number for the next outbound packet; nil when none may be used now
+    /// (`exhausted` tells whether ever again). The caller drops and counts the packet.
     @inline(__always) public func takeSequence() -> UInt64? {
         let seq = nextSequence
-        guard !exhausted, seq <= sequenceLimit else {
-            exhausted = true
+        guard !exhausted else { return nil }
+        guard seq <= sequenceLimit else {
+            exhaustedFlag.store(true, ordering: .relaxed)
             return nil
         }
-        // A retired SA reserves nothing more: its successor with the same SPI has
-        // already started above everything reserved so far.
-        if seq > reservedThrough && hardExpired { return nil }
-        if seq > reservedThrough {
-            guard reserveMore(from: seq) else { return nil }
+        if let reservation {
+            // A retired SA asks for nothing more: its successor owns the space.
+            var limit = reservation.limit
+            if seq > limit {
+                if hardExpired { return nil }
+                reservation.ask(seq)
+                limit = reservation.limit
+                guard seq <= limit else { return nil }
+            } else if reservation.runningLow(after: seq, limit: limit) && !hardExpired {
+                reservation.ask(limit &+ 1)
+            }
         }
-        nextSequence = seq + 1
+        nextSequence = seq &+ 1
+        publishedSequence.store(seq, ordering: .relaxed)
         return seq
     }
 
-    private func reserveMore(from seq: UInt64) -> Bool {
-        guard let store else {
-            reservedThrough = sequenceLimit
-            return true
+    /// Whether an authenticated inbound packet numbered `seq` may be accepted: only
+    /// numbers the store recorded ahead of use (so that after a restart the window can
+    /// start above every number accepted before). Asks for more as the peer advances.
+    @inline(__always) public func mayAccept(_ seq: UInt64) -> Bool {
+        guard let reservation else { return true }
+        var limit = reservation.limit
+        if seq > limit {
+            reservation.ask(seq)
+            limit = reservation.limit
+            return seq <= limit
         }
-        let limit = min(sequenceLimit, seq &+ reservationChunk - 1 < seq ? sequenceLimit : seq + reservationChunk - 1)
-        guard store.reserve(key, through: limit) else { return false }
-        reservedThrough = limit
+        if reservation.runningLow(after: seq, limit: limit) { reservation.ask(limit &+ 1) }
         return true
+    }
+
+    /// Records that an inbound packet numbered `seq` was accepted (after `commit`).
+    @inline(__always) public func accepted(_ seq: UInt64) {
+        if seq > publishedSequence.load(ordering: .relaxed) { publishedSequence.store(seq, ordering: .relaxed) }
     }
 
     /// Records one packet through the SA (on its worker) and counts a lifetime
@@ -129,12 +184,18 @@ public final class SecurityAssociation: @unchecked Sendable {
     @inline(__always) public func account(bytes: Int, now: UInt64, stats: CounterBlock<Counter>) {
         counters.add(.packets)
         counters.add(.bytes, UInt64(bytes))
-        if firstUsedAt == nil { firstUsedAt = now }
+        if firstUse.load(ordering: .relaxed) == Self.unused { firstUse.store(now, ordering: .relaxed) }
         switch checkLifetime(now: now) {
         case .soft: stats.add(.saSoftExpired)
         case .hard: stats.add(.saHardExpired)
         case .none: break
         }
+    }
+
+    /// When the SA first carried a packet (clock seconds), if it has.
+    public var firstUsedAt: UInt64? {
+        let v = firstUse.load(ordering: .relaxed)
+        return v == Self.unused ? nil : v
     }
 
     /// Compares usage and age with the lifetimes and reports a crossing exactly once,
@@ -163,27 +224,27 @@ public final class SecurityAssociation: @unchecked Sendable {
         return (addr == 0 ? nil : IPAddress(v4: addr), port)
     }
 
-    /// Called by the inbound SA's worker for every authenticated UDP-encapsulated
-    /// packet: follows the peer's address and port if a NAT changed them. Returns true
-    /// when the endpoint changed.
+    /// Called (on the inbound SA's worker) for every authenticated UDP-encapsulated
+    /// packet of the inbound SA paired with this outbound one: follows the peer's
+    /// address and port if a NAT changed them. Returns true when the endpoint changed.
     @discardableResult
     public func learnNATEndpoint(address: IPAddress, port: UInt16) -> Bool {
-        guard let out = natPartner else { return false }
-        let addr: UInt64 = address.family == .inet && address != out.spec.destination ? UInt64(address.v4) : 0
+        let addr: UInt64 = address.family == .inet && address != spec.destination ? UInt64(address.v4) : 0
         let packed: UInt64 = 1 << 63 | UInt64(port) << 32 | addr
-        if out.natLearned.load(ordering: .relaxed) == packed { return false }
-        if addr == 0 && port == (out.spec.encapsulation?.peerPort ?? out.spec.encapsulation?.port) &&
-            out.natLearned.load(ordering: .relaxed) == 0 { return false }
-        out.natLearned.store(packed, ordering: .relaxed)
+        if natLearned.load(ordering: .relaxed) == packed { return false }
+        if addr == 0 && port == (spec.encapsulation?.peerPort ?? spec.encapsulation?.port) &&
+            natLearned.load(ordering: .relaxed) == 0 { return false }
+        natLearned.store(packed, ordering: .relaxed)
         return true
     }
 
+    /// Whether `l` is used up at `now`. Sums saturate: a limit near 2^64 never passes.
     private func exceeds(_ l: Lifetime, now: UInt64) -> Bool {
         if l.isUnlimited { return false }
         if let b = l.bytes, counters[.bytes] >= b { return true }
         if let p = l.packets, counters[.packets] >= p { return true }
-        if let s = l.seconds, now >= addedAt + s { return true }
-        if let s = l.secondsSinceUse, let f = firstUsedAt, now >= f + s { return true }
+        if let s = l.seconds, now >= Lifetime.deadline(addedAt, s) { return true }
+        if let s = l.secondsSinceUse, let f = firstUsedAt, now >= Lifetime.deadline(f, s) { return true }
         return false
     }
 
@@ -197,6 +258,14 @@ public final class SecurityAssociation: @unchecked Sendable {
         }
         let icv = ah?.icvLength ?? 0
         return outer + 12 + ((icv + 3) & ~3) + (spec.destination.family == .inet6 ? 8 : 0)
+    }
+}
+
+extension Lifetime {
+    /// `start + seconds`, or never (UInt64.max) when that does not fit.
+    @inline(__always) public static func deadline(_ start: UInt64, _ seconds: UInt64) -> UInt64 {
+        let (t, overflow) = start.addingReportingOverflow(seconds)
+        return overflow ? .max : t
     }
 }
 

@@ -1,47 +1,217 @@
-// SequenceStore: where outbound sequence numbers are reserved ahead of use, so that a
-// restarted encd continues above anything it ever sent. With static keys this is what
-// keeps a (key, IV) pair from repeating under AES-GCM, AES-GMAC, AES-CTR and
-// ChaCha20-Poly1305, whose IV is the sequence number.
+// SequenceStore: where sequence numbers are reserved ahead of use, so that a restarted
+// encd never goes below anything it used before.
 //
-// The core asks for a new reservation when an SA has used up most of the current one;
-// the daemon's implementation writes and fsyncs the high-water mark before answering.
+//   outbound  the numbers an SA may send. With static keys this is what keeps a
+//             (key, IV) pair from repeating under AES-GCM, AES-GMAC, AES-CTR and
+//             ChaCha20-Poly1305, whose IV is the sequence number.
+//   inbound   the numbers an SA may accept. After a restart the replay window starts
+//             above them, so a recorded packet cannot be replayed, and ESN SAs infer
+//             the high half of the peer's numbers correctly.
+//
+// Ownership. A space belongs to exactly one SA object at a time: `claim` hands it to a
+// new SA (start, or a replacement on reload) and from then on a reservation under an
+// older claim fails. So an SA that is being replaced can go on using what it already
+// holds, but can never reserve past the point where its successor starts.
+//
+// Identity. For ciphers whose IV is the sequence number the space is keyed by the
+// key itself (a salted digest), so renumbering the SPI or the peer of an SA with the
+// same key continues above the old numbers; for the others by (destination, SPI,
+// protocol). The configuration refuses one such key on two SAs.
+
+import Crypto
+import EncCore
+
+/// Which way a reserved range is used.
+public enum SequenceSpace: String, Sendable, Hashable {
+    case outbound = "out"
+    case inbound = "in"
+}
+
+/// What identifies a sequence space in a store.
+public enum SequenceIdentity: Hashable, Sendable {
+    /// A digest of the keys (counter-mode and combined ciphers).
+    case keys([UInt8])
+    /// The SA (every other transform).
+    case sa(SAKey)
+
+    /// The identity of `spec`'s space, given the store's salt.
+    public static func of(_ spec: SASpec, salt: [UInt8]) -> SequenceIdentity {
+        guard spec.usesSequenceAsIV, let key = spec.encryptionKey else { return .sa(spec.key) }
+        return .keys(KeyFingerprint.digest(of: [key, spec.integrityKey], salt: salt))
+    }
+}
+
+extension SASpec {
+    /// Whether the cipher's IV is the sequence number, so that one (key, sequence)
+    /// must never be used twice.
+    public var usesSequenceAsIV: Bool { (encryption?.cipher.saltBits ?? 0) > 0 }
+
+    /// Pairs of SAs (indices into `sas`, the later one first) that share the key of a
+    /// cipher whose IV is the sequence number: both would count from the same place and
+    /// repeat (key, IV) pairs. Each later SA is reported once, with the first it shares with.
+    public static func sharedSequenceKeys(_ sas: [SASpec]) -> [(later: Int, first: Int)] {
+        var seen: [[UInt8]: Int] = [:]
+        var out: [(later: Int, first: Int)] = []
+        let salt = [UInt8](repeating: 0x5a, count: 16)
+        for (i, sa) in sas.enumerated() where sa.usesSequenceAsIV {
+            guard let key = sa.encryptionKey else { continue }
+            let d = KeyFingerprint.digest(of: [key], salt: salt)
+            if let first = seen[d] { out.append((i, first)) } else { seen[d] = i }
+        }
+        return out
+    }
+}
+
+/// A space handed to one SA object; reservations under an older claim fail.
+public struct SequenceClaim: Sendable, Equatable {
+    public let identity: SequenceIdentity
+    public let space: SequenceSpace
+    public let generation: UInt64
+    /// The highest number reserved in the space before this claim (0 = none).
+    public let reserved: UInt64
+
+    public init(identity: SequenceIdentity, space: SequenceSpace, generation: UInt64, reserved: UInt64) {
+        self.identity = identity
+        self.space = space
+        self.generation = generation
+        self.reserved = reserved
+    }
+}
 
 public protocol SequenceStore: AnyObject, Sendable {
-    /// The first sequence number an SA may use: one above the highest ever reserved
-    /// for it (1 for a new SA).
-    func firstSequence(for sa: SAKey) -> UInt64
-    /// Records durably that numbers up to and including `limit` may be used. Returns
-    /// false when that could not be made durable; the SA then sends nothing beyond
-    /// what was already reserved.
-    func reserve(_ sa: SAKey, through limit: UInt64) -> Bool
+    /// Gives `spec`'s space in `space` to a new SA object: later reservations under any
+    /// earlier claim of it fail. The claim carries the highest number ever reserved there.
+    func claim(_ spec: SASpec, _ space: SequenceSpace) -> SequenceClaim
+    /// Records durably that numbers up to and including `limit` may be used by the
+    /// holder of `claim`. False when that could not be made durable, or when the claim
+    /// was superseded; the SA then uses nothing beyond what it already holds.
+    func reserve(_ claim: SequenceClaim, through limit: UInt64) -> Bool
+    /// Whether `claim` is still the newest claim of its space.
+    func stillHolds(_ claim: SequenceClaim) -> Bool
+    /// Records that numbers above `used` were never used under `claim`, so the next
+    /// claim starts right above it. Only when nothing can use the space any more (the
+    /// workers have stopped); false when it could not be made durable.
+    func settle(_ claim: SequenceClaim, at used: UInt64) -> Bool
     // There is deliberately no "forget": an SA deleted and later loaded again with the
     // same keys (encctl -d then -f, a reload after a hard expiry) must continue above
-    // every number it ever used, or AES-GCM/CTR/ChaCha would repeat (key, IV) pairs.
-    // A store keeps one line per SA ever configured, which stays small.
+    // every number it ever used. A store keeps one line per space ever used.
+}
+
+/// The book-keeping every store shares: per space the highest number reserved and the
+/// generation of the current claim. Not locked; the stores lock around it.
+public struct SequenceLedger: Sendable {
+    public struct Entry: Sendable, Equatable {
+        public var reserved: UInt64
+        public var generation: UInt64
+        /// The SA the space was last claimed for (what the state file shows a reader).
+        public var sa: SAKey
+        public init(reserved: UInt64, generation: UInt64 = 0, sa: SAKey) {
+            self.reserved = reserved
+            self.generation = generation
+            self.sa = sa
+        }
+    }
+    public struct Key: Hashable, Sendable {
+        public var identity: SequenceIdentity
+        public var space: SequenceSpace
+        public init(_ identity: SequenceIdentity, _ space: SequenceSpace) {
+            self.identity = identity
+            self.space = space
+        }
+    }
+
+    public var entries: [Key: Entry] = [:]
+    private var generation: UInt64 = 0
+
+    public init() {}
+
+    public mutating func claim(_ identity: SequenceIdentity, _ space: SequenceSpace, sa: SAKey) -> SequenceClaim {
+        generation &+= 1
+        let k = Key(identity, space)
+        var e = entries[k] ?? Entry(reserved: 0, sa: sa)
+        e.generation = generation
+        e.sa = sa
+        entries[k] = e
+        return SequenceClaim(identity: identity, space: space, generation: generation, reserved: e.reserved)
+    }
+
+    /// Whether `claim` still holds its space.
+    public func holds(_ claim: SequenceClaim) -> Bool {
+        entries[Key(claim.identity, claim.space)]?.generation == claim.generation
+    }
+
+    /// The ledger after a reservation through `limit` (never lowering what is recorded).
+    public func reserving(_ claim: SequenceClaim, through limit: UInt64) -> SequenceLedger {
+        var n = self
+        let k = Key(claim.identity, claim.space)
+        if var e = n.entries[k] {
+            e.reserved = max(e.reserved, limit)
+            n.entries[k] = e
+        }
+        return n
+    }
+
+    /// The ledger with `claim`'s space recorded as used through `used` exactly: lower
+    /// than reserved when the holder stopped before using its whole reservation, never
+    /// lower than what the claim started from.
+    public func settling(_ claim: SequenceClaim, at used: UInt64) -> SequenceLedger {
+        var n = self
+        let k = Key(claim.identity, claim.space)
+        if var e = n.entries[k] {
+            e.reserved = max(claim.reserved, used)
+            n.entries[k] = e
+        }
+        return n
+    }
 }
 
 /// A store that keeps reservations in memory only: for tests and for `encd -n`.
 public final class MemorySequenceStore: SequenceStore, @unchecked Sendable {
-    private var reserved: [SAKey: UInt64] = [:]
+    private var ledger = SequenceLedger()
     private let lock = NSLockLike()
     public private(set) var reserveCalls = 0
     public var failReservations = false
+    /// The salt of key identities (fixed: nothing is written anywhere).
+    private let salt = [UInt8](repeating: 0, count: 16)
 
     public init() {}
 
-    public func firstSequence(for sa: SAKey) -> UInt64 {
-        lock.withLock { (reserved[sa] ?? 0) + 1 }
+    public func claim(_ spec: SASpec, _ space: SequenceSpace) -> SequenceClaim {
+        lock.withLock { ledger.claim(SequenceIdentity.of(spec, salt: salt), space, sa: spec.key) }
     }
 
-    public func reserve(_ sa: SAKey, through limit: UInt64) -> Bool {
+    public func stillHolds(_ claim: SequenceClaim) -> Bool { lock.withLock { ledger.holds(claim) } }
+
+    public func settle(_ claim: SequenceClaim, at used: UInt64) -> Bool {
         lock.withLock {
-            reserveCalls += 1
-            if failReservations { return false }
-            reserved[sa] = max(reserved[sa] ?? 0, limit)
+            guard ledger.holds(claim) else { return false }
+            ledger = ledger.settling(claim, at: used)
             return true
         }
     }
 
+    /// The highest number recorded for `spec`'s space (tests).
+    public func recorded(_ spec: SASpec, _ space: SequenceSpace = .outbound) -> UInt64? {
+        lock.withLock { ledger.entries[.init(SequenceIdentity.of(spec, salt: salt), space)]?.reserved }
+    }
+
+    public func reserve(_ claim: SequenceClaim, through limit: UInt64) -> Bool {
+        lock.withLock {
+            reserveCalls += 1
+            guard !failReservations, ledger.holds(claim) else { return false }
+            ledger = ledger.reserving(claim, through: limit)
+            return true
+        }
+    }
+
+    /// Pretends that numbers through `limit` were reserved for `spec` earlier (tests
+    /// that start an SA near the end of its sequence space).
+    public func preload(_ spec: SASpec, _ space: SequenceSpace = .outbound, through limit: UInt64) {
+        lock.withLock {
+            let c = ledger.claim(SequenceIdentity.of(spec, salt: salt), space, sa: spec.key)
+            ledger = ledger.reserving(c, through: limit)
+        }
+    }
 }
 
 import Synchronization

@@ -22,6 +22,16 @@ if options.checkOnly {
         exit(1)
     }
 }
+if options.unload {
+    do {
+        print(try daemon.unload())
+        exit(0)
+    } catch {
+        daemon.log.error("\(error)")
+        exit(1)
+    }
+}
+daemon.handleSignals()          // before start-up: a SIGHUP then must not kill encd
 do {
     try daemon.start()
 } catch {

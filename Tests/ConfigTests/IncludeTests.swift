@@ -51,16 +51,38 @@ import Glibc
             for f in ["ipsec.conf", "inc.conf", "ak"] { unlink(dir + "/" + f) }
             rmdir(dir)
         }
-        func write(_ name: String, _ text: String) {
+        func write(_ name: String, _ text: String, mode: mode_t = 0o600) {
             let f = fopen(dir + "/" + name, "w")!
             fputs(text, f)
             fclose(f)
+            chmod(dir + "/" + name, mode)
         }
         write("ak", String(authK1.dropFirst(2)) + "\n")
         write("inc.conf", "esp from 192.0.2.1 to 192.0.2.2 spi 0x1000 authkey file \"ak\" enckey \(encK1)\n")
-        write("ipsec.conf", "include \"inc.conf\"\nflow esp from 10.1.0.0/24 to 10.2.0.0/24 peer $p\n")
+        write("ipsec.conf", "include \"inc.conf\"\nflow esp from 10.1.0.0/24 to 10.2.0.0/24 peer $p\n", mode: 0o644)
         let c = try ConfigParser.load(path: dir + "/ipsec.conf", defines: ["p": "192.0.2.2"])
         #expect(c.flows.count == 2 && c.sas.count == 1)
         #expect(c.sas[0].integrityKey?.bits == 256)
+
+        // As ipsecctl: a file others may write is refused; one holding keys (literal or
+        // a key file) may not be readable by others. The main file holds no key: 0644 is fine.
+        func refusal() -> [String] {
+            do {
+                _ = try ConfigParser.load(path: dir + "/ipsec.conf", defines: ["p": "192.0.2.2"])
+                return []
+            } catch let e as ConfigErrors { return e.errors.map(\.description) } catch { return ["\(error)"] }
+        }
+        chmod(dir + "/inc.conf", 0o644)
+        #expect(refusal() == ["\(dir)/inc.conf: holds keys and is readable by anyone (mode 0644): refused, fix with chmod o-rwx \(dir)/inc.conf"])
+        chmod(dir + "/inc.conf", 0o640)            // group read: allowed
+        chmod(dir + "/ak", 0o604)
+        #expect(refusal() == ["\(dir)/ak: holds keys and is readable by anyone (mode 0604): refused, fix with chmod o-rwx \(dir)/ak"])
+        chmod(dir + "/ak", 0o600)
+        chmod(dir + "/ipsec.conf", 0o664)
+        #expect(refusal() == ["\(dir)/ipsec.conf: writable by its group (mode 0664): refused, fix with chmod go-w \(dir)/ipsec.conf"])
+        chmod(dir + "/ipsec.conf", 0o646)
+        #expect(refusal().first?.contains("writable by anyone (mode 0646)") == true)
+        chmod(dir + "/ipsec.conf", 0o644)
+        #expect(refusal().isEmpty)
     }
 }

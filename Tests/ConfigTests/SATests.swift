@@ -21,7 +21,7 @@ import IPsec
         let sa = try parse("esp from 192.0.2.1 to 192.0.2.2 spi 0x1000 authkey \(authK1) enckey \(encK1)\n").sas[0]
         #expect(sa.proto == .esp && sa.mode == .tunnel)
         #expect(sa.encryption?.name == "aes" && sa.integrity?.name == "hmac-sha2-256")
-        #expect(sa.replayWindow == 0 && !sa.extendedSequence && sa.encapsulation == nil)
+        #expect(sa.replayWindow == 64 && !sa.extendedSequence && sa.encapsulation == nil)   // ipsec.replay_window
         #expect(sa.softLifetime.isUnlimited && sa.hardLifetime.isUnlimited)
     }
 

@@ -49,7 +49,7 @@ import Testing
             esp from 192.0.2.1 to 192.0.2.2 spi 0x1000 authkey \(TestKeys.auth1.dropLast(2)) enckey \(TestKeys.enc1)
             esp from 192.0.2.1 to 192.0.2.2 spi 0x1001 enc aes-128-gcm authkey \(TestKeys.auth2) enckey \(TestKeys.gcm1)
             esp from 192.0.2.1 to 192.0.2.2 spi 0x1002 authkey \(TestKeys.sha1)zz enckey \(TestKeys.enc2)
-            """.write(toFile: dir + "/keys.conf", atomically: true, encoding: .utf8)
+            """.write(toFile: dir + "/keys.conf", atomically: true, encoding: .utf8); chmod(dir + "/keys.conf", 0o600)
         for args in [["-nf", dir + "/keys.conf"], ["-nvf", dir + "/keys.conf"], ["-nvkf", dir + "/keys.conf"]] {
             let r = encctl(args)
             #expect(r.status == 1, "\(args)")

@@ -119,6 +119,11 @@ import Testing
         \t0 NAT-T keepalives dropped
         \t0 packets larger than enc0's MTU handed back to the kernel, which tells the sender
         \t0 monitor events dropped for a slow client
+        \t0 ESP packets dropped: not yet recorded as accepted in the state directory
+        \t0 AH packets dropped: not yet recorded as accepted in the state directory
+        \t0 verdicts the kernel did not take (sent again one by one)
+        \t0 decrypted packets dropped: enc0 would not take them
+        \t0 packets dropped by the kernel's reverse-path filter (host-wide, IPReversePathFilter)
         \t1 SA past their soft lifetime
         \t1 SA past their hard lifetime
         \tqueue 0 (spd):

@@ -144,7 +144,7 @@ import Testing
 
     @Test func tunablesAreReadAndSetAtRunTime() throws {
         let f = try ControlFixture(ctlSiteConf)
-        #expect(try f.call(Request(.tunable)).tunables?["ipsec.replay_window"] == 0)
+        #expect(try f.call(Request(.tunable)).tunables?["ipsec.replay_window"] == 64)
         #expect(try f.call(Request(.tunable, name: "net.inet.esp.enable", value: "0")).ok)
         #expect(!f.plane.switches.espEnabled && f.plane.switches.ahEnabled)
         #expect(try f.call(Request(.tunable, name: "ipsec.policy_log_interval", value: "7")).tunables?["ipsec.policy_log_interval"] == 7)
@@ -154,7 +154,7 @@ import Testing
         // The default window applies to SAs loaded later, not to running ones.
         let running = try #require(f.snapshot.sad.all.first)
         #expect(try f.call(Request(.tunable, name: "ipsec.replay_window", value: "128")).ok)
-        #expect(f.snapshot.sad.byKey[running.key] === running && running.spec.replayWindow == 0)
+        #expect(f.snapshot.sad.byKey[running.key] === running && running.spec.replayWindow == 64)
         #expect(try f.call(Request(.load, config: ctlExtraConf, configName: "x")).ok)
         #expect(f.snapshot.sad.all.first { $0.spec.spi == 0x2000 }?.spec.replayWindow == 128)
         // Bad names and values are refused with the allowed range.
@@ -166,11 +166,11 @@ import Testing
 
     @Test func reloadAppliesAGoodFileAndRefusesABrokenOne() throws {
         let f = try ControlFixture(ctlSiteConf)
-        try (ctlSiteConf + ctlExtraConf).write(toFile: f.confPath, atomically: true, encoding: .utf8)
+        try (ctlSiteConf + ctlExtraConf).write(toFile: f.confPath, atomically: true, encoding: .utf8); chmod(f.confPath, 0o600)
         let r = try f.call(Request(.reload))
         #expect(r.ok && f.snapshot.sad.count == 3)
         let generation = f.snapshot.generation
-        try (ctlSiteConf + "flow esp from nowhere\n").write(toFile: f.confPath, atomically: true, encoding: .utf8)
+        try (ctlSiteConf + "flow esp from nowhere\n").write(toFile: f.confPath, atomically: true, encoding: .utf8); chmod(f.confPath, 0o600)
         let bad = try f.call(Request(.reload))
         #expect(!bad.ok && bad.errors?.first?.hasPrefix(f.confPath + ":3:") == true)
         #expect(f.snapshot.generation == generation && f.snapshot.sad.count == 3)

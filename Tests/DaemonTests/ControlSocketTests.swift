@@ -103,7 +103,7 @@ import Testing
         #expect(e1.text == "SA added: esp tunnel from 192.0.2.1 to 192.0.2.3 spi 0x00002000 auth hmac-sha2-256 enc aes-128")
         #expect(try f.call(Request(.delete, config: ctlExtraConf, configName: "extra.conf")).ok)
         #expect(try m.next()?.event?.kind == "sa-deleted")
-        try "flow esp from nowhere\n".write(toFile: f.confPath, atomically: true, encoding: .utf8)
+        try "flow esp from nowhere\n".write(toFile: f.confPath, atomically: true, encoding: .utf8); chmod(f.confPath, 0o600)
         #expect(!(try f.call(Request(.reload)).ok))
         let failed = try #require(try m.next()?.event)
         #expect(failed.kind == "reload-failed" && failed.text.contains(f.confPath + ":1:"))

@@ -40,7 +40,7 @@ final class ControlFixture {
         dir = String(cString: d)
         confPath = dir + "/ipsec.conf"
         socketPath = dir + "/encd.sock"
-        try conf.write(toFile: confPath, atomically: true, encoding: .utf8)
+        try conf.write(toFile: confPath, atomically: true, encoding: .utf8); chmod(confPath, 0o600)
         let store = lines
         log.mirror = { store.append($0) }
         let addrs = Set(local.map { IPAddress($0)! })

@@ -306,7 +306,7 @@ func siteConf2() -> String {
         var last: UInt64 = 0
         for _ in 0..<5 { last = try #require(sa1.takeSequence()) }
         let s2 = try builder.build(flows: [], sas: [], localAddresses: local, previous: s1, now: 2)
-        #expect(sa1.takeSequence() == nil || sa1.nextSequence <= sa1.reservedThrough + 1)
+        #expect(sa1.takeSequence() == nil || sa1.nextSequence <= (sa1.reservation?.limit ?? 0) + 1)
         let s3 = try builder.build(flows: conf.flows, sas: conf.sas, localAddresses: local, previous: s2, now: 3)
         let sa3 = try #require(s3.sad.all.first { $0.direction == .outbound })
         #expect(sa3 !== sa1)

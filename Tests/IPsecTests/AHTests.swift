@@ -138,10 +138,10 @@ import Testing
 
     @Test func peerBehindNATIsFollowed() throws {
         // gw A (inbound SA B→A pairs with outbound A→B): B's packets arrive from a NAT.
-        let toA = try SAPair.esp("aes-128-gcm", from: hostB4, to: hostA4, spi: 0x3000, udp: encap)
+        var toA = try SAPair.esp("aes-128-gcm", from: hostB4, to: hostA4, spi: 0x3000, udp: encap)
         let fromA = try SecurityAssociation(try SAPair.esp("aes-128-gcm", from: hostA4, to: hostB4, udp: encap).spec,
                                             direction: .outbound, store: nil, now: 0)
-        toA.inbound.natPartner = fromA
+        toA.sad = SAD([toA.inbound, fromA])       // the SAD pairs them for NAT-T
         var wire = try #require(toA.protect(sample(netB4, netA4)).value)
         let nat = IPAddress("203.0.113.9")!
         wire.withUnsafeMutableBytes { p in
@@ -163,10 +163,10 @@ import Testing
         // Replay checking off (OpenBSD's default for manual SAs): a copy of an old
         // authentic packet, re-sent from another address and port, is accepted but must
         // not redirect the outbound SA.
-        let toA = try SAPair.esp("aes-128-gcm", from: hostB4, to: hostA4, spi: 0x3000, replay: 0, udp: encap)
+        var toA = try SAPair.esp("aes-128-gcm", from: hostB4, to: hostA4, spi: 0x3000, replay: 0, udp: encap)
         let fromA = try SecurityAssociation(try SAPair.esp("aes-128-gcm", from: hostA4, to: hostB4, udp: encap).spec,
                                             direction: .outbound, store: nil, now: 0)
-        toA.inbound.natPartner = fromA
+        toA.sad = SAD([toA.inbound, fromA])       // the SAD pairs them for NAT-T
         let first = try #require(toA.protect(sample(netB4, netA4)).value)
         let second = try #require(toA.protect(sample(netB4, netA4)).value)
         #expect(toA.unprotect(first).value != nil)

@@ -123,7 +123,7 @@ import Testing
     @Test func sequenceExhaustionWithoutESNStopsTheSA() throws {
         let store = MemorySequenceStore()
         let spec = try SAPair.esp("aes-128-gcm").spec
-        _ = store.reserve(spec.key, through: UInt64(UInt32.max) - 2)
+        store.preload(spec, through: UInt64(UInt32.max) - 2)
         let pair = try SAPair(spec, store: store)
         #expect(pair.protect(packet).value != nil)           // 0xFFFFFFFE
         #expect(pair.protect(packet).value != nil)           // 0xFFFFFFFF
@@ -136,7 +136,7 @@ import Testing
     @Test func extendedSequenceNumbersCrossTheLowHalf() throws {
         let store = MemorySequenceStore()
         let spec = try SAPair.esp("aes-128-gcm", esn: true).spec
-        _ = store.reserve(spec.key, through: UInt64(UInt32.max) - 1)
+        store.preload(spec, through: UInt64(UInt32.max) - 1)
         let pair = try SAPair(spec, store: store)
         pair.inbound.replay.reset(top: UInt64(UInt32.max) - 1)
         for _ in 0..<3 {
@@ -149,9 +149,11 @@ import Testing
         let store = MemorySequenceStore()
         let spec = try SAPair.esp("aes-128-gcm").spec
         let first = try SecurityAssociation(spec, direction: .outbound, store: store, now: 0, reservationChunk: 100)
+        first.activate()
         for _ in 0..<5 { _ = first.takeSequence() }
         // "Crash": a new SA object from the same store starts above everything reserved.
         let second = try SecurityAssociation(spec, direction: .outbound, store: store, now: 0, reservationChunk: 100)
+        second.activate()
         #expect(second.takeSequence() == 101)
         #expect(store.reserveCalls == 2)
     }

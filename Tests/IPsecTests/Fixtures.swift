@@ -18,13 +18,14 @@ struct SAPair {
     let spec: SASpec
     let out: SecurityAssociation
     let inbound: SecurityAssociation
-    let sad: SAD
+    var sad: SAD
     let txStats = CounterBlock<Counter>()
     let rxStats = CounterBlock<Counter>()
 
     init(_ spec: SASpec, store: SequenceStore? = nil) throws {
         self.spec = spec
         out = try SecurityAssociation(spec, direction: .outbound, store: store, now: 0)
+        out.activate()
         inbound = try SecurityAssociation(spec, direction: .inbound, store: nil, now: 0)
         sad = SAD([inbound])
     }

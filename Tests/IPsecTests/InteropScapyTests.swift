@@ -90,7 +90,7 @@ import Testing
         if layout.esn {
             // encd's outbound SA starts where the store says: just below 2^32.
             store = MemorySequenceStore()
-            _ = store?.reserve(spec.key, through: esnStart - 1)
+            store?.preload(spec, through: esnStart - 1)
         }
         let pair = try SAPair(spec, store: store)
         let packets = packets(layout.inner.0, layout.inner.1)

@@ -82,7 +82,7 @@ import Testing
     // RFC 4303 Appendix A.2: inferring Seqh from Seql and the window.
     @Test func esnCaseAWithinOneSubspace() {
         var w = ReplayWindow(size: 64, extended: true)
-        w.reset(top: 0x0000_0005_0000_1000)            // Th = 5, Tl = 0x1000 >= W - 1
+        w.reset(top: 0x0000_0005_0000_1000, received: false)            // Th = 5, Tl = 0x1000 >= W - 1
         #expect(w.check(0x0000_1001) == .ok(0x0000_0005_0000_1001))   // ahead, same subspace
         #expect(w.check(0x0000_0FC1) == .ok(0x0000_0005_0000_0FC1))   // Tl - W + 1: inside
         #expect(w.check(0x0000_0FC0) == .ok(0x0000_0006_0000_0FC0))   // below the window: next subspace
@@ -90,7 +90,7 @@ import Testing
 
     @Test func esnCaseBSpanningTwoSubspaces() {
         var w = ReplayWindow(size: 64, extended: true)
-        w.reset(top: 0x0000_0005_0000_0010)            // Th = 5, Tl = 16 < W - 1
+        w.reset(top: 0x0000_0005_0000_0010, received: false)            // Th = 5, Tl = 16 < W - 1
         #expect(w.check(0x0000_0011) == .ok(0x0000_0005_0000_0011))   // ahead
         #expect(w.check(0xFFFF_FFF0) == .ok(0x0000_0004_FFFF_FFF0))   // Seql >= Tl - W + 1: previous subspace
         #expect(w.check(0xFFFF_FFD0) == .ok(0x0000_0005_FFFF_FFD0))   // below Tl - W + 1: Th, far ahead
@@ -98,7 +98,7 @@ import Testing
 
     @Test func esnRolloverAcceptsNextSubspace() {
         var w = ReplayWindow(size: 64, extended: true)
-        w.reset(top: 0xFFFF_FFF0)
+        w.reset(top: 0xFFFF_FFF0, received: false)
         #expect(accept(&w, 0x0000_0002) == .ok(0x1_0000_0002))
         #expect(w.top == 0x1_0000_0002)
         #expect(accept(&w, 0xFFFF_FFF5) == .ok(0xFFFF_FFF5))   // late packet from the old subspace

@@ -116,7 +116,7 @@ on gw1 python3 "$IT_TMP/ctl.py" "$SOCK1" --monitor sa-added,sa-deleted,sa-soft-e
 mon=$!
 IT_PIDS+=("$mon")
 for _ in $(seq 50); do grep -q subscribed "$IT_TMP/monitor.out" && break; sleep 0.1; done
-extra='flow esp from 198.18.1.0/24 to 198.18.9.0/24 peer 192.0.2.9 type require\nesp tunnel from 192.0.2.1 to 192.0.2.9 spi 0x3000 lifetime soft seconds 2 lifetime hard seconds 3 enc aes-128-gcm enckey '$KEY_B'\n'
+extra='flow esp from 198.18.1.0/24 to 198.18.9.0/24 peer 192.0.2.9 type require\nesp tunnel from 192.0.2.1 to 192.0.2.9 spi 0x3000 lifetime soft seconds 2 lifetime hard seconds 3 enc aes-128-gcm enckey '$KEY_C'\n'
 [[ $(ctl '{"command":"load","configName":"extra.conf","config":"'"$extra"'"}' "r['ok']") == True ]] || fail "load"
 [[ $(ctl '{"command":"show","what":"sa"}' "len(r['sas'])") == 3 ]] || fail "load: not 3 SAs"
 [[ $(ctl '{"command":"show","what":"sa"}' "[x['packets'] for x in r['sas'] if x['spi'] == 0x1000]") == "[5]" ]] \

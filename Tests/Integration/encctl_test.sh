@@ -25,7 +25,7 @@ on gw1 ip route add default via 192.0.2.2
 # stop_encd would leave encd running): `ip netns exec` execs encd in place.
 echo "# empty" >"$IT_TMP/empty.conf"
 mkdir -p "$IT_TMP/gw1/state" "$IT_TMP/gw1/run"
-ip netns exec "$IT_ID-gw1" "$ENCD" -d -f "$IT_TMP/empty.conf" -S "$IT_TMP/gw1/state" -R "$IT_TMP/gw1/run" \
+ip netns exec "$IT_ID-gw1" "$ENCD" -d -f "$IT_TMP/empty.conf" -L "$IT_TMP/gw1/state" -R "$IT_TMP/gw1/run" \
     >>"$IT_TMP/gw1-encd.log" 2>&1 &
 ENCD_PID=$!
 IT_PIDS+=("$ENCD_PID")

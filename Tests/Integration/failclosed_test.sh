@@ -45,13 +45,16 @@ rc=0
 on gw1 timeout 20 "$ENCD" -d -f "$IT_TMP/gw1.conf" -S "$IT_TMP/gw1/state" -R "$IT_TMP/gw1/run" >"$IT_TMP/second.out" 2>&1 || rc=$?
 [[ $rc -ne 0 && $rc -ne 124 ]] || fail "a second encd in gw1 did not exit with an error (status $rc)"
 grep -q "another encd is running" "$IT_TMP/second.out" || fail "second encd: $(cat "$IT_TMP/second.out")"
+# It was started with the old spelling -S STATEDIR, which still works, with a warning.
+grep -q -- "-S $IT_TMP/gw1/state: a directory, taken as the state directory; that is -L now" "$IT_TMP/second.out" \
+    || fail "no warning for the old -S statedir: $(cat "$IT_TMP/second.out")"
 on gw1 ip link show enc0 >/dev/null 2>&1 || fail "the refused second encd removed the first one's enc0"
 ok "a second encd on the same run directory is refused: $(grep -o 'another encd is running.*' "$IT_TMP/second.out")"
 
 # Without CAP_NET_ADMIN encd refuses to start, with one clear line, and touches nothing.
 mkdir -p "$IT_TMP/nocap/run" "$IT_TMP/nocap/state"
 if on gw2 setpriv --inh-caps=-all --ambient-caps=-all --bounding-set=-net_admin \
-        "$ENCD" -d -f "$IT_TMP/gw2.conf" -S "$IT_TMP/nocap/state" -R "$IT_TMP/nocap/run" >"$IT_TMP/nocap.out" 2>&1; then
+        "$ENCD" -d -f "$IT_TMP/gw2.conf" -L "$IT_TMP/nocap/state" -R "$IT_TMP/nocap/run" >"$IT_TMP/nocap.out" 2>&1; then
     fail "encd started without CAP_NET_ADMIN"
 fi
 grep -q "needs CAP_NET_ADMIN" "$IT_TMP/nocap.out" || fail "no-capability message: $(cat "$IT_TMP/nocap.out")"
@@ -146,16 +149,23 @@ overflow_after=$(overflow)
 [[ $((overflow_after - overflow_before)) -ge $dropped ]] || fail "encstat's queue_overflow went from $overflow_before to $overflow_after, the kernel dropped $dropped"
 ok "encd stopped (SIGSTOP) under a 6000-datagram flood: the kernel dropped $dropped from the full queue, none left in cleartext, encstat counts them (queue_overflow $overflow_before -> $overflow_after); after SIGCONT traffic flows"
 
-# --- clean stop ---------------------------------------------------------------------
+# --- clean stop: the table stays, failing closed; encd -U removes it ---------------------
 for gw in gw1 gw2; do
     stop_encd $gw
-    grep -q "stopped" "$IT_TMP/$gw-encd.log" || fail "$gw: encd logged no stop"
+    grep -q "stopped: table inet encd left in place" "$IT_TMP/$gw-encd.log" || fail "$gw: encd logged no stop"
+    on $gw nft list table inet encd >/dev/null 2>&1 || fail "$gw: SIGTERM removed the table (require traffic would leave in cleartext)"
+    ! on $gw ip link show enc0 >/dev/null 2>&1 || fail "$gw: enc0 left after SIGTERM"
+done
+rc=0; on h1 ping -c 2 -i 0.2 -W 1 198.18.2.20 >/dev/null 2>&1 || rc=$?
+[[ $rc -ne 0 ]] || fail "h1 reached h2 with both encd stopped"
+ok "after SIGTERM: the table stays and traffic of the flows is dropped; enc0 is gone"
+for gw in gw1 gw2; do
+    on $gw "$ENCD" -U -L "$IT_TMP/$gw/state" -R "$IT_TMP/$gw/run" >"$IT_TMP/$gw-unload.out" 2>&1 || fail "$gw: encd -U: $(cat "$IT_TMP/$gw-unload.out")"
     tables=$(on $gw nft list tables)
-    [[ $tables != *"inet encd"* ]] || fail "$gw: table inet encd left after SIGTERM"
+    [[ $tables != *"inet encd"* ]] || fail "$gw: table inet encd left after encd -U"
     rules=$(on $gw ip rule show; on $gw ip -6 rule show)
-    ! grep -qE "lookup (3660|0xe4c)|fwmark 0x20000" <<<"$rules" || fail "$gw: policy rule left: $(grep -E '3660|0x20000' <<<"$rules")"
+    ! grep -qE "lookup (3660|0xe4c)|fwmark 0x20000|fwmark 0xffd0000" <<<"$rules" || fail "$gw: policy rule left: $(grep -E '3660|0x20000|0xffd0000' <<<"$rules")"
     routes=$(on $gw ip route show table 3660 2>/dev/null; on $gw ip -6 route show table 3660 2>/dev/null)
     [[ -z $routes ]] || fail "$gw: routes left in table 3660: $routes"
-    ! on $gw ip link show enc0 >/dev/null 2>&1 || fail "$gw: enc0 left after SIGTERM"
-    ok "$gw: after SIGTERM no table inet encd, no rule for table 3660 / fwmark 0x20000, no route in 3660, no enc0"
+    ok "$gw: after encd -U no table inet encd, no policy rule for table 3660, no route in 3660"
 done

@@ -4,6 +4,7 @@
 # exit, whatever happens.
 
 set -euo pipefail
+umask 077   # configuration files hold keys: encd refuses them readable by others
 IT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 ENCD=${ENCD:-$IT_ROOT/.build/debug/encd}
 IT_ID="encd-it-$$"
@@ -76,7 +77,7 @@ start_encd() {
     mkdir -p "$IT_TMP/$name/state" "$IT_TMP/$name/run"
     # Not through `on`: a backgrounded function runs in a subshell, and $! would be that
     # shell's PID rather than encd's (stop_encd and the cleanup would miss encd).
-    ip netns exec "$IT_ID-$name" "$ENCD" -d -f "$conf" -S "$IT_TMP/$name/state" -R "$IT_TMP/$name/run" >>"$IT_TMP/$name-encd.log" 2>&1 &
+    ip netns exec "$IT_ID-$name" "$ENCD" -d -f "$conf" -L "$IT_TMP/$name/state" -R "$IT_TMP/$name/run" >>"$IT_TMP/$name-encd.log" 2>&1 &
     local pid=$!
     IT_PIDS+=("$pid")
     eval "ENCD_PID_${name//-/_}=$pid"
@@ -122,6 +123,8 @@ tcp_transfer() {
 }
 
 KEY_A=0x$(printf '11%.0s' $(seq 20)); KEY_B=0x$(printf '22%.0s' $(seq 20))
+# More AES-GCM keys: encd refuses one counter-mode key on two SAs.
+KEY_C=0x$(printf '55%.0s' $(seq 20)); KEY_D=0x$(printf '66%.0s' $(seq 20))
 AUTH_A=0x$(printf 'aa%.0s' $(seq 32)); AUTH_B=0x$(printf 'bb%.0s' $(seq 32))
 CBC_A=0x$(printf '33%.0s' $(seq 16)); CBC_B=0x$(printf '44%.0s' $(seq 16))
 

@@ -15,6 +15,7 @@ link h1 eth0 192.0.2.1/24,192.0.2.11/24,2001:db8::1/64,2001:db8::11/64 \
      h2 eth0 192.0.2.2/24,192.0.2.12/24,2001:db8::2/64,2001:db8::12/64
 
 GCM_A=0x$(printf '55%.0s' $(seq 36)); GCM_B=0x$(printf '66%.0s' $(seq 36))
+GCM_C=0x$(printf '77%.0s' $(seq 36)); GCM_D=0x$(printf '88%.0s' $(seq 36))   # one key per SA
 for h in h1 h2; do
     if [[ $h == h1 ]]; then me=1; peer=2; else me=2; peer=1; fi
     cat >"$IT_TMP/$h.conf" <<CONF
@@ -25,7 +26,7 @@ flow esp from 2001:db8::$me to 2001:db8::$peer
 flow ah from 2001:db8::1$me to 2001:db8::1$peer
 esp transport from 192.0.2.1 to 192.0.2.2 spi 0x1100:0x1101 enc aes-256-gcm enckey $GCM_A:$GCM_B
 ah transport from 192.0.2.11 to 192.0.2.12 spi 0x1200:0x1201 auth hmac-sha2-256 authkey $AUTH_A:$AUTH_B
-esp transport from 2001:db8::1 to 2001:db8::2 spi 0x1300:0x1301 enc aes-256-gcm enckey $GCM_B:$GCM_A
+esp transport from 2001:db8::1 to 2001:db8::2 spi 0x1300:0x1301 enc aes-256-gcm enckey $GCM_C:$GCM_D
 ah transport from 2001:db8::11 to 2001:db8::12 spi 0x1400:0x1401 auth hmac-sha2-256 authkey $AUTH_B:$AUTH_A
 CONF
     start_encd $h "$IT_TMP/$h.conf"

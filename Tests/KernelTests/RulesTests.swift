@@ -7,7 +7,9 @@ import EncCore
     @Test func markLayoutSplitsTheOwnedMask() throws {
         let m = MarkLayout.default
         #expect(m.mask == 0x0fff_0000 && m.bypass == 0x1_0000 && m.protect == 0x2_0000)
-        #expect(m.policyMask == 0x0ffc_0000 && m.maxPolicy == 1023)
+        #expect(m.policyMask == 0x0ffc_0000 && m.maxPolicy == 1022)
+        #expect(m.inbound == 0x0ffd_0000 && m.policy(of: m.inboundMark(keeping: 0)) == nil)
+        #expect(m.inboundMark(keeping: 0xf000_00ff) == 0xfffd_00ff)
         let mark = try #require(m.protectMark(policy: 5, keeping: 0xf000_00ff))
         #expect(mark == 0xf000_00ff | 0x1_0000 | 0x2_0000 | (5 << 18))
         #expect(m.policy(of: mark) == 5)

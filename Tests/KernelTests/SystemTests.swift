@@ -33,3 +33,18 @@ import Testing
         #expect(throws: KernelConfigError.self) { try Sysctl.write("/proc/sys/x", "1") }
     }
 }
+
+@Suite struct KernelStatsTests {
+    @Test func readsOneCounterFromTheNamesAndValuesLines() {
+        let text = """
+            TcpExt: SyncookiesSent IPReversePathFilter TCPTimeouts
+            TcpExt: 0 17 4
+            IpExt: InNoRoutes InTruncatedPkts
+            IpExt: 2 0
+            """
+        #expect(KernelStats.value("TcpExt", "IPReversePathFilter", in: text) == 17)
+        #expect(KernelStats.value("IpExt", "InNoRoutes", in: text) == 2)
+        #expect(KernelStats.value("IpExt", "IPReversePathFilter", in: text) == nil)
+        #expect(KernelStats.value("TcpExt", "IPReversePathFilter", in: "TcpExt: IPReversePathFilter\nTcpExt: x") == nil)
+    }
+}

@@ -2,7 +2,7 @@
 // arrays so tests can compare them with golden bytes. Control path only.
 //
 //   link:  RTM_NEWLINK  ifinfomsg + IFLA_IFNAME (+ IFLA_MTU)          `ip link set enc0 up mtu M`
-//   rule:  RTM_NEWRULE  fib_rule_hdr + FRA_PRIORITY FRA_FWMARK FRA_FWMASK FRA_TABLE
+//   rule:  RTM_NEWRULE  fib_rule_hdr + FRA_PRIORITY FRA_FWMARK FRA_FWMASK [FRA_IIFNAME] FRA_TABLE|FRA_GOTO
 //                                                    `ip rule add fwmark V/M lookup T pref P`
 //   route: RTM_NEWROUTE rtmsg + RTA_TABLE RTA_OIF    `ip route add default dev enc0 table T`
 //   addr:  RTM_NEWADDR  ifaddrmsg + IFA_LOCAL IFA_ADDRESS  `ip addr add A/L dev enc0`
@@ -19,26 +19,53 @@ public enum RouteOperation: Sendable { case add, delete }
 
 /// An `ip rule` that sends packets whose mark matches `value/mask` to `table`.
 public struct MarkRule: Hashable, Sendable, CustomStringConvertible {
+    /// What a matching rule does.
+    public enum Action: Hashable, Sendable {
+        /// Look the route up in this table.
+        case lookup(UInt32)
+        /// Go on with the rules from this preference.
+        case goto(UInt32)
+        /// Nothing (a target for `goto`).
+        case nop
+    }
     public var family: AddressFamily
     public var value: UInt32
     public var mask: UInt32
-    public var table: UInt32
+    public var action: Action
     public var priority: UInt32
+    /// Match only lookups for packets that came in on this interface (`iif NAME`).
+    public var inputInterface: String?
 
     public init(family: AddressFamily, value: UInt32, mask: UInt32, table: UInt32, priority: UInt32) {
+        self.init(family: family, value: value, mask: mask, action: .lookup(table), priority: priority)
+    }
+
+    public init(family: AddressFamily, value: UInt32, mask: UInt32, action: Action, priority: UInt32,
+                inputInterface: String? = nil) {
         self.family = family
         self.value = value
         self.mask = mask
-        self.table = table
+        self.action = action
         self.priority = priority
+        self.inputInterface = inputInterface
     }
+
+    /// The table a lookup rule names (0 for goto and nop).
+    public var table: UInt32 { if case .lookup(let t) = action { t } else { 0 } }
 
     public var description: String { command(nil) }
 
     /// The equivalent `ip` command ("ip -4 rule add pref 100 fwmark 0x20000/0x20000 lookup 100").
     public func command(_ op: RouteOperation?) -> String {
         let verb = op.map { $0 == .add ? " add" : " del" } ?? ""
-        return "ip -\(family == .inet ? 4 : 6) rule\(verb) pref \(priority) fwmark 0x\(String(value, radix: 16))/0x\(String(mask, radix: 16)) lookup \(table)"
+        let iif = inputInterface.map { " iif \($0)" } ?? ""
+        let what: String
+        switch action {
+        case .lookup(let t): what = "lookup \(t)"
+        case .goto(let p): what = "goto \(p)"
+        case .nop: what = "nop"
+        }
+        return "ip -\(family == .inet ? 4 : 6) rule\(verb) pref \(priority) fwmark 0x\(String(value, radix: 16))/0x\(String(mask, radix: 16))\(iif) \(what)"
     }
 }
 
@@ -76,7 +103,7 @@ public enum RouteMessages {
         })
     }
 
-    /// `ip rule add|del fwmark V/M lookup T pref P`. Adds are exclusive (EEXIST when
+    /// `ip rule add|del pref P fwmark V/M [iif NAME] lookup T|goto P|nop`. Adds are exclusive (EEXIST when
     /// the same rule is present).
     public static func rule(_ op: RouteOperation, _ rule: MarkRule, seq: UInt32) -> [UInt8] {
         let type = op == .add ? Int(RTM_NEWRULE) : Int(RTM_DELRULE)
@@ -85,12 +112,21 @@ public enum RouteMessages {
             let hdr = p.assumingMemoryBound(to: fib_rule_hdr.self)
             hdr.pointee.family = family(rule.family)
             hdr.pointee.table = UInt8(RT_TABLE_UNSPEC.rawValue)
-            hdr.pointee.action = UInt8(FR_ACT_TO_TBL)
+            switch rule.action {
+            case .lookup: hdr.pointee.action = UInt8(FR_ACT_TO_TBL)
+            case .goto: hdr.pointee.action = UInt8(FR_ACT_GOTO)
+            case .nop: hdr.pointee.action = UInt8(FR_ACT_NOP)
+            }
         }, attrs: { nlh in
             mnl_attr_put_u32(nlh, UInt16(FRA_PRIORITY), rule.priority)
             mnl_attr_put_u32(nlh, UInt16(FRA_FWMARK), rule.value)
             mnl_attr_put_u32(nlh, UInt16(FRA_FWMASK), rule.mask)
-            mnl_attr_put_u32(nlh, UInt16(FRA_TABLE), rule.table)
+            if let iif = rule.inputInterface { mnl_attr_put_strz(nlh, UInt16(FRA_IIFNAME), iif) }
+            switch rule.action {
+            case .lookup(let t): mnl_attr_put_u32(nlh, UInt16(FRA_TABLE), t)
+            case .goto(let p): mnl_attr_put_u32(nlh, UInt16(FRA_GOTO), p)
+            case .nop: break
+            }
         })
     }
 

@@ -134,9 +134,11 @@ public enum EncdRuleset {
                      comment: "Cleartext that an inbound require flow covers must arrive through enc0.\nWhere a flow naming a protocol or ports decides, encd judges (dropped while encd is not running).",
                      rules: [
                 NftRule([.iifname(.eq, c.interface)], [.verdict(.return)]),
-                NftRule([.l4proto(.eq, 50)], [.verdict(.return)]),
-                NftRule([.l4proto(.eq, 51)], [.verdict(.return)]),
-                NftRule([.udpDport(c.natTraversalPort)], [.verdict(.return)]),
+                // IPsec for this host is not cleartext (encd takes it at input); the same
+                // protocols on their way to a protected host are judged like any packet.
+                NftRule([.fibDaddrLocal, .l4proto(.eq, 50)], [.verdict(.return)], comment: "ESP for this host"),
+                NftRule([.fibDaddrLocal, .l4proto(.eq, 51)], [.verdict(.return)], comment: "AH for this host"),
+                NftRule([.fibDaddrLocal, .udpDport(c.natTraversalPort)], [.verdict(.return)], comment: "NAT-T for this host"),
                 NftRule([.neighborDiscovery], [.verdict(.return)], comment: "neighbor discovery from the link itself"),
             ] + (c.icmpAcceptClear ? icmpErrors.map {
                 NftRule([$0], [.verdict(.return)], comment: "ICMP error (ipsec.icmp_accept_clear): path MTU discovery, traceroute")

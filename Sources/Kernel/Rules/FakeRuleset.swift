@@ -10,6 +10,8 @@ public final class FakeRuleset: RulesetControl {
     public private(set) var requests: [String] = []
     /// The backend `install` reports (a kernel like this project's reports .xtCompat).
     public var backend: NftQueueBackend
+    /// Sets whose changes the fake refuses (as a kernel refusing an element would).
+    public var refuse: Set<String> = []
 
     public init(backend: NftQueueBackend = .native) { self.backend = backend }
 
@@ -37,11 +39,16 @@ public final class FakeRuleset: RulesetControl {
         elements = elements.filter { !$0.key.hasPrefix(name + "/") }
     }
 
-    public func replaceElements(of set: NftAddressPairSet, table: String, pairs: [(IPPrefix, IPPrefix)]) throws {
-        requests.append("replace elements inet \(table) \(set.name) (\(pairs.count))")
-        guard tables[table]?.sets.contains(where: { $0.name == set.name }) == true else {   // by name, as the kernel
-            throw SystemError("add element inet \(table) \(set.name)", errno: 2 /* ENOENT */)
+    public func replaceElements(_ contents: [NftSetContents], table: String) throws {
+        requests.append("replace elements inet \(table) " + contents.map { "\($0.set.name) (\($0.pairs.count))" }.joined(separator: ", "))
+        var next = elements
+        for c in contents {
+            guard tables[table]?.sets.contains(where: { $0.name == c.set.name }) == true else {   // by name, as the kernel
+                throw SystemError("add element inet \(table) \(c.set.name)", errno: 2 /* ENOENT */)
+            }
+            if refuse.contains(c.set.name) { throw SystemError("add element inet \(table) \(c.set.name)", errno: 22 /* EINVAL */) }
+            next["\(table)/\(c.set.name)"] = c.pairs
         }
-        elements["\(table)/\(set.name)"] = pairs
+        elements = next     // one transaction: all or nothing
     }
 }

@@ -5,8 +5,15 @@
 //   bit 1        PROTECT  route into enc0 (`ip rule fwmark PROTECT/PROTECT`), leak guard
 //   bits 2...    POLICY   which SPD entry matched at [X], read back at the IPsec queue
 //
-// Default mask 0x0fff0000: BYPASS 0x00010000, PROTECT 0x00020000, 10 policy bits
-// (0...1023) in 0x0ffc0000. Docs: Rules/README.md.
+// One value with PROTECT clear is reserved: INBOUND = BYPASS | all POLICY bits marks a
+// packet that came out of enc0 and passed the inbound check. With src_valid_mark on
+// enc0, the kernel's reverse-path check of such a packet looks the source up with this
+// mark, and a policy rule sends that lookup to encd's table (whose default route is
+// enc0), so a gateway with no route back to the remote site (or strict rp_filter)
+// still accepts what encd writes into enc0.
+//
+// Default mask 0x0fff0000: BYPASS 0x00010000, PROTECT 0x00020000, 10 policy bits in
+// 0x0ffc0000 (SA numbers 1...1022; 1023 is INBOUND's). Docs: Rules/README.md.
 
 public struct MarkLayout: Equatable, Sendable {
     public let mask: UInt32
@@ -31,8 +38,16 @@ public struct MarkLayout: Equatable, Sendable {
         policyMask = mask & ~(bypass | protect)
     }
 
-    /// Largest policy number that fits.
-    public var maxPolicy: UInt32 { policyMask >> policyShift }
+    /// Largest policy number an SA may have (the all-ones value is INBOUND's).
+    public var maxPolicy: UInt32 { (policyMask >> policyShift) - 1 }
+
+    /// The mark of a decrypted packet that passed the inbound check and is not
+    /// protected again (BYPASS and every POLICY bit, PROTECT clear); match it with `mask`.
+    public var inbound: UInt32 { bypass | policyMask }
+
+    /// The mark for a decrypted packet that passed the inbound check (admin's bits kept).
+    @inline(__always)
+    public func inboundMark(keeping original: UInt32) -> UInt32 { (original & ~mask) | inbound }
 
     /// The mark for a bypass verdict: the admin's bits kept, encd's bits = BYPASS.
     @inline(__always)

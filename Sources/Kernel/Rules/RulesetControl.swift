@@ -14,8 +14,16 @@ public protocol RulesetControl: AnyObject {
     func install(_ table: NftTable, contents: [NftSetContents]) throws -> NftQueueBackend
     /// Deletes the table; a missing table is not an error.
     func removeTable(named name: String) throws
-    /// Replaces the elements of an address-pair set in `table`.
-    func replaceElements(of set: NftAddressPairSet, table: String, pairs: [(IPPrefix, IPPrefix)]) throws
+    /// Replaces the elements of every set in `contents`, all in one transaction: the
+    /// kernel takes all of it or, refusing any part, none.
+    func replaceElements(_ contents: [NftSetContents], table: String) throws
+}
+
+extension RulesetControl {
+    /// Replaces the elements of one address-pair set in `table`.
+    public func replaceElements(of set: NftAddressPairSet, table: String, pairs: [(IPPrefix, IPPrefix)]) throws {
+        try replaceElements([NftSetContents(set, pairs)], table: table)
+    }
 }
 
 /// RulesetControl on the real kernel (libnftnl batches over a libmnl socket).
@@ -60,8 +68,10 @@ public final class Nftables: RulesetControl {
         }
     }
 
-    public func replaceElements(of set: NftAddressPairSet, table: String, pairs: [(IPPrefix, IPPrefix)]) throws {
-        try send { $0.replaceElements(of: set, table: table, pairs: pairs) }
+    public func replaceElements(_ contents: [NftSetContents], table: String) throws {
+        try send { batch in
+            for c in contents { batch.replaceElements(of: c.set, table: table, pairs: c.pairs) }
+        }
     }
 
     private func send(_ fill: (inout NftBatch) -> Void) throws {

@@ -1,0 +1,150 @@
+// SequenceReservation: the part of an SA's sequence numbers that two threads share.
+//
+//   worker (packet path)   reads `limit` (one atomic load per packet), uses numbers up
+//                          to it, and asks for more when fewer than half a chunk are
+//                          left: `ask` stores what it needs and wakes the reserver
+//   reserver (control)     makes the next chunk durable in the SequenceStore, then
+//                          publishes the new `limit`
+//
+// The packet path never waits on the disk: when the reserver falls behind, a packet
+// beyond `limit` is dropped and counted (never sent or accepted on a number that is not
+// durably recorded). The claim on the store's space is made once, by the control side,
+// when the SA is activated; only the holder of the current claim can reserve.
+
+import Synchronization
+
+/// Who extends reservations when a worker asks: a thread in the daemon, or the
+/// caller's own thread in tests and tools (`SequenceReserver.synchronous`).
+public protocol SequenceReserver: AnyObject, Sendable {
+    /// A worker needs numbers for `r` (called when fewer than half a chunk are left).
+    func wake(_ r: SequenceReservation)
+}
+
+/// Extends a reservation on the asking thread (tests, benchmarks, `encd -n`).
+public final class SynchronousReserver: SequenceReserver {
+    public init() {}
+    public func wake(_ r: SequenceReservation) { _ = r.extend(now: 0) }
+    public static let shared = SynchronousReserver()
+}
+
+/// What `extend` did.
+public enum ReservationResult: Sendable, Equatable {
+    /// The new limit is durable and published (or the SA already has all it can use).
+    case extended
+    /// The store could not make it durable (disk full, read-only): try again later.
+    case failed
+    /// The SA was never activated, or a newer SA holds its space: nothing to do, ever.
+    case superseded
+}
+
+public final class SequenceReservation: Sendable {
+    public let space: SequenceSpace
+    /// Numbers up to and including this may be used (written by the reserver).
+    private let published = Atomic<UInt64>(0)
+    /// Non-zero while a worker waits for numbers through at least this one.
+    private let wanted = Atomic<UInt64>(0)
+    /// Half the current chunk: a worker asks for more when fewer are left.
+    private let lowWater: Atomic<UInt64>
+    /// The highest number the SA may ever use (2^32-1 without ESN).
+    public let ceiling: UInt64
+    private let store: SequenceStore
+    private let reserver: SequenceReserver
+    /// Control side only: the claim on the store, and how much one reservation takes.
+    private let control: Mutex<(claim: SequenceClaim?, chunk: UInt64, failures: UInt64, lastAt: UInt64)>
+    /// The smallest and largest chunk; a reservation used up within two seconds doubles it.
+    public let minimumChunk: UInt64
+    /// Default smallest chunks: outbound numbers are cheap to skip (a restart after a
+    /// crash skips at most one chunk); inbound ones are not (after a crash the peer's
+    /// packets up to the recorded mark are refused), so those start small and grow
+    /// with the SA's rate.
+    public static func defaultChunk(_ space: SequenceSpace) -> UInt64 { space == .outbound ? 1 << 16 : 8 }
+    public static let maximumChunk: UInt64 = 1 << 22
+
+    public init(space: SequenceSpace, ceiling: UInt64, store: SequenceStore, reserver: SequenceReserver,
+                chunk: UInt64) {
+        self.space = space
+        self.ceiling = ceiling
+        self.store = store
+        self.reserver = reserver
+        minimumChunk = max(4, min(chunk, Self.maximumChunk))
+        control = Mutex((nil, minimumChunk, 0, 0))
+        lowWater = Atomic(minimumChunk / 2)
+    }
+
+    /// What may be used now.
+    @inline(__always) public var limit: UInt64 { published.load(ordering: .acquiring) }
+
+    /// The worker needs numbers through `seq`, or runs low: asks once until served.
+    @inline(__always) public func ask(_ seq: UInt64) {
+        if wanted.load(ordering: .relaxed) >= seq { return }
+        wanted.store(seq, ordering: .relaxed)
+        reserver.wake(self)
+    }
+
+    /// Whether the worker should ask for more: fewer than half a chunk left after `seq`.
+    @inline(__always) public func runningLow(after seq: UInt64, limit: UInt64) -> Bool {
+        limit &- seq <= lowWater.load(ordering: .relaxed) && limit < ceiling
+    }
+
+    /// Control side: claims the store's space for this SA object and reserves the first
+    /// chunk above everything ever reserved there. Returns the highest number reserved
+    /// before (the SA starts above it); the limit stays there if the store fails.
+    public func activate(_ spec: SASpec) -> UInt64 {
+        let claim = store.claim(spec, space)
+        let base = min(claim.reserved, ceiling)
+        control.withLock { $0.claim = claim }
+        published.store(base, ordering: .releasing)
+        wanted.store(base == ceiling ? 0 : base &+ 1, ordering: .relaxed)
+        _ = extend(now: 0)
+        return base
+    }
+
+    /// Control side: makes the next chunk durable and publishes it. `now` (monotonic
+    /// seconds, 0 = unknown) sizes the chunk: one that lasted under two seconds doubles
+    /// the next (up to `maximumChunk`), so a fast SA does not wait on the disk every
+    /// few milliseconds; one that lasted over a minute halves it.
+    @discardableResult
+    public func extend(now: UInt64) -> ReservationResult {
+        control.withLock { c in
+            guard let claim = c.claim else { return .superseded }
+            let current = published.load(ordering: .relaxed)
+            guard current < ceiling else {
+                wanted.store(0, ordering: .relaxed)
+                return .extended
+            }
+            if now != 0 && c.lastAt != 0 {
+                if now &- c.lastAt < 2 { c.chunk = min(Self.maximumChunk, c.chunk &* 2) }
+                else if now &- c.lastAt > 60 { c.chunk = max(minimumChunk, c.chunk / 2) }
+                lowWater.store(c.chunk / 2, ordering: .relaxed)
+            }
+            let want = max(wanted.load(ordering: .relaxed), current &+ 1)
+            let (sum, overflow) = want.addingReportingOverflow(c.chunk - 1)
+            let target = overflow ? ceiling : min(ceiling, sum)
+            guard store.reserve(claim, through: target) else {
+                c.failures &+= 1
+                return c.failures > 0 && !store.stillHolds(claim) ? .superseded : .failed
+            }
+            c.lastAt = now
+            published.store(target, ordering: .releasing)
+            if wanted.load(ordering: .relaxed) <= target { wanted.store(0, ordering: .relaxed) }
+            return .extended
+        }
+    }
+
+    /// Control side, once the workers have stopped: records that nothing above `used`
+    /// was used, so the next start (or the next SA with this space) begins right above
+    /// it instead of above the whole reservation.
+    @discardableResult
+    public func settle(at used: UInt64) -> Bool {
+        control.withLock { c in
+            guard let claim = c.claim, store.settle(claim, at: used) else { return false }
+            published.store(min(published.load(ordering: .relaxed), max(used, claim.reserved)), ordering: .releasing)
+            return true
+        }
+    }
+
+    /// Whether a worker is waiting (the reserver retries these).
+    public var pending: Bool { wanted.load(ordering: .relaxed) != 0 }
+    /// Reservations the store refused.
+    public var failures: UInt64 { control.withLock { $0.failures } }
+}
