@@ -30,6 +30,12 @@ enum Files {
         defer { if path != "-" { fclose(f) } }
         var out = [UInt8]()
         var buf = [UInt8](repeating: 0, count: 8192)
+        // The bytes may hold keys: wipe both buffers once the text is made (the String
+        // itself cannot be wiped; it lives until the configuration is parsed).
+        defer {
+            out.withUnsafeMutableBytes { if let p = $0.baseAddress { explicit_bzero(p, $0.count) } }
+            buf.withUnsafeMutableBytes { if let p = $0.baseAddress { explicit_bzero(p, $0.count) } }
+        }
         while true {
             let n = buf.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, f) }
             if n > 0 { out.append(contentsOf: buf[0..<n]) }

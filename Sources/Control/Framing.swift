@@ -37,9 +37,14 @@ public enum Framing {
             throw ControlError("message of \(length) bytes is over the \(ControlProtocol.maximumMessage)-byte limit")
         }
         var body = [UInt8](repeating: 0, count: length)
+        // A request may carry keys (encctl -f): wipe the bytes once decoded.
+        defer { body.withUnsafeMutableBytes { if let p = $0.baseAddress { explicit_bzero(p, $0.count) } } }
         guard try readFully(fd, &body, allowEOF: false) else { throw ControlError("connection closed mid-message") }
         do {
-            return try JSONDecoder().decode(T.self, from: Data(body))
+            return try body.withUnsafeMutableBytes { b in
+                try JSONDecoder().decode(T.self, from: Data(bytesNoCopy: b.baseAddress ?? UnsafeMutableRawPointer(bitPattern: 1)!,
+                                                            count: b.count, deallocator: .none))
+            }
         } catch {
             throw ControlError("malformed message: \(error)")
         }

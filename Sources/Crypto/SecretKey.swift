@@ -1,6 +1,11 @@
-// Key material: held in memory this type owns, compared in constant time, wiped with
-// OPENSSL_cleanse when released, and never printed by `description`.
+// Key material: held in memory this type owns, locked in RAM where the process may
+// (mlock: never swapped), compared in constant time, wiped with OPENSSL_cleanse when
+// released, and never printed by `description`. encd also turns core dumps off
+// (EncDaemon), so keys do not end up on disk that way either.
 
+#if canImport(Glibc)
+import Glibc
+#endif
 import CCrypto
 import EncCore
 
@@ -11,6 +16,7 @@ public final class SecretKey: @unchecked Sendable, Equatable, CustomStringConver
     public init(_ bytes: [UInt8]) {
         count = bytes.count
         storage = .allocate(byteCount: max(bytes.count, 1), alignment: 16)
+        _ = mlock(storage.baseAddress, storage.count)      // best effort: RLIMIT_MEMLOCK may refuse
         bytes.withUnsafeBytes { src in
             if let p = src.baseAddress, src.count > 0 { storage.baseAddress!.copyMemory(from: p, byteCount: src.count) }
         }
@@ -35,6 +41,7 @@ public final class SecretKey: @unchecked Sendable, Equatable, CustomStringConver
 
     deinit {
         OPENSSL_cleanse(storage.baseAddress, storage.count)
+        _ = munlock(storage.baseAddress, storage.count)
         storage.deallocate()
     }
 

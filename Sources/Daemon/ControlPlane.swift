@@ -68,6 +68,8 @@ public final class ControlPlane: @unchecked Sendable {
     private var running = Configuration()
     /// Lifetime crossings the tick finds (written under `lock` only: one writer).
     private let controlStats = CounterBlock<Counter>()
+    /// The host's addresses the running snapshot classified its SAs by.
+    private var builtFor: Set<IPAddress> = []
     /// Per SA, the lifetime bits already reported (soft 1, hard 2), for the object seen.
     private var lifetimeSeen: [SAKey: (ObjectIdentifier, UInt8)] = [:]
 
@@ -99,8 +101,9 @@ public final class ControlPlane: @unchecked Sendable {
     private func change(flows: [FlowSpec], sas: [SASpec], tunables: Tunables, why: String) throws -> (Int, Int) {
         let previous = box.value
         let snap: PolicySnapshot
+        let addresses = localAddresses()
         do {
-            snap = try builder.prepare(flows: flows, sas: sas, localAddresses: localAddresses(),
+            snap = try builder.prepare(flows: flows, sas: sas, localAddresses: addresses,
                                        previous: previous, now: clock.now)
             try kernel?.prepare(snap, tunables: tunables)
         } catch {
@@ -108,6 +111,7 @@ public final class ControlPlane: @unchecked Sendable {
         }
         builder.commit(snap, replacing: previous)
         box.replace(snap)
+        builtFor = addresses
         running = Configuration(flows: flows, sas: sas, tunables: tunables)
         switches.apply(tunables)
         events.setInterval(UInt64(max(0, tunables.policyLogInterval)))
@@ -310,6 +314,7 @@ public final class ControlPlane: @unchecked Sendable {
                 }
             }
             lifetimeSeen = seen
+            reclassifyIfAddressesChanged(snap)
             if clock.now >= nextRefresh {
                 nextRefresh = clock.now + Self.refreshInterval
                 kernel?.applied(snap)
@@ -321,6 +326,27 @@ public final class ControlPlane: @unchecked Sendable {
             } catch {
                 log.error("could not remove SAs past their hard lifetime (they stay unusable): \(error)")
             }
+        }
+    }
+
+    /// An SA is inbound when its destination is one of this host's addresses. encd may
+    /// start before the interfaces have them (or an address may move): when the
+    /// addresses change so that some SA would now be classified the other way, the
+    /// policy is rebuilt (those SAs as new objects, in their new direction). Call with
+    /// `lock` held.
+    private func reclassifyIfAddressesChanged(_ snap: PolicySnapshot) {
+        let now = localAddresses()
+        guard now != builtFor else { return }
+        let flipped = snap.sad.all.filter { ($0.direction == .inbound) != now.contains($0.spec.destination) }
+        guard !flipped.isEmpty else {
+            builtFor = now
+            return
+        }
+        do {
+            try change(flows: running.flows, sas: running.sas, tunables: running.tunables, why: "local addresses changed")
+            log.info("local addresses changed: \(flipped.count) SA\(flipped.count == 1 ? "" : "s") now \(flipped.map { "\($0.key) \($0.direction == .inbound ? "outbound" : "inbound")" }.joined(separator: ", "))")
+        } catch {
+            log.error("local addresses changed, but the policy could not follow: \(error)")
         }
     }
 

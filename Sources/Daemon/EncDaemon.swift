@@ -18,6 +18,7 @@
 // is an explicit act: `encctl -F` before the stop (the sets empty), or `encd -U`
 // after it (the table, rules and routes removed).
 
+import CEncShim
 import Config
 import Control
 import Foundation
@@ -128,6 +129,9 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
 
     public func start() throws {
         for w in options.warnings { log.warning(w) }
+        // Keys live in this process: no core dumps of it, no reading its memory
+        // through /proc by other users.
+        _ = encshim_set_dumpable(0)
         try checkPrivileges()
         try takeLock()
         let c = try loadConfiguration()

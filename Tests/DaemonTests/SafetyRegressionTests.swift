@@ -64,3 +64,24 @@ import Testing
         #expect(fake.elements.mapValues { $0.map { "\($0.0) > \($0.1)" } } == installed)
     }
 }
+
+@Suite struct AddressChangeTests {
+    /// encd started before the host had its address: the SA to that address was taken
+    /// as outbound. Once the address appears, the next tick classifies it inbound.
+    @Test func anSAFollowsTheHostsAddresses() throws {
+        let addresses = Mutex<Set<IPAddress>>([])
+        let log = Log(level: .error)
+        let plane = ControlPlane(log: log, clock: CoarseClock(start: 10), store: MemorySequenceStore(), maxPolicy: 1000,
+                                 configFile: "/dev/null", localAddresses: { addresses.withLock { $0 } })
+        let c = try ConfigParser.parse(text: SafetyRegressionTests.conf(lifetime: ""), fileName: "t")
+        try plane.start(c)
+        let key = SAKey(destination: IPAddress("192.0.2.1")!, spi: 0x1001, proto: .esp)
+        #expect(plane.box.value.sad.byKey[key]?.direction == .outbound)
+        addresses.withLock { $0 = [IPAddress("192.0.2.1")!] }
+        plane.tick(now: 11)
+        #expect(plane.box.value.sad.byKey[key]?.direction == .inbound)
+        #expect(plane.box.value.sad.byKey[SAKey(destination: IPAddress("192.0.2.2")!, spi: 0x1000, proto: .esp)]?.direction == .outbound)
+    }
+}
+
+import Synchronization

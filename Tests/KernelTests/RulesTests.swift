@@ -96,7 +96,7 @@ import EncCore
             #expect(a == b)
         }
         let forward = try #require(on.chains.first { $0.name == "spd_forward" })
-        #expect(forward.rules[1].expressions(queue: .xtCompat).last == .xtTarget(name: "NFQUEUE", revision: 3, info: [0, 0, 1, 0, 0, 0, 0, 0]))
+        #expect(forward.rules[0].expressions(queue: .xtCompat).last == .xtTarget(name: "NFQUEUE", revision: 3, info: [0, 0, 1, 0, 0, 0, 0, 0]))
         let use = try #require(forward.rules.first { $0.text.contains("@flows_use4") })
         #expect(use.expressions(queue: .xtCompat).suffix(2) == [.counter, .xtTarget(name: "NFQUEUE", revision: 3, info: [0, 0, 1, 0, 1, 0, 0, 0])])
         #expect(use.expressions(queue: .native).last == .queue(number: 0, total: 1, flags: 1))

@@ -22,6 +22,11 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <sys/syscall.h>
+#include <sys/prctl.h>
+
+/* Keeps key material out of core dumps (and /proc/PID/mem of other users): prctl is
+ * variadic, so Swift cannot call it. */
+static inline int encshim_set_dumpable(int on) { return prctl(PR_SET_DUMPABLE, on ? 1 : 0, 0, 0, 0); }
 
 static inline unsigned long encshim_tunsetiff(void) { return TUNSETIFF; }
 static inline short encshim_iff_tun(void) { return IFF_TUN; }

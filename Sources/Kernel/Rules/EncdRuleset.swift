@@ -124,9 +124,11 @@ public enum EncdRuleset {
             NftChain("spd_forward", base: NftBaseChain(type: "filter", hook: .prerouting, priority: spdForwardPriority),
                      comment: "[X] for forwarded packets, after dstnat; the mark then steers the routing decision.",
                      rules: [
-                NftRule([bypassed], [.verdict(.accept)]),
+                // First, whatever the mark says: a mark restored from conntrack (or set
+                // by any rule before this one) must not let a decrypted packet skip the check.
                 NftRule([.iifname(.eq, c.interface)], [.counter, .queue(number: c.spdQueue, total: q)],
                         comment: "decrypted by encd: inbound policy check after NAT on enc0, then [X]"),
+                NftRule([bypassed], [.verdict(.accept)]),
                 NftRule([.neighborDiscovery], [.verdict(.accept)]),
                 NftRule([.fibDaddrLocal], [.verdict(.accept)], comment: "for this host: input, not [X]"),
             ] + spdLookup(c)),
