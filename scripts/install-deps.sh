@@ -15,7 +15,7 @@ pkgs=(
     nftables iproute2 iputils-ping tcpdump tshark iperf3 conntrack netcat-openbsd procps
     python3 python3-pip python3-cryptography openssl
     # manual pages (mandoc -Tlint, man --warnings), the unit (systemd-analyze), packaging
-    mandoc man-db systemd dpkg-dev
+    mandoc man-db systemd dpkg-dev make
 )
 missing=()
 for p in "${pkgs[@]}"; do
