@@ -1,6 +1,7 @@
 // The documentation keeps up with the code: every counter and every Prometheus family
-// is in Docs/counters.md (with the HELP and TYPE lines encstat writes), every flag in
-// Docs/encstat.8.md.
+// is in Docs/counters.md (with the HELP and TYPE lines encstat writes); the manual pages
+// man/encstat.8 and man/encctl.8 (mdoc, the source of Docs/*.8.md) have the tools'
+// usage lines as their SYNOPSIS and an entry for every flag.
 
 import Control
 import Foundation
@@ -32,11 +33,19 @@ import Testing
         }
     }
 
-    @Test func everyFlagIsInTheManualPage() throws {
-        let text = try Self.doc("encstat.8.md")
+    @Test func everyEncstatFlagIsInTheManualPage() throws {
+        let page = try ManPage("encstat.8")
         for flag in ["-s", "-ss", "-p", "-r", "-n", "-a", "-w", "-c", "-j", "-o", "-S"] {
-            #expect(text.contains("**\(flag)**"), "Docs/encstat.8.md lacks \(flag)")
+            #expect(page.itemFlags.contains(flag), "man/encstat.8 has no .It for \(flag)")
         }
-        #expect(text.contains(NetstatOptions.usage.replacingOccurrences(of: "usage: ", with: "")))
+        #expect(page.synopsis == NetstatOptions.usage.replacingOccurrences(of: "usage: ", with: ""))
+    }
+
+    @Test func everyEncctlFlagIsInTheManualPage() throws {
+        let page = try ManPage("encctl.8")
+        for flag in ["-D", "-d", "-F", "-f", "-k", "-m", "-n", "-S", "-s", "-T", "-v"] {
+            #expect(page.itemFlags.contains(flag), "man/encctl.8 has no .It for \(flag)")
+        }
+        #expect(page.synopsis == EncctlOptions.usage.replacingOccurrences(of: "usage: ", with: ""))
     }
 }
