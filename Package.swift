@@ -10,6 +10,9 @@ let package = Package(
         .executable(name: "encd", targets: ["encd"]),
         .executable(name: "encctl", targets: ["encctl"]),
         .executable(name: "encstat", targets: ["encstat"]),
+        // For the fuzzing package in Fuzz/ (libFuzzer targets over the packet path,
+        // the configuration parser and the control protocol); encd itself links none.
+        .library(name: "EncdLibraries", targets: ["EncCore", "Crypto", "IPsec", "Config", "Control", "Kernel", "Daemon"]),
     ],
     targets: [
         // C enters only through these three shims.

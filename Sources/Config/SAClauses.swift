@@ -63,6 +63,9 @@ extension FileParser {
                 c.auth = (alg, nt)
             case "enc":
                 let (name, nt) = try expectWord("an encryption algorithm", "after \"enc\"")
+                if ["des", "des-cbc"].contains(name.lowercased()) {
+                    throw fail(nt, "DES is insecure and not supported (RFC 8221): use aes-128-gcm, aes or another enc")
+                }
                 guard let alg = EncryptionAlgorithm.named(name) else {
                     throw fail(nt, "\(name) not a valid transform: enc takes "
                         + EncryptionAlgorithm.table.map(\.name).joined(separator: ", "))

@@ -25,6 +25,13 @@ public protocol PolicyKernel: AnyObject {
     /// After the swap, and every `refreshInterval` seconds of `tick` (enc0's MTU follows
     /// the SAs and the paths to their peers); the implementation logs its own errors.
     func applied(_ snapshot: PolicySnapshot)
+    /// Every second of `tick`: puts back what someone else removed (the table); logs
+    /// its own errors.
+    func verify(_ snapshot: PolicySnapshot)
+}
+
+extension PolicyKernel {
+    public func verify(_ snapshot: PolicySnapshot) {}
 }
 
 /// A refused control request: one line, and the configuration errors behind it.
@@ -314,6 +321,7 @@ public final class ControlPlane: @unchecked Sendable {
                 }
             }
             lifetimeSeen = seen
+            kernel?.verify(snap)
             reclassifyIfAddressesChanged(snap)
             if clock.now >= nextRefresh {
                 nextRefresh = clock.now + Self.refreshInterval

@@ -113,6 +113,14 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         rulesetConfig = ruleset.config
     }
 
+    public func verify(_ snap: PolicySnapshot) {
+        do {
+            try ruleset?.ensureInstalled(snap.spd)
+        } catch {
+            log.error("nftables: table inet \(rulesetConfig.table) is gone and could not be installed again: \(error)")
+        }
+    }
+
     public func applied(_ snap: PolicySnapshot) {
         do {
             try updateMTU(snap)

@@ -61,6 +61,18 @@ public final class RulesetInstaller {
         }
     }
 
+    /// Puts the table back when someone removed it (`nft flush ruleset`, a reload of
+    /// the nftables service with a configuration that starts with one): while it is
+    /// gone nothing queues the flows' traffic to encd, so it would leave in cleartext.
+    /// Returns true when it had to.
+    @discardableResult
+    public func ensureInstalled(_ spd: SPD) throws -> Bool {
+        guard backend != nil, try !nft.tableExists(named: config.table) else { return false }
+        backend = try install(spd, config)
+        log.error("nftables: table inet \(config.table) was removed by someone else (nft flush ruleset?): installed again")
+        return true
+    }
+
     /// Installs the table for `rc` with its sets already filled for `spd`, in one
     /// transaction. If nftables refuses the exact pairs, [X] queues all traffic
     /// instead and no use traffic fails open.

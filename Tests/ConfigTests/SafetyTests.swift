@@ -23,3 +23,25 @@ import Testing
         #expect(e?.line == 1 && e?.column == 1)
     }
 }
+
+@Suite struct RefusedAlgorithmTests {
+    @Test func desIsRefusedByName() {
+        for name in ["des", "des-cbc", "DES-CBC"] {
+            let e = error("esp from 192.0.2.1 to 192.0.2.2 spi 0x1000 enc \(name) authkey \(authK1) enckey 0x0123456789abcdef\n")
+            #expect(e?.message == "DES is insecure and not supported (RFC 8221): use aes-128-gcm, aes or another enc")
+            #expect(e?.line == 1 && e?.column == 48)
+        }
+    }
+
+    @Test func oneCounterModeKeyOnTwoSAStatementsIsRefused() {
+        let key = "0x" + String(repeating: "c3", count: 20)
+        let e = error("""
+            esp from 192.0.2.1 to 192.0.2.2 spi 0x1000 enc aes-128-gcm enckey \(key)
+            esp from 192.0.2.2 to 192.0.2.1 spi 0x2000 enc aes-128-gcm enckey \(key)
+
+            """)
+        #expect(e?.line == 2 && e?.column == 1)
+        #expect(e?.message.contains("is already the key of esp spi 0x00001000 to 192.0.2.2") == true)
+        #expect(e.map { !$0.description.contains("c3c3") } ?? false)
+    }
+}

@@ -55,3 +55,17 @@ import Testing
         #expect(fake.elements["encd/flows_use4"] == nil)
     }
 }
+
+@Suite struct RulesetPresenceTests {
+    @Test func aTableSomeoneRemovedIsInstalledAgainWithItsSets() throws {
+        let gw = try Gateway(RulesetInstallerTests.conf, local: ["192.0.2.1"])
+        let fake = FakeRuleset(backend: .xtCompat)
+        let r = RulesetInstaller(nft: fake, config: EncdRulesetConfig(), log: Log(level: .error))
+        #expect(try !r.ensureInstalled(gw.box.value.spd))          // never installed: nothing to restore
+        try r.prepare(gw.box.value.spd, tunables: Tunables())
+        #expect(try !r.ensureInstalled(gw.box.value.spd))
+        try fake.removeTable(named: "encd")                        // nft flush ruleset
+        #expect(try r.ensureInstalled(gw.box.value.spd))
+        #expect(fake.tables["encd"] != nil && fake.elements["encd/flows_out4"]?.count == 1)
+    }
+}

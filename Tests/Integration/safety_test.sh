@@ -14,6 +14,7 @@
 #       to gw1 itself) are dropped by require_in, not forwarded
 #   D9  with no route back to the remote site (no default route) traffic still flows:
 #       the kernel's reverse-path filter accepts what encd writes into enc0
+#   D10 `nft flush ruleset` removes the table: encd installs it again within a second
 # Each defect is a function; SAFETY_SECTIONS picks some (default: all, in order).
 source "$(dirname "$0")/lib.sh"
 ENCCTL=${ENCCTL:-$IT_ROOT/.build/debug/encctl}
@@ -217,7 +218,22 @@ D9() {
     ok "no default route on either gateway, rp_filter strict: ping and 200 kB of TCP through the tunnel"
 }
 
-for section in ${SAFETY_SECTIONS:-D1 D3 D8 D4 D5 D7 D9}; do
+# --- D10: the table removed behind encd's back (nft flush ruleset) ---------------------------
+D10() {
+    running gw1; running gw2
+    on gw1 nft flush ruleset
+    local back=0
+    for _ in $(seq 30); do
+        if on gw1 nft list table inet encd >/dev/null 2>&1; then back=1; break; fi
+        sleep 0.1
+    done
+    [[ $back -eq 1 ]] || fail "the table did not come back after nft flush ruleset"
+    grep -q "was removed by someone else" "$(ls -t "$IT_TMP"/gw1-encd*.log | head -1)" || fail "no log line for the removed table"
+    on h1 ping -c 3 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "no traffic after the table came back"
+    ok "nft flush ruleset: encd put its table back within a second and logged it; traffic flows"
+}
+
+for section in ${SAFETY_SECTIONS:-D1 D3 D8 D4 D5 D7 D9 D10}; do
     echo "== $section"
     $section
 done

@@ -103,17 +103,9 @@ public final class NFQueue: PacketQueue {
     private func parseDatagram(slot: Int, length: Int, batch: QueueBatch, packets: Int) -> Int {
         let buffer = batch.buffers[slot]
         let start = buffer.base + batch.headroom
-        var offset = 0
         var taken = false
-        while offset + 16 <= length {
-            let nlh = (start + offset).assumingMemoryBound(to: nlmsghdr.self)
-            let len = Int(nlh.pointee.nlmsg_len)
-            guard len >= 16, offset + len <= length else {
-                counters.malformed += 1
-                break
-            }
-            var meta = QueuedPacket()
-            switch parser.parse(UnsafeRawPointer(nlh), into: &meta) {
+        let whole = QueueParser.walk(UnsafeRawBufferPointer(start: start, count: length), parser: parser) { kind, meta, offset in
+            switch kind {
             case .packet(let at, let count):
                 if taken {
                     // The kernel sends one packet per datagram; should it ever send more, the
@@ -134,8 +126,8 @@ public final class NFQueue: PacketQueue {
             case .ignored:
                 break
             }
-            offset += (len + 3) & ~3
         }
+        if !whole { counters.malformed += 1 }
         return taken ? packets + 1 : packets
     }
 

@@ -32,6 +32,28 @@ public struct QueueParser {
     /// Frees the attribute table (the owner calls this once).
     public func deallocate() { attrs.deallocate() }
 
+    /// Walks the netlink messages of one received datagram, in order, and hands each
+    /// parsed one to `visit` with its offset in the datagram. Stops at the first message
+    /// whose length is impossible (shorter than a header, or past the end) and returns
+    /// false then: the rest of the datagram cannot be trusted. The datagram must be
+    /// 4-byte aligned, as the kernel's buffers are.
+    @discardableResult
+    public static func walk(_ datagram: UnsafeRawBufferPointer, parser: QueueParser,
+                            _ visit: (QueueMessageKind, QueuedPacket, _ offset: Int) -> Void) -> Bool {
+        guard let start = datagram.baseAddress else { return true }
+        let length = datagram.count
+        var offset = 0
+        while offset + 16 <= length {
+            let len = Int(start.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+            guard len >= 16, len <= length - offset else { return false }
+            var meta = QueuedPacket()
+            let kind = parser.parse(start + offset, into: &meta)
+            visit(kind, meta, offset)
+            offset += (len + 3) & ~3
+        }
+        return true
+    }
+
     /// Parses the netlink message at `message` (whose `nlmsg_len` the caller has
     /// bounds-checked against the bytes received).
     public func parse(_ message: UnsafeRawPointer, into meta: inout QueuedPacket) -> QueueMessageKind {

@@ -33,6 +33,8 @@ public final class FakeRuleset: RulesetControl {
         return b
     }
 
+    public func tableExists(named name: String) throws -> Bool { tables[name] != nil }
+
     public func removeTable(named name: String) throws {
         requests.append("delete table inet \(name)")
         tables[name] = nil

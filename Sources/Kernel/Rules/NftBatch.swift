@@ -91,6 +91,20 @@ public struct NftBatch {
         }
     }
 
+    /// A lone NFT_MSG_GETTABLE request for `name` (outside any batch); the kernel
+    /// answers with the table or ENOENT.
+    public static func getTable(_ name: String, seq: UInt32) -> [UInt8] {
+        var scratch = [CChar](repeating: 0, count: 512)
+        let length = scratch.withUnsafeMutableBufferPointer { b -> Int in
+            withTable(name) { t in
+                let nlh = header(b.baseAddress!, Int(NFT_MSG_GETTABLE.rawValue), 0, seq)
+                nftnl_table_nlmsg_build_payload(nlh, t)
+                return Int(nlh.pointee.nlmsg_len)
+            }
+        }
+        return scratch.prefix(length).map { UInt8(bitPattern: $0) }
+    }
+
     static func withTable<R>(_ name: String, _ body: (OpaquePointer) -> R) -> R {
         let t = nftnl_table_alloc()!
         defer { nftnl_table_free(t) }

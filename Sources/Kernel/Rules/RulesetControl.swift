@@ -17,6 +17,8 @@ public protocol RulesetControl: AnyObject {
     /// Replaces the elements of every set in `contents`, all in one transaction: the
     /// kernel takes all of it or, refusing any part, none.
     func replaceElements(_ contents: [NftSetContents], table: String) throws
+    /// Whether the table exists (someone may have removed it: `nft flush ruleset`).
+    func tableExists(named name: String) throws -> Bool
 }
 
 extension RulesetControl {
@@ -71,6 +73,16 @@ public final class Nftables: RulesetControl {
     public func replaceElements(_ contents: [NftSetContents], table: String) throws {
         try send { batch in
             for c in contents { batch.replaceElements(of: c.set, table: table, pairs: c.pairs) }
+        }
+    }
+
+    public func tableExists(named name: String) throws -> Bool {
+        let seq = socket.sequence()
+        do {
+            _ = try socket.query(NftBatch.getTable(name, seq: seq), seq: seq, what: "get table inet \(name)")
+            return true
+        } catch let e as SystemError where e.errno == ENOENT {
+            return false
         }
     }
 
