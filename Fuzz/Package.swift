@@ -1,9 +1,8 @@
 // swift-tools-version:6.0
 // libFuzzer targets for encd (issue #7): the inbound packet path (ESP, AH, ESP-in-UDP,
 // inner IPv4/IPv6 with extension headers and fragments), the NFQUEUE message parser,
-// the ipsec.conf parser and the control protocol. Built and run by scripts/fuzz.sh:
-//   swift build --package-path Fuzz -c release -Xswiftc -sanitize=fuzzer,address
-// Each target is an executable without main: libFuzzer supplies it.
+// the ipsec.conf parser and the control protocol. Built and run by scripts/fuzz.sh
+// (coverage and AddressSanitizer on, libFuzzer linked without its main: FuzzDriver).
 import PackageDescription
 
 let fuzz: [String] = ["FuzzInbound", "FuzzConfig", "FuzzControl", "FuzzQueue"]
@@ -11,9 +10,8 @@ let fuzz: [String] = ["FuzzInbound", "FuzzConfig", "FuzzControl", "FuzzQueue"]
 let package = Package(
     name: "encd-fuzz",
     dependencies: [.package(name: "encd", path: "..")],
-    targets: fuzz.map {
-        .executableTarget(name: $0, dependencies: [.product(name: "EncdLibraries", package: "encd")],
-                          swiftSettings: [.unsafeFlags(["-parse-as-library"])])
+    targets: [.target(name: "FuzzDriver")] + fuzz.map {
+        .executableTarget(name: $0, dependencies: ["FuzzDriver", .product(name: "EncdLibraries", package: "encd")])
     },
     swiftLanguageModes: [.v5]
 )

@@ -14,6 +14,9 @@
 #error "CAllocCounter interposes glibc's allocator; port it before using it elsewhere"
 #endif
 
+#ifndef ENCD_NO_ALLOC_COUNTER
+/* Sanitizer builds (scripts/sanitizers.sh) define ENCD_NO_ALLOC_COUNTER: their own
+ * allocator must not be interposed, and the counters then read 0. */
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
@@ -92,6 +95,11 @@ void *pvalloc(size_t size) {
     count_allocation();
     return __libc_pvalloc(size);
 }
+
+#else
+static uint64_t total_allocations, total_frees;
+static __thread uint64_t thread_allocations;
+#endif
 
 uint64_t encalloc_allocations(void) { return __atomic_load_n(&total_allocations, __ATOMIC_RELAXED); }
 uint64_t encalloc_frees(void) { return __atomic_load_n(&total_frees, __ATOMIC_RELAXED); }

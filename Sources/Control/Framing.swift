@@ -6,7 +6,12 @@ import Foundation
 
 public struct ControlError: Error, CustomStringConvertible {
     public let description: String
-    public init(_ d: String) { description = d }
+    /// The whole message did not arrive within the time allowed.
+    public let timedOut: Bool
+    public init(_ d: String, timedOut: Bool = false) {
+        description = d
+        self.timedOut = timedOut
+    }
 }
 
 public enum Framing {
@@ -28,10 +33,13 @@ public enum Framing {
         }
     }
 
-    /// Reads one message; nil at a clean end of stream before any byte.
-    public static func receive<T: Decodable>(_ type: T.Type, from fd: Int32) throws -> T? {
+    /// Reads one message; nil at a clean end of stream before any byte. With `within`,
+    /// the whole message must arrive in that many seconds, however it is trickled
+    /// (a per-read timeout alone would restart with every byte).
+    public static func receive<T: Decodable>(_ type: T.Type, from fd: Int32, within seconds: Int? = nil) throws -> T? {
+        let deadline = seconds.map { monotonicMilliseconds() + Int64($0) * 1000 }
         var header = [UInt8](repeating: 0, count: 4)
-        guard try readFully(fd, &header, allowEOF: true) else { return nil }
+        guard try readFully(fd, &header, allowEOF: true, deadline: deadline) else { return nil }
         let length = Int(UInt32(header[0]) << 24 | UInt32(header[1]) << 16 | UInt32(header[2]) << 8 | UInt32(header[3]))
         guard length <= ControlProtocol.maximumMessage else {
             throw ControlError("message of \(length) bytes is over the \(ControlProtocol.maximumMessage)-byte limit")
@@ -39,7 +47,7 @@ public enum Framing {
         var body = [UInt8](repeating: 0, count: length)
         // A request may carry keys (encctl -f): wipe the bytes once decoded.
         defer { body.withUnsafeMutableBytes { if let p = $0.baseAddress { explicit_bzero(p, $0.count) } } }
-        guard try readFully(fd, &body, allowEOF: false) else { throw ControlError("connection closed mid-message") }
+        guard try readFully(fd, &body, allowEOF: false, deadline: deadline) else { throw ControlError("connection closed mid-message") }
         do {
             return try body.withUnsafeMutableBytes { b in
                 try JSONDecoder().decode(T.self, from: Data(bytesNoCopy: b.baseAddress ?? UnsafeMutableRawPointer(bitPattern: 1)!,
@@ -50,9 +58,22 @@ public enum Framing {
         }
     }
 
-    private static func readFully(_ fd: Int32, _ buf: inout [UInt8], allowEOF: Bool) throws -> Bool {
+    static func monotonicMilliseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    private static func readFully(_ fd: Int32, _ buf: inout [UInt8], allowEOF: Bool, deadline: Int64? = nil) throws -> Bool {
         var off = 0
         while off < buf.count {
+            if let deadline {
+                let left = deadline - monotonicMilliseconds()
+                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let r = left > 0 ? poll(&p, 1, Int32(min(left, Int64(Int32.max)))) : 0
+                if r < 0 && errno == EINTR { continue }
+                if r == 0 { throw ControlError("the request did not arrive in time", timedOut: true) }
+            }
             let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress! + off, $0.count - off) }
             if n < 0 && errno == EINTR { continue }
             if n < 0 { throw ControlError("read: \(String(cString: strerror(errno)))") }
@@ -103,7 +124,14 @@ public final class ControlClient {
 
     /// Sends a request and reads its response.
     public func call(_ request: Request) throws -> Response {
-        try Framing.send(request, to: fd)
+        do {
+            try Framing.send(request, to: fd)
+        } catch {
+            // encd may have answered and closed before reading (too many connections:
+            // "encd is busy"): that answer says more than the broken pipe.
+            if let early = try? Framing.receive(Response.self, from: fd) { return early }
+            throw error
+        }
         guard let r = try Framing.receive(Response.self, from: fd) else { throw ControlError("encd closed the connection") }
         return r
     }

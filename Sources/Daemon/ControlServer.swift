@@ -141,7 +141,7 @@ public final class ControlServer: @unchecked Sendable {
     /// Takes the request (so the client can read the answer rather than meet a
     /// closed socket) without looking at it, and answers "permission denied".
     private func refuse(_ fd: Int32, _ peer: PeerCredentials?) {
-        _ = try? Framing.receive(Discarded.self, from: fd)
+        _ = try? Framing.receive(Discarded.self, from: fd, within: requestTimeout)
         try? Framing.send(Response.failure("permission denied"), to: fd)
         let now = plane.clock.now + 1
         let held: UInt64? = refusals.withLock { r in
@@ -163,9 +163,9 @@ public final class ControlServer: @unchecked Sendable {
     private func serve(_ fd: Int32) {
         let incoming: IncomingRequest?
         do {
-            incoming = try Framing.receive(IncomingRequest.self, from: fd)
+            incoming = try Framing.receive(IncomingRequest.self, from: fd, within: requestTimeout)
         } catch let e as ControlError {
-            let timedOut = e.description.contains(String(cString: strerror(EAGAIN)))
+            let timedOut = e.timedOut || e.description.contains(String(cString: strerror(EAGAIN)))
             try? Framing.send(Response.failure(timedOut ? "no request within \(requestTimeout) seconds" : e.description), to: fd)
             return
         } catch {

@@ -3,10 +3,11 @@
 // Contract: it returns a configuration or throws ConfigErrors whose every error has a
 // file, line and column; it never traps. What it accepts must print and parse back.
 
+import FuzzDriver
 import Config
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzConfig(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+func fuzzConfig(_ input: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    guard let data = input else { return 0 }
     let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
     let files = ["/etc/encd/inc.conf": "flow esp from 10.0.0.0/8 to any\n",
                  "/etc/encd/k": "0x" + String(repeating: "ab", count: 20) + "\n"]
@@ -25,4 +26,8 @@ public func fuzzConfig(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         fatalError("parse threw something other than ConfigErrors: \(error)")
     }
     return 0
+}
+
+@main enum Main {
+    static func main() { runFuzzer(fuzzConfig) }
 }

@@ -3,6 +3,7 @@
 // no kernel. Contract: a malformed request is an error reply, never a trap; a refused
 // change leaves the running configuration as it was.
 
+import FuzzDriver
 import Config
 import Control
 import Daemon
@@ -22,8 +23,8 @@ let plane: ControlPlane = {
     return p
 }()
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzControl(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+func fuzzControl(_ input: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    guard let data = input else { return 0 }
     let body = Data(bytes: data, count: size)
     guard let request = try? JSONDecoder().decode(Request.self, from: body) else { return 0 }
     if request.command == .monitor { return 0 }     // streams; the server handles it
@@ -32,4 +33,8 @@ public func fuzzControl(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if !r.ok && plane.configuration.sas.count != before { fatalError("a refused request changed the SAs") }
     _ = try? JSONEncoder().encode(r)
     return 0
+}
+
+@main enum Main {
+    static func main() { runFuzzer(fuzzControl) }
 }

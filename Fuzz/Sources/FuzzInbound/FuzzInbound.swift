@@ -8,6 +8,7 @@
 // replay window and decapsulation of inner packets with extension headers and
 // fragments. Contract: every packet gets a verdict and a counter, nothing traps.
 
+import FuzzDriver
 import Crypto
 import Daemon
 import EncCore
@@ -41,7 +42,6 @@ final class Rig: @unchecked Sendable {
             spec(.ah, Rig.gw2, Rig.gw1, 0x1003, nil, "hmac-sha2-256", encKey: 0, b: 0x40),
             spec(.esp, Rig.gw2v6, Rig.gw1v6, 0x1004, "aes-256-gcm", nil, encKey: 36, b: 0x50),
         ]
-        let inbound = specs.map { try! SecurityAssociation($0, direction: .inbound, store: nil, now: 1) }
         senders = specs.map { try! SecurityAssociation($0, direction: .outbound, store: nil, now: 1) }
         let flows = [
             FlowSpec(direction: .inbound, source: IPPrefix("198.18.2.0/24")!, destination: IPPrefix("198.18.1.0/24")!,
@@ -49,10 +49,10 @@ final class Rig: @unchecked Sendable {
             FlowSpec(direction: .inbound, source: IPPrefix("2001:db8:2::/48")!, destination: IPPrefix("2001:db8:1::/48")!,
                      local: Rig.gw1v6, peer: Rig.gw2v6),
         ]
-        var numbers: [UInt32: SecurityAssociation] = [:]
-        var numberOf: [SAKey: UInt32] = [:]
-        for (i, sa) in inbound.enumerated() { numbers[UInt32(i + 1)] = sa; numberOf[sa.key] = UInt32(i + 1) }
-        box.replace(PolicySnapshot(spd: SPD(flows: flows, sad: SAD(inbound)), byNumber: numbers, numberOf: numberOf, generation: 1))
+        // As the daemon builds it: every SA's destination is local, so all are inbound.
+        let builder = PolicyBuilder(store: MemorySequenceStore(), maxPolicy: 1000)
+        box.replace(try! builder.build(flows: flows, sas: specs, localAddresses: [Rig.gw1, Rig.gw1v6],
+                                       previous: .empty, now: 1))
         context = StageContext(marks: .default, snapshot: box, events: NoEvents(), clock: CoarseClock(start: 1), encInterfaceIndex: 9)
     }
 }
@@ -79,8 +79,8 @@ final class NoEvents: EventSink, @unchecked Sendable {
 let rig = Rig()
 let buffer = PacketBuffer()
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzInbound(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+func fuzzInbound(_ input: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    guard let data = input else { return 0 }
     guard size > 1 else { return 0 }
     let choice = Int(data[0])
     let body = UnsafeRawBufferPointer(start: data + 1, count: size - 1)
@@ -113,4 +113,8 @@ public func fuzzInbound(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     _ = buffer.load(body)
     _ = CleartextStage.handle(buffer, meta: meta, context: rig.context, stats: rig.stats)
     return 0
+}
+
+@main enum Main {
+    static func main() { runFuzzer(fuzzInbound) }
 }

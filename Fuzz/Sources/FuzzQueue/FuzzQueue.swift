@@ -3,12 +3,13 @@
 // Contract: a message that lies about its lengths is counted malformed, never read
 // past; AddressSanitizer catches any byte read outside the datagram.
 
+import FuzzDriver
 import Kernel
 
 let parser = QueueParser()
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzQueue(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+func fuzzQueue(_ input: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    guard let data = input else { return 0 }
     // A private copy, 4-byte aligned as the kernel's buffers are.
     let buf = UnsafeMutableRawPointer.allocate(byteCount: max(size, 1), alignment: 8)
     defer { buf.deallocate() }
@@ -22,4 +23,8 @@ public func fuzzQueue(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         }
     }
     return CInt(sum & 0)
+}
+
+@main enum Main {
+    static func main() { runFuzzer(fuzzQueue) }
 }

@@ -57,7 +57,12 @@ public struct NftBatch {
     /// `contents` fill the new sets in that transaction too: rules that match on a set
     /// never see it empty (an empty [X] candidate set would let protected traffic
     /// through in cleartext while the old table's sets are already gone).
-    public mutating func replaceTable(_ table: NftTable, queue backend: NftQueueBackend, contents: [NftSetContents] = []) {
+    ///
+    /// `flags` go on the new table: encd's own is owned by its netlink socket (no other
+    /// process may change or delete it, `nft flush ruleset` passes it by) and persists
+    /// when encd exits, failing closed (`NftTableFlags`).
+    public mutating func replaceTable(_ table: NftTable, queue backend: NftQueueBackend, contents: [NftSetContents] = [],
+                                      flags: UInt32 = 0) {
         put("add table inet \(table.name) (placeholder for the delete)") { b, s in
             Self.withTable(table.name) { t in
                 let nlh = Self.header(b, Int(NFT_MSG_NEWTABLE.rawValue), Int32(NLM_F_CREATE), s)
@@ -68,6 +73,7 @@ public struct NftBatch {
         deleteTable(table.name)
         put("add table inet \(table.name)") { b, s in
             Self.withTable(table.name) { t in
+                if flags != 0 { nftnl_table_set_u32(t, UInt16(NFTNL_TABLE_FLAGS.rawValue), flags) }
                 let nlh = Self.header(b, Int(NFT_MSG_NEWTABLE.rawValue), Int32(NLM_F_CREATE) | Int32(NLM_F_EXCL), s)
                 nftnl_table_nlmsg_build_payload(nlh, t)
                 return nlh

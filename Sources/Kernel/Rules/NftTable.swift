@@ -62,6 +62,30 @@ public struct NftAddressPairSet: Sendable, Equatable {
     var keyType: UInt32 { family == .inet ? (7 << 6) | 7 : (8 << 6) | 8 }
 }
 
+/// Table flags from linux/netfilter/nf_tables.h. Debian bookworm's headers (Linux 6.1)
+/// stop at OWNER; PERSIST came with Linux 6.9, so its value is written here.
+public enum NftTableFlags {
+    /// Only the netlink socket that created the table may change or delete it.
+    public static let owner = UInt32(NFT_TABLE_F_OWNER.rawValue)
+    /// With `owner`: the table stays when its owner's socket closes (orphaned; the next
+    /// owner may take it over or delete it). NFT_TABLE_F_PERSIST, Linux >= 6.9.
+    public static let persist: UInt32 = 0x4
+}
+
+/// The guard table that covers a reinstall: the chains whose rules read sets, with
+/// those sets, under another name (`table.name` + "_guard"). nf_tables makes the
+/// elements of a set created in a transaction visible only after the new generation
+/// is already live, so for a moment a new table's rules see empty sets and [X] would
+/// let everything pass: while the real table is replaced, the guard (created before,
+/// its sets long visible) queues and drops what it must, and is deleted after.
+extension NftTable {
+    public var guardTable: NftTable {
+        let names = Set(sets.map(\.name))
+        let chainsWithSets = chains.filter { c in c.rules.contains { r in names.contains { r.text.contains("@" + $0) } } }
+        return NftTable(name: name + "_guard", sets: sets, chains: chainsWithSets)
+    }
+}
+
 public struct NftTable: Sendable, Equatable {
     public var name: String
     public var sets: [NftAddressPairSet]

@@ -41,27 +41,65 @@ public final class Nftables: RulesetControl {
         self.log = log
     }
 
+    /// Table flags encd asks for; PERSIST is dropped when the kernel refuses it
+    /// (before Linux 6.9), OWNER too if that is refused.
+    private var tableFlags = NftTableFlags.owner | NftTableFlags.persist
+
+    /// Installs `table` with its sets filled, without a moment in which the traffic its
+    /// sets select would pass unseen:
+    ///   1. when a table of that name exists, a guard table (`NftTable.guardTable`) with
+    ///      the set-reading chains and filled sets goes in first, beside it;
+    ///   2. the table is replaced (old deleted, new added, sets filled) in one
+    ///      transaction; while the new sets become visible, the guard holds;
+    ///   3. the guard is deleted.
+    /// The table is owned by this socket and persists when encd exits (flags).
     public func install(_ table: NftTable, contents: [NftSetContents] = []) throws -> NftQueueBackend {
+        let covering = try tableExists(named: table.name)
+        let guardTable = table.guardTable
+        let guardContents = contents.filter { c in guardTable.sets.contains { $0.name == c.set.name } }
+        if covering {
+            _ = try installOnce(guardTable, contents: guardContents, flags: 0)
+        } else if try tableExists(named: guardTable.name) {
+            try removeTable(named: guardTable.name)     // left by an encd that died mid-install
+        }
+        let backend = try installOnce(table, contents: contents, flags: tableFlags)
+        if covering { try removeTable(named: guardTable.name) }
+        return backend
+    }
+
+    /// One transaction: `table` replaced, with the first queue backend and flags the
+    /// kernel takes.
+    private func installOnce(_ table: NftTable, contents: [NftSetContents], flags: UInt32) throws -> NftQueueBackend {
         let order: [NftQueueBackend] = backend == .xtCompat ? [.xtCompat] : [.native, .xtCompat]
         var firstError: Error?
+        var flags = flags
         for candidate in order {
-            do {
-                try send { $0.replaceTable(table, queue: candidate, contents: contents) }
-                backend = candidate
-                if let refused = firstError {
-                    log("nftables: table inet \(table.name) installed with \(candidate.rawValue); native queue refused: \(refused)")
-                } else {
-                    log("nftables: table inet \(table.name) installed with \(candidate.rawValue) queue")
+            while true {
+                do {
+                    try send { $0.replaceTable(table, queue: candidate, contents: contents, flags: flags) }
+                    backend = candidate
+                    if let refused = firstError {
+                        log("nftables: table inet \(table.name) installed with \(candidate.rawValue); native queue refused: \(refused)")
+                    } else {
+                        log("nftables: table inet \(table.name) installed with \(candidate.rawValue) queue")
+                    }
+                    return candidate
+                } catch let e as SystemError where flags != 0 && e.call.hasPrefix("add table") && (e.errno == EOPNOTSUPP || e.errno == EINVAL) {
+                    // An older kernel: no PERSIST (then no OWNER either, which without
+                    // PERSIST would delete the table when encd exits).
+                    log("nftables: table flags 0x\(String(flags, radix: 16)) refused (\(e)); the table is not protected from other processes")
+                    flags = 0
+                    tableFlags = 0
+                    continue
+                } catch let e as SystemError where candidate == .native && (e.errno == ENOENT || e.errno == EOPNOTSUPP) {
+                    // No nft_queue in this kernel (or the expression is refused): xt NFQUEUE via nft_compat.
+                    firstError = e
+                    break
                 }
-                return candidate
-            } catch let e as SystemError where candidate == .native && (e.errno == ENOENT || e.errno == EOPNOTSUPP) {
-                // No nft_queue in this kernel (or the expression is refused): xt NFQUEUE via nft_compat.
-                firstError = e
             }
         }
         throw firstError ?? KernelConfigError("nftables: no queue backend left to try")
     }
-
     public func removeTable(named name: String) throws {
         do {
             try send { $0.deleteTable(name) }
