@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Every test encd has: unit tests (swift test), then the integration tests on the real
-# kernel in network namespaces (root). Installs its own packages first. The last line
-# is "N passed, N failed" over the whole run.
+# kernel in network namespaces (root), then the unit tests under AddressSanitizer and
+# ThreadSanitizer and a short run of every fuzz target (scripts/sanitizers.sh,
+# scripts/fuzz.sh; set ENCD_QUICK=1 to skip those two). Installs its own packages
+# first. The last line is "N passed, N failed" over the whole run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 command -v swift >/dev/null || export PATH=/opt/swift/usr/bin:$PATH
@@ -36,6 +38,18 @@ else
             echo "FAIL $name"; sed 's/^/    /' "$log.it" | tail -40; failed=$((failed + 1))
         fi
     done
+fi
+if [[ -z ${ENCD_QUICK:-} ]]; then
+    echo "== sanitizers (unit tests under ASan and TSan)"
+    while read -r line; do
+        echo "$line"
+        case $line in address:*passed*|thread:*passed*) passed=$((passed + 1)) ;; address:*|thread:*) failed=$((failed + 1)) ;; esac
+    done < <(./scripts/sanitizers.sh address thread 2>&1)
+    echo "== fuzzing (20 s per target; crash inputs kept in Fuzz/Crashes)"
+    while read -r line; do
+        echo "$line"
+        case $line in Fuzz*": "*"no crash") passed=$((passed + 1)) ;; Fuzz*) failed=$((failed + 1)) ;; "fuzz build failed") failed=$((failed + 1)) ;; esac
+    done < <(./scripts/fuzz.sh 20 2>&1)
 fi
 rm -f "$log" "$log.it"
 echo "$passed passed, $failed failed"

@@ -119,7 +119,19 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         } catch {
             log.error("nftables: table inet \(rulesetConfig.table) is gone and could not be installed again: \(error)")
         }
+        // enc0 deleted by hand (ip link del): nothing can be decrypted into it or routed
+        // out of it any more. The table keeps failing closed; encd exits with an error
+        // so that its supervisor (systemd's Restart=on-failure) starts it afresh.
+        if let routing, context.encInterfaceIndex != 0,
+           (try? routing.interfaceIndex(of: rulesetConfig.interface)) != context.encInterfaceIndex {
+            log.error("\(rulesetConfig.interface) was removed by someone else: exiting so that encd starts again with a new one (the table keeps failing closed meanwhile)")
+            exitStatus = 1
+            terminated.signal()
+        }
     }
+
+    /// What encd's main exits with once `runUntilSignalled` returns.
+    public private(set) var exitStatus: Int32 = 0
 
     public func applied(_ snap: PolicySnapshot) {
         do {

@@ -43,7 +43,9 @@ public final class SequenceReservation: Sendable {
     private let published = Atomic<UInt64>(0)
     /// Non-zero while a worker waits for numbers through at least this one.
     private let wanted = Atomic<UInt64>(0)
-    /// Half the current chunk: a worker asks for more when fewer are left.
+    /// When fewer numbers than this are left a worker asks for more: half the chunk
+    /// outbound, three quarters inbound (small inbound chunks must be extended before a
+    /// burst uses them up: a packet beyond the limit is dropped).
     private let lowWater: Atomic<UInt64>
     /// The highest number the SA may ever use (2^32-1 without ESN).
     public let ceiling: UInt64
@@ -57,7 +59,7 @@ public final class SequenceReservation: Sendable {
     /// crash skips at most one chunk); inbound ones are not (after a crash the peer's
     /// packets up to the recorded mark are refused), so those start small and grow
     /// with the SA's rate.
-    public static func defaultChunk(_ space: SequenceSpace) -> UInt64 { space == .outbound ? 1 << 16 : 8 }
+    public static func defaultChunk(_ space: SequenceSpace) -> UInt64 { space == .outbound ? 1 << 16 : 64 }
     public static let maximumChunk: UInt64 = 1 << 22
 
     public init(space: SequenceSpace, ceiling: UInt64, store: SequenceStore, reserver: SequenceReserver,
@@ -68,7 +70,7 @@ public final class SequenceReservation: Sendable {
         self.reserver = reserver
         minimumChunk = max(4, min(chunk, Self.maximumChunk))
         control = Mutex((nil, minimumChunk, 0, 0))
-        lowWater = Atomic(minimumChunk / 2)
+        lowWater = Atomic(Self.lowWater(minimumChunk, space))
     }
 
     /// What may be used now.
@@ -115,7 +117,7 @@ public final class SequenceReservation: Sendable {
             if now != 0 && c.lastAt != 0 {
                 if now &- c.lastAt < 2 { c.chunk = min(Self.maximumChunk, c.chunk &* 2) }
                 else if now &- c.lastAt > 60 { c.chunk = max(minimumChunk, c.chunk / 2) }
-                lowWater.store(c.chunk / 2, ordering: .relaxed)
+                lowWater.store(Self.lowWater(c.chunk, space), ordering: .relaxed)
             }
             let want = max(wanted.load(ordering: .relaxed), current &+ 1)
             let (sum, overflow) = want.addingReportingOverflow(c.chunk - 1)
@@ -141,6 +143,10 @@ public final class SequenceReservation: Sendable {
             published.store(min(published.load(ordering: .relaxed), max(used, claim.reserved)), ordering: .releasing)
             return true
         }
+    }
+
+    static func lowWater(_ chunk: UInt64, _ space: SequenceSpace) -> UInt64 {
+        space == .outbound ? chunk / 2 : chunk - chunk / 4
     }
 
     /// Whether a worker is waiting (the reserver retries these).

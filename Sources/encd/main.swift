@@ -41,4 +41,4 @@ do {
 }
 daemon.runUntilSignalled()
 daemon.stop()
-exit(0)
+exit(daemon.exitStatus)

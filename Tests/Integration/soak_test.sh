@@ -18,7 +18,7 @@ ENCSTAT=${ENCSTAT:-$IT_ROOT/.build/debug/encstat}
 SOAK_SECONDS=${SOAK_SECONDS:-120}
 
 sites   # h1 — gw1 — internet — gw2 — h2 (lib.sh)
-key() { printf '0x%08x%s' "$1" "$(printf '%02x%.0s' "$2" $(seq 16))"; }   # 20 bytes, distinct per (n, b)
+key() { printf '0x%08x%s' "$1" "$(for _ in $(seq 16); do printf '%02x' "$2"; done)"; }   # 20 bytes, distinct per (n, b)
 for gw in gw1 gw2; do
     if [[ $gw == gw1 ]]; then me=1; peer=2; else me=2; peer=1; fi
     cat >"$IT_TMP/$gw.conf" <<CONF
@@ -51,7 +51,7 @@ rotate() {   # rotate N: SPI pair 0x8000-2N (gw1->gw2) and +1 (gw2->gw1); old pa
     sleep 1
     printf 'esp tunnel from 192.0.2.1 to 192.0.2.2 spi 0x%x:0x%x enc aes-128-gcm enckey %s:%s\n' \
         "$old" "$((old + 1))" "$(key 1 1)" "$(key 2 2)" >"$IT_TMP/old.conf"
-    for gw in gw1 gw2; do ctl $gw -d "$IT_TMP/old.conf" >/dev/null || fail "rotation $n: delete the old pair on $gw"; done
+    for gw in gw1 gw2; do ctl $gw -d -f "$IT_TMP/old.conf" >"$IT_TMP/del.out" 2>&1 || fail "rotation $n: delete the old pair on $gw: $(cat "$IT_TMP/del.out")"; done
 }
 
 on h1 ping -c 2 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "tunnel"
@@ -59,17 +59,19 @@ d1_before=$(drops gw1 | cut -d' ' -f1); d2_before=$(drops gw2 | cut -d' ' -f1)
 pings=$(( SOAK_SECONDS * 50 ))
 on h1 ping -n -q -i 0.02 -c "$pings" -W 2 198.18.2.20 >"$IT_TMP/ping.out" 2>&1 &
 ping_pid=$!
-on h2 python3 -c '
+# Not through `on`: $! of a backgrounded function is its subshell's, not python's.
+ip netns exec "$IT_ID-h2" python3 -c '
 import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.18.2.20", 9999))
 while True: s.recv(2048)' >/dev/null 2>&1 &
 IT_PIDS+=("$!")
-on h1 python3 -c "
+ip netns exec "$IT_ID-h1" python3 -c "
 import socket, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); end = time.time() + $SOAK_SECONDS
 while time.time() < end:
     for _ in range(10): s.sendto(b'x' * 64, ('198.18.2.20', 9999))
     time.sleep(0.01)" &
 udp_pid=$!
+IT_PIDS+=("$udp_pid")
 
 start=$(date +%s); old=$((0x9000)); n=0; transfers=0
 declare -A rss_start rss_peak

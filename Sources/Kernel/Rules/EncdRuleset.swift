@@ -153,6 +153,10 @@ public enum EncdRuleset {
             NftChain("ipsec_output", base: NftBaseChain(type: "filter", hook: .postrouting, priority: ipsecOutputPriority),
                      comment: "IPsec, outbound: after srcnat, what routing sent to \(c.interface) goes to encd;\nthe mark says which policy matched at [X].",
                      rules: [
+                // The kernel's own link-local multicast (MLD reports when enc0 comes up or
+                // changes) is never IPsec and has no SA: not queued, counted here.
+                NftRule([.oifname(.eq, c.interface), .ip6LinkLocalMulticast], [.counter, .verdict(.drop)],
+                        comment: "the kernel's own link-local multicast (MLD)"),
                 NftRule([.oifname(.eq, c.interface)], [.counter, .queue(number: c.outputQueue, total: q)], comment: "encapsulate"),
                 NftRule([.mark(mask: m.protect, .eq, m.protect), .oifname(.neq, c.interface)], [.counter, .verdict(.drop)],
                         comment: "leak guard"),

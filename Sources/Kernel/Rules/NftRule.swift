@@ -37,6 +37,8 @@ public enum NftMatch: Sendable, Equatable {
     /// `ip6 hoplimit 255 icmpv6 type 133-137`: IPv6 neighbor discovery (router and
     /// neighbor solicitation/advertisement, redirect) as only the link itself can send it.
     case neighborDiscovery
+    /// `ip6 daddr ff02::/16`: IPv6 link-local multicast (MLD reports, router solicitations).
+    case ip6LinkLocalMulticast
     /// `icmp type 11-12` (.inet) or `icmpv6 type 1-4` (.inet6): ICMP messages whose type
     /// lies in the range (a single type when the range has one value).
     case icmpType(AddressFamily, ClosedRange<UInt8>)
@@ -97,6 +99,7 @@ public struct NftRule: Sendable, Equatable {
             let ip = f == .inet ? "ip" : "ip6"
             return "\(ip) saddr . \(ip) daddr @\(set)"
         case .neighborDiscovery: return "ip6 hoplimit 255 icmpv6 type 133-137"
+        case .ip6LinkLocalMulticast: return "ip6 daddr ff02::/16"
         case .icmpType(let f, let types):
             let types = types.count == 1 ? "\(types.lowerBound)" : "\(types.lowerBound)-\(types.upperBound)"
             return "\(f == .inet ? "icmp" : "icmpv6") type \(types)"
@@ -171,6 +174,10 @@ public struct NftRule: Sendable, Equatable {
                 + [.payload(base: th, offset: 0, length: 1, dreg: .r1),
                    .cmp(sreg: .r1, op: UInt32(NFT_CMP_GTE.rawValue), data: [133]),
                    .cmp(sreg: .r1, op: UInt32(NFT_CMP_LTE.rawValue), data: [137])]
+        case .ip6LinkLocalMulticast:
+            let nh = UInt32(NFT_PAYLOAD_NETWORK_HEADER.rawValue)
+            return [.meta(key: UInt32(NFT_META_NFPROTO.rawValue), dreg: .r1), .cmp(sreg: .r1, op: NftOp.eq.cmp, data: [UInt8(NFPROTO_IPV6)]),
+                    .payload(base: nh, offset: 24, length: 2, dreg: .r1), .cmp(sreg: .r1, op: NftOp.eq.cmp, data: [0xff, 0x02])]
         case .icmpType(let f, let types):
             let th = UInt32(NFT_PAYLOAD_TRANSPORT_HEADER.rawValue)
             let proto: UInt8 = f == .inet ? UInt8(NFPROTO_IPV4) : UInt8(NFPROTO_IPV6)
