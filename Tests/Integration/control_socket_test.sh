@@ -168,7 +168,7 @@ pings 2 || fail "ping after a broken reload"
 ok "SIGHUP applies a good file and leaves the state alone on a broken one"
 
 # --- peers that are not root
-chmod o+x "$IT_TMP"
+chmod o+x "$IT_TMP" "$IT_TMP/gw1" "$IT_TMP/gw1/run"   # lib.sh makes them 0700 (umask 077)
 on gw1 setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 - "$SOCK1" <<'PY' && fail "nobody could connect through a 0600 socket"
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -82,7 +82,7 @@ flow esp out proto tcp from 198.18.1.0/24 to 198.18.3.0/24 port 443 peer \$gw ty
 flow esp out proto udp from 192.0.2.1 to \$gw port 500 type bypass
 esp tunnel from 192.0.2.1 to \$gw spi 0x1000:0x1001 auth hmac-sha2-256 enc aes \\
     authkey $AUTH_1:$AUTH_2 enckey $CBC_A:$CBC_B
-esp transport from 192.0.2.1 to \$gw spi 0x2001:0x2000 udpencap esn replay 64 \\
+esp transport from 192.0.2.1 to \$gw spi 0x2001:0x2000 udpencap esn replay 128 \\
     lifetime hard bytes 1M packets 1000 enc aes-128-gcm enckey $KEY_A:$KEY_B
 CONF
 AH_CONF="ah from 192.0.2.1 to 192.0.2.2 spi 0x3000 auth hmac-sha1 authkey $SHA1"
@@ -98,8 +98,8 @@ flow esp out proto tcp from 198.18.1.0/24 to 198.18.3.0/24 port https peer 192.0
 flow esp out proto udp from 192.0.2.1 to 192.0.2.2 port isakmp type bypass'
 SA_1000='esp tunnel from 192.0.2.1 to 192.0.2.2 spi 0x00001000 auth hmac-sha2-256 enc aes'
 SA_1001='esp tunnel from 192.0.2.2 to 192.0.2.1 spi 0x00001001 auth hmac-sha2-256 enc aes'
-SA_2000='esp transport from 192.0.2.2 to 192.0.2.1 spi 0x00002000 udpencap port 4500 replay 64 esn lifetime hard bytes 1048576 packets 1000 enc aes-128-gcm'
-SA_2001='esp transport from 192.0.2.1 to 192.0.2.2 spi 0x00002001 udpencap port 4500 replay 64 esn lifetime hard bytes 1048576 packets 1000 enc aes-128-gcm'
+SA_2000='esp transport from 192.0.2.2 to 192.0.2.1 spi 0x00002000 udpencap port 4500 replay 128 esn lifetime hard bytes 1048576 packets 1000 enc aes-128-gcm'
+SA_2001='esp transport from 192.0.2.1 to 192.0.2.2 spi 0x00002001 udpencap port 4500 replay 128 esn lifetime hard bytes 1048576 packets 1000 enc aes-128-gcm'
 SA_3000='ah tunnel from 192.0.2.1 to 192.0.2.2 spi 0x00003000 auth hmac-sha1'
 SAS="$SA_1000
 $SA_1001
@@ -139,33 +139,33 @@ $FLOWS
 SAD:
 $SA_1000
 ${T}sa: spi 0x00001000 auth hmac-sha2-256 enc aes
-${T}${T}state mature replay 0 flags 0x4<tunnel>
+${T}${T}state mature replay 64 flags 0x4<tunnel>
 ${T}direction: out
 ${T}sequence: next 1
 ${T}lifetime_cur: bytes 0 packets 0 seconds AGE firstuse never
 $SA_1001
 ${T}sa: spi 0x00001001 auth hmac-sha2-256 enc aes
-${T}${T}state mature replay 0 flags 0x4<tunnel>
+${T}${T}state mature replay 64 flags 0x4<tunnel>
 ${T}direction: in
 ${T}sequence: highest 0
 ${T}lifetime_cur: bytes 0 packets 0 seconds AGE firstuse never
 $SA_2000
 ${T}sa: spi 0x00002000 auth none enc aes-128-gcm
-${T}${T}state mature replay 64 flags 0x600<udpencap,esn>
+${T}${T}state mature replay 128 flags 0x600<udpencap,esn>
 ${T}direction: in
 ${T}sequence: highest 0
 ${T}lifetime_cur: bytes 0 packets 0 seconds AGE firstuse never
 ${T}lifetime_hard: bytes 1048576 packets 1000 left
 $SA_2001
 ${T}sa: spi 0x00002001 auth none enc aes-128-gcm
-${T}${T}state mature replay 64 flags 0x600<udpencap,esn>
+${T}${T}state mature replay 128 flags 0x600<udpencap,esn>
 ${T}direction: out
 ${T}sequence: next 1
 ${T}lifetime_cur: bytes 0 packets 0 seconds AGE firstuse never
 ${T}lifetime_hard: bytes 1048576 packets 1000 left
 $SA_3000
 ${T}sa: spi 0x00003000 auth hmac-sha1 enc none
-${T}${T}state mature replay 0 flags 0x4<tunnel>
+${T}${T}state mature replay 64 flags 0x4<tunnel>
 ${T}direction: out
 ${T}sequence: next 1
 ${T}lifetime_cur: bytes 0 packets 0 seconds AGE firstuse never"

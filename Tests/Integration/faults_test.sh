@@ -389,7 +389,7 @@ section_enc0() {
     local guard0; guard0=$(on gw1 nft list chain inet encd ipsec_output | sed -nE '/oifname != "enc0"/s/.*counter packets ([0-9]+).*/\1/p')
     on gw1 ip link del enc0 || fail "enc0: ip link del enc0"
     sleep 3
-    local cpu1; cpu1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+    local cpu1; cpu1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo "$cpu0")   # encd may have exited
     local guard1; guard1=$(on gw1 nft list chain inet encd ipsec_output | sed -nE '/oifname != "enc0"/s/.*counter packets ([0-9]+).*/\1/p')
     wait $flood || true
     sleep 0.5

@@ -25,7 +25,7 @@ flow ah from 192.0.2.1$me to 192.0.2.1$peer
 flow esp from 2001:db8::$me to 2001:db8::$peer
 flow ah from 2001:db8::1$me to 2001:db8::1$peer
 esp transport from 192.0.2.1 to 192.0.2.2 spi 0x1100:0x1101 enc aes-256-gcm enckey $GCM_A:$GCM_B
-ah transport from 192.0.2.11 to 192.0.2.12 spi 0x1200:0x1201 auth hmac-sha2-256 authkey $AUTH_A:$AUTH_B
+ah transport from 192.0.2.11 to 192.0.2.12 spi 0x1200:0x1201 replay 0 auth hmac-sha2-256 authkey $AUTH_A:$AUTH_B
 esp transport from 2001:db8::1 to 2001:db8::2 spi 0x1300:0x1301 enc aes-256-gcm enckey $GCM_C:$GCM_D
 ah transport from 2001:db8::11 to 2001:db8::12 spi 0x1400:0x1401 auth hmac-sha2-256 authkey $AUTH_B:$AUTH_A
 CONF
@@ -123,7 +123,7 @@ done
 ok "encd on both hosts logged no policy or authentication failure"
 
 # AH protects what it shows: an echo request captured above, sent again from h1's
-# link as it was, is answered (manual SAs have no replay window by default); with
+# link as it was, is answered (this AH SA has replay checking off: replay 0); with
 # one payload byte changed it is refused and h2's encd reports the failed ICV.
 replays=$IT_TMP/replays.pcap
 pcap_start h2 eth0 "$replays"
