@@ -31,7 +31,7 @@
 #     the tunnel with MSS 1460; with it the SYN at the far LAN carries enc0's MTU less
 #     40, and so does the SYN-ACK back, and no "fragmentation needed" reaches the
 #     sender; the forward clamp rules' counters moved; on a connection the gateway
-#     itself opens (from 198.18.1.1) the output clamp sets its SYN's MSS, so the far
+#     itself opens (from 198.18.1.1) the postrouting clamp sets its SYN's MSS, so the far
 #     host's segments need no "fragmentation needed" either; the gateway's own TCP never
 #     makes encd hand back a packet above enc0's MTU (encstat's mtu_exceeded stays
 #     0); only ESP crosses the internet link.
@@ -243,9 +243,9 @@ for h in ht-h1 ht-h2; do
     ssh_in=$(rule_count $h inet host input 'tcp dport 22 counter')
     ((ping_in >= 1 && ssh_in >= 1)) || fail "$E: $h's counters: echo requests in through enc0 $ping_in, SSH in $ssh_in"
     ok "$E: $h's input rules accepted the peer's ping ($ping_in) and SSH ($ssh_in) only through enc0, counted"
-    out=$(rule_count $h inet host output 'oifname "enc0"')
+    out=$(rule_count $h inet host postrouting 'oifname "enc0"')
     if ((out > 100)); then
-        ok "$E: $h's output rule counted $out cleartext packets towards the peer through enc0"
+        ok "$E: $h's postrouting rule counted $out cleartext packets towards the peer through enc0"
     else
         defect "$E: $h's output rule 'oifname \"enc0\" ip daddr \$PEER counter' counted $out packets although the host sent the peer over 1000 through enc0 (the output hook sees the interface of the route before encd's [X] reroutes the packet into enc0; a postrouting chain sees enc0)"
     fi
@@ -458,17 +458,17 @@ fa=$(rule_count mss-a inet mss_clamp forward 'maxseg size set rt mtu'); fb=$(rul
 ok "$E: the forward clamp rules counted $fa SYN on A and $fb SYN-ACK on B"
 
 # Connections the gateway itself opens through the tunnel (from 198.18.1.1, which the
-# flow covers). h2 sends 1 MB to A over one: the output clamp is to set the MSS of A's
+# flow covers). h2 sends 1 MB to A over one: the postrouting clamp is to set the MSS of A's
 # SYN, so that h2's segments fit enc0 without B's "fragmentation needed".
 capture mss-h2 eth0 "$IT_TMP/mss-h2-local.pcap"
 pull mss-a mss-h2 198.18.2.20 22 1000000 198.18.1.1
 stop_capture mss-h2 eth0
 ok "$E: TCP 1 MB h2 -> A over a connection A opened from 198.18.1.1, bytes intact"
-oa=$(rule_count mss-a inet mss_clamp output 'maxseg size set rt mtu')
+oa=$(rule_count mss-a inet mss_clamp postrouting 'maxseg size set rt mtu')
 m=$(syn_mss "$IT_TMP/mss-h2-local.pcap" 22 0)
 icmp=$(tcpdump -n -r "$IT_TMP/mss-h2-local.pcap" 'icmp[icmptype] == 3 and icmp[icmpcode] == 4 and dst 198.18.2.20' 2>/dev/null | wc -l)
 if ((oa >= 1)) && [[ $m == $((mtu_a - 40)) ]] && ((icmp == 0)); then
-    ok "$E: A's own SYN clamped to MSS $m by the output rule ($oa), no fragmentation needed to h2"
+    ok "$E: A's own SYN clamped to MSS $m by the postrouting rule ($oa), no fragmentation needed to h2"
 else
     defect "$E: the output rule (connections A itself opens) counted $oa packets; A's own SYN crossed enc0 with MSS $m, not $((mtu_a - 40)), and h2 got $icmp 'fragmentation needed' from B for its segments to A, i.e. TCP needed path MTU discovery (the output hook sees the interface of the route before encd's [X] reroutes the packet into enc0, so 'oifname \"enc0\"' never matches there; a postrouting chain sees enc0)"
 fi
