@@ -10,6 +10,9 @@
 #   ENCD=path/to/encd BENCH_SECONDS=10 scripts/bench-tunnel.sh
 # Build the release binary first for meaningful figures: swift build -c release --product encd
 # Results are printed, one line per measurement; Docs/throughput.md records a run.
+# For each tunnel run it also prints the CPU per packet gw1 forwarded (issue #9):
+# encd's own user+system time on each gateway (/proc/PID/stat) and the machine's
+# softirq time (/proc/stat; all namespaces share it), in microseconds per packet.
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 if [[ -z ${ENCD:-} ]]; then
     ENCD=$ROOT/.build/release/encd
@@ -73,8 +76,25 @@ table inet bench {
     }
 }
 NFT
-iperf tunnel-tcp
-iperf tunnel-udp -u -l 64 -b 0
+# cpu_sample: "encd1 encd2 softirq" in clock ticks, and the ESP packets gw1 sent so far.
+cpu_sample() {
+    local p1 p2; p1=$(encd_pid gw1); p2=$(encd_pid gw2)
+    echo "$(awk '{ print $14 + $15 }' /proc/$p1/stat) $(awk '{ print $14 + $15 }' /proc/$p2/stat) $(awk '/^cpu / { print $8 }' /proc/stat) $(nft_counter gw1 bench post esp)"
+}
+# per_packet KIND BEFORE AFTER: microseconds of CPU per ESP packet gw1 sent.
+per_packet() {
+    python3 - "$1" "$2" "$3" "$(getconf CLK_TCK)" <<'PY'
+import sys
+kind, a, b, hz = sys.argv[1], list(map(int, sys.argv[2].split())), list(map(int, sys.argv[3].split())), int(sys.argv[4])
+d = [y - x for x, y in zip(a, b)]
+pkts = max(d[3], 1)
+us = lambda t: t * 1e6 / hz / pkts
+print("%-14s CPU per packet: encd gw1 %.2f us, encd gw2 %.2f us, softirq (whole machine) %.2f us; %d ESP packets"
+      % (kind, us(d[0]), us(d[1]), us(d[2]), d[3]))
+PY
+}
+before=$(cpu_sample); iperf tunnel-tcp; after=$(cpu_sample); per_packet tunnel-tcp "$before" "$after"
+before=$(cpu_sample); iperf tunnel-udp -u -l 64 -b 0; after=$(cpu_sample); per_packet tunnel-udp "$before" "$after"
 esp=$(nft_counter gw1 bench post esp); other=$(nft_counter gw1 bench post other)
 [[ ${other:-0} -eq 0 && ${esp:-0} -gt 0 ]] || fail "the tunnel runs were not all ESP on the wire ($esp ESP, $other other)"
 echo "tunnel runs: gw1 sent $esp ESP packets to the internet link and nothing else"

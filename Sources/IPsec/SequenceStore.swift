@@ -142,23 +142,21 @@ public struct SequenceLedger: Sendable {
 
     /// The ledger after a reservation through `limit` (never lowering what is recorded).
     public func reserving(_ claim: SequenceClaim, through limit: UInt64) -> SequenceLedger {
-        var n = self
-        let k = Key(claim.identity, claim.space)
-        if var e = n.entries[k] {
-            e.reserved = max(e.reserved, limit)
-            n.entries[k] = e
-        }
-        return n
+        updating(claim) { $0 = max($0, limit) }
     }
 
     /// The ledger with `claim`'s space recorded as used through `used` exactly: lower
     /// than reserved when the holder stopped before using its whole reservation, never
     /// lower than what the claim started from.
     public func settling(_ claim: SequenceClaim, at used: UInt64) -> SequenceLedger {
+        updating(claim) { $0 = max(claim.reserved, used) }
+    }
+
+    private func updating(_ claim: SequenceClaim, _ change: (inout UInt64) -> Void) -> SequenceLedger {
         var n = self
         let k = Key(claim.identity, claim.space)
         if var e = n.entries[k] {
-            e.reserved = max(claim.reserved, used)
+            change(&e.reserved)
             n.entries[k] = e
         }
         return n

@@ -109,3 +109,30 @@ final class EncstatFakeServer: @unchecked Sendable {
         }
     }
 }
+
+@Suite struct FramingDeadlineTests {
+    /// A request trickled a byte at a time must arrive whole within the time allowed:
+    /// a timeout per read alone would restart with every byte.
+    @Test func aTrickledRequestTimesOutAsAWhole() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        // The writer owns its end and closes it itself when the reader's end is gone:
+        // closing it here while the thread still writes could hit a reused descriptor.
+        defer { close(fds[0]) }
+        let writerEnd = fds[1]
+        let writer = Thread {
+            defer { close(writerEnd) }
+            let frame: [UInt8] = [0, 0, 0, 40] + Array("{\"version\":1,\"command\":\"status\"}".utf8)
+            for b in frame {
+                var byte = b
+                if send(writerEnd, &byte, 1, Int32(MSG_NOSIGNAL)) != 1 { return }
+                usleep(300_000)
+            }
+        }
+        writer.start()
+        let start = Date()
+        #expect(throws: ControlError.self) { _ = try Framing.receive(Request.self, from: fds[0], within: 1) }
+        let took = Date().timeIntervalSince(start)
+        #expect(took >= 0.9 && took < 3, "took \(took) s")
+    }
+}

@@ -17,14 +17,8 @@ ENCSTAT=${ENCSTAT:-$IT_ROOT/.build/debug/encstat}
 
 sites   # h1 — gw1 — internet — gw2 — h2 (lib.sh)
 
-for gw in gw1 gw2; do
-    if [[ $gw == gw1 ]]; then me=1; peer=2; else me=2; peer=1; fi
-    cat >"$IT_TMP/$gw.conf" <<CONF
-flow esp from 198.18.$me.0/24 to 198.18.$peer.0/24 local 192.0.2.$me peer 192.0.2.$peer
-esp tunnel from 192.0.2.1 to 192.0.2.2 spi 0x1000:0x1001 replay 64 enc aes-128-gcm enckey $KEY_A:$KEY_B
-CONF
-    start_encd $gw "$IT_TMP/$gw.conf"
-done
+site_confs   # lib.sh: the tunnel between the two sites
+for gw in gw1 gw2; do start_encd $gw "$IT_TMP/$gw.conf"; done
 
 # --- configuration checks and the single-instance lock --------------------------------
 on gw1 "$ENCD" -n -f "$IT_TMP/gw1.conf" >"$IT_TMP/check-good.out" 2>&1 || fail "encd -n rejects a good file: $(cat "$IT_TMP/check-good.out")"

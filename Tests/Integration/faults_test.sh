@@ -27,14 +27,7 @@ ENCSTAT=${ENCSTAT:-$IT_ROOT/.build/debug/encstat}
 KILL_ROUNDS=${KILL_ROUNDS:-10}
 
 sites   # h1 — gw1 — internet — gw2 — h2 (lib.sh)
-for gw in gw1 gw2; do
-    if [[ $gw == gw1 ]]; then me=1; peer=2; else me=2; peer=1; fi
-    cat >"$IT_TMP/$gw.conf" <<CONF
-flow esp from 198.18.$me.0/24 to 198.18.$peer.0/24 local 192.0.2.$me peer 192.0.2.$peer
-esp tunnel from 192.0.2.1 to 192.0.2.2 spi 0x1000:0x1001 replay 64 enc aes-128-gcm enckey $KEY_A:$KEY_B
-CONF
-done
-chmod 600 "$IT_TMP"/*.conf
+site_confs   # lib.sh: the tunnel between the two sites
 start_encd gw1 "$IT_TMP/gw1.conf"
 start_encd gw2 "$IT_TMP/gw2.conf"
 SOCK1=$IT_TMP/gw1/run/encd.sock

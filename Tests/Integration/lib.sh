@@ -70,6 +70,19 @@ sites() {
 
 router() { on "$1" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1; }
 
+# site_confs: $IT_TMP/gw1.conf and gw2.conf for the `sites` layout: each gateway's site
+# to the other's, one AES-128-GCM tunnel SA pair (spi 0x1000:0x1001, replay 64).
+site_confs() {
+    local gw me peer
+    for gw in gw1 gw2; do
+        if [[ $gw == gw1 ]]; then me=1; peer=2; else me=2; peer=1; fi
+        cat >"$IT_TMP/$gw.conf" <<CONF
+flow esp from 198.18.$me.0/24 to 198.18.$peer.0/24 local 192.0.2.$me peer 192.0.2.$peer
+esp tunnel from 192.0.2.1 to 192.0.2.2 spi 0x1000:0x1001 replay 64 enc aes-128-gcm enckey $KEY_A:$KEY_B
+CONF
+    done
+}
+
 # start_encd NAME CONF: starts encd in namespace NAME with CONF (a file), waits until it
 # is up; its state survives restarts in $IT_TMP/NAME.
 start_encd() {

@@ -22,14 +22,7 @@ STATE_FLAG=${STATE_FLAG:--L}
 
 sites   # h1 — gw1 — internet — gw2 — h2 (lib.sh)
 
-for gw in gw1 gw2; do
-    if [[ $gw == gw1 ]]; then me=1; peer=2; else me=2; peer=1; fi
-    cat >"$IT_TMP/$gw.conf" <<CONF
-flow esp from 198.18.$me.0/24 to 198.18.$peer.0/24 local 192.0.2.$me peer 192.0.2.$peer
-esp tunnel from 192.0.2.1 to 192.0.2.2 spi 0x1000:0x1001 replay 64 enc aes-128-gcm enckey $KEY_A:$KEY_B
-CONF
-done
-chmod 600 "$IT_TMP"/*.conf
+site_confs   # lib.sh: the tunnel between the two sites
 
 # leaks FILE: the cleartext ICMP between the two sites in a capture.
 leaks() { tcpdump -n -r "$1" 'icmp and net 198.18.0.0/16' 2>/dev/null | wc -l; }

@@ -243,3 +243,16 @@ import EncCore
         #expect(throws: SystemError.self) { try f.replaceElements(of: table.sets[0], table: "encd", pairs: []) }
     }
 }
+
+@Suite struct GuardTableTests {
+    /// The guard that covers a reinstall holds every chain that reads a set, with the
+    /// sets, and nothing else (the IPsec queues read no set and would only queue twice).
+    @Test func guardHoldsTheSetReadingChainsAndTheirSets() {
+        let table = EncdRuleset.table(EncdRulesetConfig())
+        let g = table.guardTable
+        #expect(g.name == "encd_guard")
+        #expect(g.sets == table.sets)
+        #expect(g.chains.map(\.name) == ["spd_output", "spd_forward", "require_in"])
+        #expect(g.chains.allSatisfy { c in table.chains.contains(c) })
+    }
+}
