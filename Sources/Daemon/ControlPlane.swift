@@ -25,6 +25,9 @@ public protocol PolicyKernel: AnyObject {
     /// After the swap, and every `refreshInterval` seconds of `tick` (enc0's MTU follows
     /// the SAs and the paths to their peers); the implementation logs its own errors.
     func applied(_ snapshot: PolicySnapshot)
+    /// Right after the swap, before anything else: what the kernel cached from the old
+    /// policy goes (the connection caches of [X]'s answers).
+    func swapped(_ snapshot: PolicySnapshot)
     /// Every second of `tick`: puts back what someone else removed (the table); logs
     /// its own errors.
     func verify(_ snapshot: PolicySnapshot)
@@ -32,6 +35,7 @@ public protocol PolicyKernel: AnyObject {
 
 extension PolicyKernel {
     public func verify(_ snapshot: PolicySnapshot) {}
+    public func swapped(_ snapshot: PolicySnapshot) {}
 }
 
 /// A refused control request: one line, and the configuration errors behind it.
@@ -118,6 +122,7 @@ public final class ControlPlane: @unchecked Sendable {
         }
         builder.commit(snap, replacing: previous)
         box.replace(snap)
+        kernel?.swapped(snap)
         builtFor = addresses
         running = Configuration(flows: flows, sas: sas, tunables: tunables)
         switches.apply(tunables)

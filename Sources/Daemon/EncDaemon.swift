@@ -113,12 +113,38 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         rulesetConfig = ruleset.config
     }
 
+    /// After a policy change is swapped in: once the [X] worker has finished the
+    /// packets it was deciding with the old policy, the connection caches are flushed
+    /// again (the change's own transaction flushed them too, but a packet decided with
+    /// the old policy may have been saved after it). Until that succeeds, `verify`
+    /// retries every second.
+    public func swapped(_ snap: PolicySnapshot) {
+        guard let ruleset, !ruleset.cacheNames.isEmpty else { return }
+        for w in workers where w.name == "spd" && !w.drain() {
+            log.warning("the [X] worker did not finish its batch within 2 s; flushing the connection caches anyway")
+        }
+        flushCaches(ruleset)
+    }
+
+    private var cacheFlushPending = false
+
+    private func flushCaches(_ ruleset: RulesetInstaller) {
+        do {
+            try ruleset.flushCaches()
+            cacheFlushPending = false
+        } catch {
+            if !cacheFlushPending { log.error("nftables: could not flush the connection caches (retrying every second): \(error)") }
+            cacheFlushPending = true
+        }
+    }
+
     public func verify(_ snap: PolicySnapshot) {
         do {
             try ruleset?.ensureInstalled(snap.spd)
         } catch {
             log.error("nftables: table inet \(rulesetConfig.table) is gone and could not be installed again: \(error)")
         }
+        if cacheFlushPending, let ruleset { flushCaches(ruleset) }
         // enc0 deleted by hand (ip link del): nothing can be decrypted into it or routed
         // out of it any more. The table keeps failing closed; encd exits with an error
         // so that its supervisor (systemd's Restart=on-failure) starts it afresh.
@@ -393,6 +419,9 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         server = nil
         for w in workers { w.stop() }
         workers = []
+        // No cached [X] answer outlives the process: with encd gone every connection's
+        // next packet meets [X]'s queue again and fails closed.
+        do { try ruleset?.flushCaches() } catch { log.warning("nftables: could not flush the connection caches: \(error)") }
         reserver?.stop()
         reserver = nil
         // Nothing uses a sequence number any more: record how far each SA got.

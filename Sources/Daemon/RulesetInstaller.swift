@@ -52,13 +52,24 @@ public final class RulesetInstaller {
         }
         let contents = EncDaemon.setContents(spd, config)
         do {
-            try nft.replaceElements(contents, table: config.table)
+            try nft.replaceElements(contents, flushing: cacheNames, table: config.table)
         } catch {
             // nftables refused the exact pairs: [X] queues all traffic instead, and no
             // use traffic fails open; still one transaction for every set.
             log.warning("nftables refused the sets (\(error)); [X] queues all traffic instead")
-            try nft.replaceElements(EncDaemon.widened(contents), table: config.table)
+            try nft.replaceElements(EncDaemon.widened(contents), flushing: cacheNames, table: config.table)
         }
+    }
+
+    /// The installed connection caches ([X]'s answers kept per connection).
+    public var cacheNames: [String] { EncdRuleset.caches(config).map(\.name) }
+
+    /// Forgets every connection's cached [X] answer: the next packet of each goes to
+    /// [X] again. After a policy change once the workers have finished the packets
+    /// they decided with the old policy, and when encd stops.
+    public func flushCaches() throws {
+        guard backend != nil else { return }
+        try nft.flush(caches: cacheNames, table: config.table)
     }
 
     /// Puts the table back when someone removed it (`nft flush ruleset`, a reload of

@@ -24,6 +24,8 @@ public final class Worker: @unchecked Sendable {
     private let running = Atomic<Bool>(false)
     /// Loop iterations so far; a value that stops moving means a hung worker.
     public let heartbeat = Atomic<UInt64>(0)
+    /// Odd while a batch is being decided, even between batches (see `drain`).
+    private let batches = Atomic<UInt64>(0)
     /// The batch's verdicts, kept until the kernel took them (preallocated).
     private var verdicts: [QueueVerdict]
     private let finished = DispatchSemaphore(value: 0)
@@ -72,6 +74,9 @@ public final class Worker: @unchecked Sendable {
             case .wouldBlock, .done:
                 break
             }
+            guard batch.count > 0 else { continue }
+            batches.add(1, ordering: .sequentiallyConsistent)
+            defer { batches.add(1, ordering: .sequentiallyConsistent) }
             var sent = true
             for i in 0..<batch.count {
                 let meta = batch[i]
@@ -79,9 +84,24 @@ public final class Worker: @unchecked Sendable {
                 verdicts[i] = handle(buffer, meta, stats)
                 if case .failed = queue.setVerdict(verdicts[i], id: meta.id) { sent = false }
             }
-            if batch.count > 0, case .failed = queue.flushVerdicts() { sent = false }
+            if case .failed = queue.flushVerdicts() { sent = false }
             if !sent { resend() }
         }
+    }
+
+    /// Returns once the batch in progress when it was called (if any) has had its
+    /// verdicts sent, or after `timeout` seconds (a hung worker); false then. A packet
+    /// decided after the caller swapped in a new policy snapshot used the new one.
+    @discardableResult
+    public func drain(timeout: Double = 2) -> Bool {
+        let seen = batches.load(ordering: .sequentiallyConsistent)
+        guard seen & 1 == 1 else { return true }
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(timeout * 1e9)
+        while batches.load(ordering: .sequentiallyConsistent) == seen {
+            if DispatchTime.now().uptimeNanoseconds > deadline { return false }
+            usleep(100)
+        }
+        return true
     }
 
     /// Sends this batch's verdicts again, one datagram each. A verdict the kernel

@@ -90,3 +90,41 @@ final class WireQueue: @unchecked Sendable {
         #expect(delivered.load(ordering: .relaxed) > 0)
     }
 }
+
+/// After a policy swap encd waits for the [X] worker to finish the batch it was
+/// deciding (with the old policy, perhaps) before it flushes the connection caches
+/// once more: `drain` returns only once that batch's verdicts are sent.
+@Suite struct WorkerDrainTests {
+    @Test func drainWaitsForTheBatchInProgressOnly() throws {
+        let queue = FakeQueue()
+        queue.enqueue([0x45] + [UInt8](repeating: 0, count: 19))
+        let entered = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        let worker = Worker(name: "spd", queue: queue, batchSize: 4, log: Log(level: .error)) { _, _, _ in
+            entered.signal()
+            release.wait()
+            return .drop
+        }
+        #expect(worker.drain(timeout: 0.1))      // idle: nothing to wait for
+        worker.start()
+        defer { worker.stop() }
+        entered.wait()
+        let drained = DrainFlag()
+        let waiter = Thread { drained.set(worker.drain(timeout: 5)) }
+        waiter.start()
+        usleep(200_000)
+        let early = drained.value
+        #expect(!early, "drain returned while the batch was being decided")
+        #expect(!worker.drain(timeout: 0.05))    // a hung batch: drain gives up after its timeout
+        release.signal()
+        let deadline = Date().addingTimeInterval(5)
+        while !drained.value && Date() < deadline { usleep(1000) }
+        let done = drained.value
+        #expect(done)
+    }
+}
+
+final class DrainFlag: @unchecked Sendable {
+    private let flag = Atomic<Bool>(false)
+    var value: Bool { flag.load(ordering: .sequentiallyConsistent) }
+    func set(_ v: Bool) { flag.store(v, ordering: .sequentiallyConsistent) }
+}

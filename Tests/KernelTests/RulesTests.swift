@@ -143,7 +143,7 @@ import EncCore
             .meta(key: 15, dreg: .r1), .cmp(sreg: .r1, op: 0, data: [2]),  // meta nfproto ipv4
             .payload(base: 1, offset: 12, length: 4, dreg: .r1),
             .payload(base: 1, offset: 16, length: 4, dreg: .r32_01),
-            .lookup(set: "require_in4", sreg: .r1),
+            .lookup(set: "require_in4", sreg: .r1, dreg: nil),
         ])
     }
 
@@ -181,8 +181,8 @@ import EncCore
         batch.replaceTable(table, queue: .xtCompat)
         batch.finish()
         let ruleCount = table.chains.reduce(0) { $0 + $1.rules.count }
-        // add, delete, add table + sets + chains + rules
-        #expect(batch.acked.count == 3 + table.sets.count + table.chains.count + ruleCount)
+        // add, delete, add table + sets + caches + chains + rules
+        #expect(batch.acked.count == 3 + table.sets.count + table.caches.count + table.chains.count + ruleCount)
         #expect(batch.unacked.values.sorted() == ["batch begin", "batch end"])
         // NFNL_MSG_BATCH_BEGIN (0x10), res_id NFNL_SUBSYS_NFTABLES (10) big endian
         #expect(batch.bytes[4] == 0x10 && batch.bytes[18] == 0 && batch.bytes[19] == 10)
@@ -206,8 +206,8 @@ import EncCore
         batch.finish()
         let messages = batch.acked.sorted { $0.key < $1.key }.map(\.value)
         let ruleCount = table.chains.reduce(0) { $0 + $1.rules.count }
-        #expect(messages.count == 3 + table.sets.count + 2 + table.chains.count + ruleCount)
-        let lastSet = messages.lastIndex { $0.hasPrefix("add set") }!
+        #expect(messages.count == 3 + table.sets.count + table.caches.count + 2 + table.chains.count + ruleCount)
+        let lastSet = messages.lastIndex { $0.hasPrefix("add set") || $0.hasPrefix("add map") }!
         let firstChain = messages.firstIndex { $0.hasPrefix("add chain") }!
         #expect(messages[lastSet + 1] == "add element inet encd flows_out4 (1 pairs)")
         #expect(messages[lastSet + 2] == "add element inet encd require_in4 (1 pairs)")
@@ -253,6 +253,75 @@ import EncCore
         #expect(g.name == "encd_guard")
         #expect(g.sets == table.sets)
         #expect(g.chains.map(\.name) == ["spd_output", "spd_forward", "require_in"])
-        #expect(g.chains.allSatisfy { c in table.chains.contains(c) })
+        // The same chains without the rules that read a connection cache (the guard has none).
+        #expect(g.caches.isEmpty)
+        for c in g.chains {
+            let original = table.chains.first { $0.name == c.name }!
+            #expect(c.rules == original.rules.filter { !$0.text.contains("@conn_") })
+            #expect(!c.rules.contains { $0.text.contains("@conn_") })
+        }
+    }
+}
+
+@Suite struct ConnectionCacheRulesTests {
+    /// The answer is kept as a map element (ct id -> encd's bits of the mark), read with
+    /// one lookup and written once: no moment in which a packet could read half of it.
+    @Test func answersAreMapElementsReadAndWrittenWhole() {
+        let save = NftRule([], [.saveDecision(map: "conn_original", mask: 0x0fff_0000)])
+        #expect(save.text == "update @conn_original { ct id : meta mark & 0x0fff0000 }")
+        #expect(save.expressions(queue: .native) == [
+            .ct(key: 23, dreg: .r1),    // NFT_CT_ID
+            .meta(key: 3, dreg: .r2),   // NFT_META_MARK
+            .bitwise(sreg: .r2, dreg: .r2, mask: NftBytes.host32(0x0fff_0000), xor: [0, 0, 0, 0]),
+            .dynsetUpdate(set: "conn_original", key: .r1, data: .r2),
+        ])
+        let restore = NftRule([], [.restoreDecision(map: "conn_reply")])
+        #expect(restore.text == "meta mark set ct id map @conn_reply")
+        #expect(restore.expressions(queue: .native) == [
+            .ct(key: 23, dreg: .r1), .lookup(set: "conn_reply", sreg: .r1, dreg: .r1), .metaSet(key: 3, sreg: .r1),
+        ])
+    }
+
+    /// Restored answers come after the rules that let decided and local packets go
+    /// and before the queue; the inbound check (enc0) is never restored nor saved;
+    /// related packets (ICMP errors) never use a connection's answer.
+    @Test func restoreAndSaveSitAroundXAndSkipTheInboundCheck() throws {
+        let table = EncdRuleset.table(EncdRulesetConfig())
+        let forward = try #require(table.chains.first { $0.name == "spd_forward" }).rules.map(\.text)
+        let enc0 = try #require(forward.firstIndex { $0.hasPrefix("iifname \"enc0\"") })
+        let restore = try #require(forward.firstIndex { $0.contains("map @conn_original") })
+        let queue = try #require(forward.firstIndex { $0.contains("@flows_out4") })
+        #expect(enc0 < restore && restore < queue)
+        #expect(forward[restore + 2] == "meta mark & 0x00010000 == 0x00010000 accept")
+        // Only a packet with no mark yet gets a kept answer: an administrator's (or a
+        // socket's) bits are never overwritten.
+        for text in forward where text.contains("@conn_") { #expect(text.hasPrefix("meta mark 0x00000000 ct state new,established")) }
+        let save = try #require(table.chains.first { $0.name == "spd_save_forward" })
+        #expect(save.base?.priority == EncdRuleset.spdForwardPriority + 1)
+        #expect(save.rules.first?.text == "iifname \"enc0\" return")
+        let saveOut = try #require(table.chains.first { $0.name == "spd_save_output" })
+        #expect(saveOut.base?.priority == EncdRuleset.spdOutputPriority + 1)
+        #expect(saveOut.rules.prefix(3).map(\.text) == ["meta l4proto esp return", "meta l4proto ah return", "udp sport 4500 return"])
+        for rule in save.rules.dropFirst() + saveOut.rules.filter({ $0.text.contains("update") }) {
+            #expect(rule.text.hasPrefix("meta mark & 0x00010000 == 0x00010000 ct state new,established ct direction"))
+            #expect(rule.text.hasSuffix("ct id : meta mark & 0x0fff0000 }"))
+        }
+        var off = EncdRulesetConfig()
+        off.connectionCache = false
+        #expect(!EncdRuleset.table(off).text.contains("ct id") && !EncdRuleset.table(off).text.contains("ct mark"))
+    }
+
+    /// A policy change empties the caches in the transaction that changes the sets.
+    @Test func replacingTheSetsFlushesTheCachesInTheSameBatch() throws {
+        let f = FakeRuleset(backend: .xtCompat)
+        let table = EncdRuleset.table(EncdRulesetConfig())
+        _ = try f.install(table)
+        try f.replaceElements([NftSetContents(table.sets[0], [])], flushing: ["conn_original", "conn_reply"], table: "encd")
+        #expect(f.requests.last == "replace elements inet encd flows_out4 (0); flush conn_original, conn_reply")
+        #expect(throws: SystemError.self) { try f.flush(caches: ["nope"], table: "encd") }
+        var batch = NftBatch(firstSeq: 1)
+        batch.flushSet(named: "conn_original", table: "encd")
+        batch.finish()
+        #expect(batch.acked.values.contains("flush set inet encd conn_original"))
     }
 }

@@ -19,6 +19,22 @@
 //                                           (cleartext after NAT on enc0); leak guard
 //   ipsec_input    filter/input        10  after the admin's input filter (0): ESP, AH,
 //                                           NAT-T ESP to encd; NAT-T keepalives dropped
+//   spd_save_output  filter/output   -169  right after [X]: its decision saved for the
+//   spd_save_forward filter/prerouting -89  connection (see below)
+//
+// Deciding once per connection (issue #9): [X]'s answer for a packet (encd's bits of
+// the mark) is kept per connection and direction in a map from the conntrack id
+// (conn_original / conn_reply), filled from the packet path right after [X]. Later
+// packets of that connection in that direction get the answer back in the kernel,
+// without a queue trip, when their mark is still 0 (a packet carrying a mark of the
+// administrator's, or of a socket's, goes to [X] as before, so no bit of theirs is
+// lost). An entry is written once and never changed: encd flushes both maps with
+// every change of flows or SAs (in the transaction that changes the sets, and once
+// more after the [X] worker finished the packets it had decided with the old policy),
+// so no answer outlives the policy it was made with; an idle connection's entry goes
+// after the map's timeout. Packets out of enc0 (the inbound check) and related packets
+// (ICMP errors: other addresses than their connection) are never cached. The
+// conntrack mark stays the administrator's.
 
 import EncCore
 
@@ -42,6 +58,8 @@ public struct EncdRulesetConfig: Sendable, Equatable {
     /// ipsec.icmp_accept_clear: require_in returns for inbound cleartext ICMP errors
     /// (ICMPv4 3, 11, 12; ICMPv6 1-4) before its drops (illumos icmp_accept_clear_messages).
     public var icmpAcceptClear = true
+    /// Decide once per connection: [X]'s answers kept in the conntrack mark (see above).
+    public var connectionCache = true
 
     public init() {}
 }
@@ -60,6 +78,51 @@ public enum EncdRuleset {
     public static let flowSet6 = "flows_out6"
     public static let useSet4 = "flows_use4"
     public static let useSet6 = "flows_use6"
+    public static let cacheOriginal = "conn_original"
+    public static let cacheReply = "conn_reply"
+    public static let saveOutputPriority: Int32 = spdOutputPriority + 1
+    public static let saveForwardPriority: Int32 = spdForwardPriority + 1
+
+    /// The connection caches (none when `connectionCache` is off).
+    public static func caches(_ c: EncdRulesetConfig) -> [NftCacheSet] {
+        guard c.connectionCache else { return [] }
+        return [NftCacheSet(cacheOriginal, comment: "[X]'s answer (encd's bits of the mark) per connection, original direction.\nFilled from the packet path; flushed by encd whenever flows or SAs change."),
+                NftCacheSet(cacheReply, comment: "The same for the reply direction.")]
+    }
+
+    /// [X]'s cached answers: restored for a packet with no mark yet, then accepted
+    /// like any decided packet.
+    static func restoreDecision(_ c: EncdRulesetConfig) -> [NftRule] {
+        guard c.connectionCache else { return [] }
+        return [
+            NftRule([.mark(mask: .max, .eq, 0), .ctStateNewOrEstablished, .ctDirection(.original)], [.restoreDecision(map: cacheOriginal)],
+                    comment: "decided for this connection already"),
+            NftRule([.mark(mask: .max, .eq, 0), .ctStateNewOrEstablished, .ctDirection(.reply)], [.restoreDecision(map: cacheReply)]),
+            NftRule([.mark(mask: c.marks.bypass, .eq, c.marks.bypass)], [.verdict(.accept)]),
+        ]
+    }
+
+    /// [X]'s answer kept for the packet's connection and direction.
+    static func saveDecision(_ c: EncdRulesetConfig) -> [NftRule] {
+        let decided = NftMatch.mark(mask: c.marks.bypass, .eq, c.marks.bypass)
+        return [
+            NftRule([decided, .ctStateNewOrEstablished, .ctDirection(.original)], [.saveDecision(map: cacheOriginal, mask: c.marks.mask)]),
+            NftRule([decided, .ctStateNewOrEstablished, .ctDirection(.reply)], [.saveDecision(map: cacheReply, mask: c.marks.mask)]),
+        ]
+    }
+
+    static func saveChains(_ c: EncdRulesetConfig) -> [NftChain] {
+        guard c.connectionCache else { return [] }
+        return [
+            NftChain("spd_save_output", base: NftBaseChain(type: "filter", hook: .output, priority: saveOutputPriority),
+                     comment: "[X]'s answer for a local packet, kept for its connection.\nencd's own ESP and AH (sent with BYPASS) are not [X]'s answers.",
+                     rules: [NftRule([.l4proto(.eq, 50)], [.verdict(.return)]), NftRule([.l4proto(.eq, 51)], [.verdict(.return)]),
+                             NftRule([.udpSport(c.natTraversalPort)], [.verdict(.return)])] + saveDecision(c)),
+            NftChain("spd_save_forward", base: NftBaseChain(type: "filter", hook: .prerouting, priority: saveForwardPriority),
+                     comment: "[X]'s answer for a forwarded packet, kept for its connection; never the inbound check's.",
+                     rules: [NftRule([.iifname(.eq, c.interface)], [.verdict(.return)])] + saveDecision(c)),
+        ]
+    }
 
     /// ICMP error types that ipsec.icmp_accept_clear lets in as cleartext: ICMPv4
     /// destination unreachable (3), time exceeded (11), parameter problem (12) (RFC 792);
@@ -113,14 +176,14 @@ public enum EncdRuleset {
             "Generated from Sources/Kernel/Rules/EncdRuleset.swift; a unit test keeps them equal.",
             "Kernels without nf_tables' queue expression get xt NFQUEUE (nft_compat) instead.",
             "Marks: encd owns \(NftRule.hex(m.mask)): BYPASS \(NftRule.hex(m.bypass)), PROTECT \(NftRule.hex(m.protect)), POLICY \(NftRule.hex(m.policyMask)). See Rules/README.md.",
-        ], sets: sets(c), chains: [
+        ], sets: sets(c), caches: caches(c), chains: [
             NftChain("spd_output", base: NftBaseChain(type: "route", hook: .output, priority: spdOutputPriority),
                      comment: "[X] for locally generated packets. A verdict that changes the mark re-routes the packet.",
                      rules: [
                 NftRule([bypassed], [.verdict(.accept)], comment: "decided, or sent by encd (SO_MARK)"),
                 NftRule([.oifname(.eq, "lo")], [.verdict(.accept)]),
                 NftRule([.neighborDiscovery], [.verdict(.accept)], comment: "stays on the link, never IPsec (see Rules/README.md)"),
-            ] + spdLookup(c)),
+            ] + restoreDecision(c) + spdLookup(c)),
             NftChain("spd_forward", base: NftBaseChain(type: "filter", hook: .prerouting, priority: spdForwardPriority),
                      comment: "[X] for forwarded packets, after dstnat; the mark then steers the routing decision.",
                      rules: [
@@ -131,7 +194,7 @@ public enum EncdRuleset {
                 NftRule([bypassed], [.verdict(.accept)]),
                 NftRule([.neighborDiscovery], [.verdict(.accept)]),
                 NftRule([.fibDaddrLocal], [.verdict(.accept)], comment: "for this host: input, not [X]"),
-            ] + spdLookup(c)),
+            ] + restoreDecision(c) + spdLookup(c)),
             NftChain("require_in", base: NftBaseChain(type: "filter", hook: .prerouting, priority: requireInPriority),
                      comment: "Cleartext that an inbound require flow covers must arrive through enc0.\nWhere a flow naming a protocol or ports decides, encd judges (dropped while encd is not running).",
                      rules: [
@@ -171,6 +234,6 @@ public enum EncdRuleset {
                 NftRule([.udpDport(c.natTraversalPort), .udpLength(9), .transportBits(offset: 64, bits: 8, .eq, 0xff)],
                         [.counter, .verdict(.drop)], comment: "NAT-T keepalive"),
             ]),
-        ])
+        ] + saveChains(c))
     }
 }

@@ -42,7 +42,20 @@ public final class FakeRuleset: RulesetControl {
     }
 
     public func replaceElements(_ contents: [NftSetContents], table: String) throws {
-        requests.append("replace elements inet \(table) " + contents.map { "\($0.set.name) (\($0.pairs.count))" }.joined(separator: ", "))
+        try replaceElements(contents, flushing: [], table: table)
+    }
+
+    public func flush(caches: [String], table: String) throws {
+        guard !caches.isEmpty else { return }
+        for name in caches where tables[table]?.caches.contains(where: { $0.name == name }) != true {
+            throw SystemError("flush set inet \(table) \(name)", errno: 2 /* ENOENT */)
+        }
+        requests.append("flush inet \(table) " + caches.joined(separator: ", "))
+    }
+
+    public func replaceElements(_ contents: [NftSetContents], flushing caches: [String], table: String) throws {
+        requests.append("replace elements inet \(table) " + contents.map { "\($0.set.name) (\($0.pairs.count))" }.joined(separator: ", ")
+                        + (caches.isEmpty ? "" : "; flush " + caches.joined(separator: ", ")))
         var next = elements
         for c in contents {
             guard tables[table]?.sets.contains(where: { $0.name == c.set.name }) == true else {   // by name, as the kernel

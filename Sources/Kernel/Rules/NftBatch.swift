@@ -80,6 +80,7 @@ public struct NftBatch {
             }
         }
         for set in table.sets { addSet(set, table: table.name) }
+        for cache in table.caches { addCache(cache, table: table.name) }
         for c in contents { addElements(c.set, table: table.name, pairs: c.pairs) }
         for chain in table.chains { addChain(chain, table: table.name) }
         for chain in table.chains {
@@ -143,16 +144,48 @@ public struct NftBatch {
         }
     }
 
-    /// Replaces the elements of an address-pair set: flush, then add `pairs`
-    /// (source prefix, destination prefix) as ranges.
-    public mutating func replaceElements(of set: NftAddressPairSet, table: String, pairs: [(IPPrefix, IPPrefix)]) {
-        put("flush set inet \(table) \(set.name)") { b, s in
-            Self.withSet(set, table: table) { st in
+    /// A connection cache: a map from the conntrack id to a mark, filled from the
+    /// packet path (`update`), elements expiring after the map's timeout.
+    mutating func addCache(_ cache: NftCacheSet, table: String) {
+        let id = nextSetID
+        nextSetID += 1
+        setIDs[cache.name] = id
+        put("add map inet \(table) \(cache.name) { typeof ct id : meta mark; size \(cache.size); flags dynamic,timeout; timeout \(cache.timeoutSeconds)s; }") { b, s in
+            let st = nftnl_set_alloc()!
+            defer { nftnl_set_free(st) }
+            nftnl_set_set_str(st, UInt16(NFTNL_SET_TABLE.rawValue), table)
+            nftnl_set_set_str(st, UInt16(NFTNL_SET_NAME.rawValue), cache.name)
+            nftnl_set_set_u32(st, UInt16(NFTNL_SET_FAMILY.rawValue), UInt32(NftBatch.family))
+            nftnl_set_set_u32(st, UInt16(NFTNL_SET_FLAGS.rawValue),
+                              UInt32(NFT_SET_MAP.rawValue) | UInt32(NFT_SET_TIMEOUT.rawValue) | UInt32(NFT_SET_EVAL.rawValue))
+            nftnl_set_set_u32(st, UInt16(NFTNL_SET_KEY_TYPE.rawValue), NftCacheSet.keyType)
+            nftnl_set_set_u32(st, UInt16(NFTNL_SET_KEY_LEN.rawValue), 4)
+            nftnl_set_set_u32(st, UInt16(NFTNL_SET_DATA_TYPE.rawValue), NftCacheSet.dataType)
+            nftnl_set_set_u32(st, UInt16(NFTNL_SET_DATA_LEN.rawValue), 4)
+            nftnl_set_set_u32(st, UInt16(NFTNL_SET_DESC_SIZE.rawValue), cache.size)
+            nftnl_set_set_u64(st, UInt16(NFTNL_SET_TIMEOUT.rawValue), UInt64(cache.timeoutSeconds) * 1000)
+            nftnl_set_set_u32(st, UInt16(NFTNL_SET_ID.rawValue), id)
+            let nlh = Self.header(b, Int(NFT_MSG_NEWSET.rawValue), Int32(NLM_F_CREATE), s)
+            nftnl_set_nlmsg_build_payload(nlh, st)
+            return nlh
+        }
+    }
+
+    /// Empties a set (NFT_MSG_DELSETELEM without elements).
+    public mutating func flushSet(named name: String, table: String) {
+        put("flush set inet \(table) \(name)") { b, s in
+            Self.withSet(named: name, table: table) { st in
                 let nlh = Self.header(b, Int(NFT_MSG_DELSETELEM.rawValue), 0, s)
                 nftnl_set_elems_nlmsg_build_payload(nlh, st)
                 return nlh
             }
         }
+    }
+
+    /// Replaces the elements of an address-pair set: flush, then add `pairs`
+    /// (source prefix, destination prefix) as ranges.
+    public mutating func replaceElements(of set: NftAddressPairSet, table: String, pairs: [(IPPrefix, IPPrefix)]) {
+        flushSet(named: set.name, table: table)
         addElements(set, table: table, pairs: pairs)
     }
 
@@ -179,10 +212,14 @@ public struct NftBatch {
     }
 
     static func withSet<R>(_ set: NftAddressPairSet, table: String, _ body: (OpaquePointer) -> R) -> R {
+        withSet(named: set.name, table: table, body)
+    }
+
+    static func withSet<R>(named name: String, table: String, _ body: (OpaquePointer) -> R) -> R {
         let st = nftnl_set_alloc()!
         defer { nftnl_set_free(st) }
         nftnl_set_set_str(st, UInt16(NFTNL_SET_TABLE.rawValue), table)
-        nftnl_set_set_str(st, UInt16(NFTNL_SET_NAME.rawValue), set.name)
+        nftnl_set_set_str(st, UInt16(NFTNL_SET_NAME.rawValue), name)
         nftnl_set_set_u32(st, UInt16(NFTNL_SET_FAMILY.rawValue), UInt32(NftBatch.family))
         return body(st)
     }
@@ -265,10 +302,17 @@ public struct NftBatch {
             u32(NFTNL_EXPR_BITWISE_SREG, sreg.rawValue); u32(NFTNL_EXPR_BITWISE_DREG, dreg.rawValue)
             u32(NFTNL_EXPR_BITWISE_LEN, UInt32(mask.count))
             data(NFTNL_EXPR_BITWISE_MASK, mask); data(NFTNL_EXPR_BITWISE_XOR, xor)
-        case .lookup(let set, let sreg):
+        case .lookup(let set, let sreg, let dreg):
             u32(NFTNL_EXPR_LOOKUP_SREG, sreg.rawValue)
+            if let dreg { u32(NFTNL_EXPR_LOOKUP_DREG, dreg.rawValue) }
             nftnl_expr_set_str(x, UInt16(NFTNL_EXPR_LOOKUP_SET), set)
             if let id = setIDs[set] { u32(NFTNL_EXPR_LOOKUP_SET_ID, id) }
+        case .dynsetUpdate(let set, let key, let data):
+            u32(NFTNL_EXPR_DYNSET_SREG_KEY, key.rawValue)
+            u32(NFTNL_EXPR_DYNSET_SREG_DATA, data.rawValue)
+            u32(NFTNL_EXPR_DYNSET_OP, UInt32(NFT_DYNSET_OP_UPDATE.rawValue))
+            nftnl_expr_set_str(x, UInt16(NFTNL_EXPR_DYNSET_SET_NAME), set)
+            if let id = setIDs[set] { u32(NFTNL_EXPR_DYNSET_SET_ID, id) }
         case .fib(let flags, let result, let dreg):
             u32(NFTNL_EXPR_FIB_FLAGS, flags); u32(NFTNL_EXPR_FIB_RESULT, result)
             u32(NFTNL_EXPR_FIB_DREG, dreg.rawValue)

@@ -34,7 +34,10 @@ public enum NftExpr: Equatable, Sendable {
     case payload(base: UInt32, offset: UInt32, length: UInt32, dreg: NftRegister)
     case cmp(sreg: NftRegister, op: UInt32, data: [UInt8])
     case bitwise(sreg: NftRegister, dreg: NftRegister, mask: [UInt8], xor: [UInt8])
-    case lookup(set: String, sreg: NftRegister)
+    /// A set lookup; with `dreg`, a map lookup that loads the element's data.
+    case lookup(set: String, sreg: NftRegister, dreg: NftRegister?)
+    /// `update @map { key : data }` from the packet path (the map's timeout).
+    case dynsetUpdate(set: String, key: NftRegister, data: NftRegister)
     case fib(flags: UInt32, result: UInt32, dreg: NftRegister)
     case counter
     case queue(number: UInt16, total: UInt16, flags: UInt16)
@@ -50,6 +53,7 @@ public enum NftExpr: Equatable, Sendable {
         case .cmp: return "cmp"
         case .bitwise: return "bitwise"
         case .lookup: return "lookup"
+        case .dynsetUpdate: return "dynset"
         case .fib: return "fib"
         case .counter: return "counter"
         case .queue: return "queue"

@@ -26,6 +26,8 @@ public enum NftMatch: Sendable, Equatable {
     case l4proto(NftOp, UInt8)
     /// `udp dport 4500`
     case udpDport(UInt16)
+    /// `udp sport 4500`
+    case udpSport(UInt16)
     /// `udp length 9`
     case udpLength(UInt16)
     /// `@th,OFFSET,BITS OP VALUE`: raw transport-header bits (byte aligned, up to 32 bits).
@@ -42,6 +44,15 @@ public enum NftMatch: Sendable, Equatable {
     /// `icmp type 11-12` (.inet) or `icmpv6 type 1-4` (.inet6): ICMP messages whose type
     /// lies in the range (a single type when the range has one value).
     case icmpType(AddressFamily, ClosedRange<UInt8>)
+    /// `ct state new,established`: a tracked packet of its connection itself, not a
+    /// related one (an ICMP error has other addresses than its connection).
+    case ctStateNewOrEstablished
+    /// `ct direction original` / `ct direction reply`
+    case ctDirection(NftCtDirection)
+}
+
+public enum NftCtDirection: UInt8, Sendable {
+    case original = 0, reply = 1
 }
 
 public enum NftStatement: Sendable, Equatable {
@@ -55,6 +66,12 @@ public enum NftStatement: Sendable, Equatable {
     case queueFailOpen(number: UInt16, total: UInt16)
     /// `meta mark set meta mark & ~MASK | VALUE`
     case setMark(mask: UInt32, value: UInt32)
+    /// `meta mark set ct id map @MAP`: the answer kept for the connection (no change
+    /// when the connection is not in the map).
+    case restoreDecision(map: String)
+    /// `update @MAP { ct id : meta mark & MASK }`: the packet's answer kept for its
+    /// connection; an entry already there keeps its answer and only lives longer.
+    case saveDecision(map: String, mask: UInt32)
     case verdict(NftVerdict)
 }
 
@@ -92,6 +109,7 @@ public struct NftRule: Sendable, Equatable {
         case .oifname(let op, let name): return "oifname \(op.plain)\"\(name)\""
         case .l4proto(let op, let p): return "meta l4proto \(op.plain)\(protoNames[p] ?? String(p))"
         case .udpDport(let port): return "udp dport \(port)"
+        case .udpSport(let port): return "udp sport \(port)"
         case .udpLength(let len): return "udp length \(len)"
         case .transportBits(let off, let bits, let op, let v): return "@th,\(off),\(bits) \(op.plain)\(v)"
         case .fibDaddrLocal: return "fib daddr type local"
@@ -103,6 +121,8 @@ public struct NftRule: Sendable, Equatable {
         case .icmpType(let f, let types):
             let types = types.count == 1 ? "\(types.lowerBound)" : "\(types.lowerBound)-\(types.upperBound)"
             return "\(f == .inet ? "icmp" : "icmpv6") type \(types)"
+        case .ctStateNewOrEstablished: return "ct state new,established"
+        case .ctDirection(let d): return "ct direction \(d == .original ? "original" : "reply")"
         }
     }
 
@@ -114,6 +134,8 @@ public struct NftRule: Sendable, Equatable {
         case .queueFailOpen(let n, let total):
             return total <= 1 ? "queue num \(n) bypass" : "queue num \(n)-\(UInt32(n) + UInt32(total) - 1) bypass,fanout"
         case .setMark(let mask, let value): return "meta mark set meta mark & \(hex(~mask)) | \(hex(value))"
+        case .restoreDecision(let map): return "meta mark set ct id map @\(map)"
+        case .saveDecision(let map, let mask): return "update @\(map) { ct id : meta mark & \(hex(mask)) }"
         case .verdict(.accept): return "accept"
         case .verdict(.drop): return "drop"
         case .verdict(.return): return "return"
@@ -142,6 +164,10 @@ public struct NftRule: Sendable, Equatable {
             return lower(.l4proto(.eq, UInt8(IPPROTO_UDP))) + [
                 .payload(base: UInt32(NFT_PAYLOAD_TRANSPORT_HEADER.rawValue), offset: 2, length: 2, dreg: .r1),
                 .cmp(sreg: .r1, op: NftOp.eq.cmp, data: NftBytes.net16(port))]
+        case .udpSport(let port):
+            return lower(.l4proto(.eq, UInt8(IPPROTO_UDP))) + [
+                .payload(base: UInt32(NFT_PAYLOAD_TRANSPORT_HEADER.rawValue), offset: 0, length: 2, dreg: .r1),
+                .cmp(sreg: .r1, op: NftOp.eq.cmp, data: NftBytes.net16(port))]
         case .udpLength(let len):
             return lower(.l4proto(.eq, UInt8(IPPROTO_UDP))) + [
                 .payload(base: UInt32(NFT_PAYLOAD_TRANSPORT_HEADER.rawValue), offset: 4, length: 2, dreg: .r1),
@@ -161,11 +187,11 @@ public struct NftRule: Sendable, Equatable {
             if f == .inet {
                 return family + [.payload(base: nh, offset: 12, length: 4, dreg: .r1),
                                  .payload(base: nh, offset: 16, length: 4, dreg: .r32_01),
-                                 .lookup(set: set, sreg: .r1)]
+                                 .lookup(set: set, sreg: .r1, dreg: nil)]
             }
             return family + [.payload(base: nh, offset: 8, length: 16, dreg: .r1),
                              .payload(base: nh, offset: 24, length: 16, dreg: .r2),
-                             .lookup(set: set, sreg: .r1)]
+                             .lookup(set: set, sreg: .r1, dreg: nil)]
         case .neighborDiscovery:
             let nh = UInt32(NFT_PAYLOAD_NETWORK_HEADER.rawValue), th = UInt32(NFT_PAYLOAD_TRANSPORT_HEADER.rawValue)
             return [.meta(key: UInt32(NFT_META_NFPROTO.rawValue), dreg: .r1), .cmp(sreg: .r1, op: NftOp.eq.cmp, data: [UInt8(NFPROTO_IPV6)]),
@@ -189,6 +215,13 @@ public struct NftRule: Sendable, Equatable {
             return [.meta(key: UInt32(NFT_META_NFPROTO.rawValue), dreg: .r1), .cmp(sreg: .r1, op: NftOp.eq.cmp, data: [proto])]
                 + lower(.l4proto(.eq, l4))
                 + [.payload(base: th, offset: 0, length: 1, dreg: .r1)] + compare
+        case .ctStateNewOrEstablished:
+            // NF_CT_STATE_BIT: established 2, related 4, new 8 (replies count as established).
+            return [.ct(key: UInt32(NFT_CT_STATE.rawValue), dreg: .r1),
+                    .bitwise(sreg: .r1, dreg: .r1, mask: NftBytes.host32(0x0a), xor: NftBytes.host32(0)),
+                    .cmp(sreg: .r1, op: NftOp.neq.cmp, data: NftBytes.host32(0))]
+        case .ctDirection(let d):
+            return [.ct(key: UInt32(NFT_CT_DIRECTION.rawValue), dreg: .r1), .cmp(sreg: .r1, op: NftOp.eq.cmp, data: [d.rawValue])]
         }
     }
 
@@ -212,6 +245,14 @@ public struct NftRule: Sendable, Equatable {
             return [.meta(key: UInt32(NFT_META_MARK.rawValue), dreg: .r1),
                     .bitwise(sreg: .r1, dreg: .r1, mask: NftBytes.host32(~mask), xor: NftBytes.host32(value)),
                     .metaSet(key: UInt32(NFT_META_MARK.rawValue), sreg: .r1)]
+        case .restoreDecision(let map):
+            return [.ct(key: UInt32(NFT_CT_ID.rawValue), dreg: .r1), .lookup(set: map, sreg: .r1, dreg: .r1),
+                    .metaSet(key: UInt32(NFT_META_MARK.rawValue), sreg: .r1)]
+        case .saveDecision(let map, let mask):
+            return [.ct(key: UInt32(NFT_CT_ID.rawValue), dreg: .r1),
+                    .meta(key: UInt32(NFT_META_MARK.rawValue), dreg: .r2),
+                    .bitwise(sreg: .r2, dreg: .r2, mask: NftBytes.host32(mask), xor: NftBytes.host32(0)),
+                    .dynsetUpdate(set: map, key: .r1, data: .r2)]
         case .verdict(let v): return [.verdict(v)]
         }
     }

@@ -62,6 +62,25 @@ public struct NftAddressPairSet: Sendable, Equatable {
     var keyType: UInt32 { family == .inet ? (7 << 6) | 7 : (8 << 6) | 8 }
 }
 
+/// A connection cache (`typeof ct id : meta mark`): [X]'s answer (encd's bits of the
+/// mark) per conntrack id, added from the packet path when the answer is saved and
+/// forgotten after `timeoutSeconds` without a save (or when encd flushes it).
+public struct NftCacheSet: Sendable, Equatable {
+    public var name: String
+    public var size: UInt32
+    public var timeoutSeconds: UInt32
+    public var comment: String?
+    public init(_ name: String, size: UInt32 = 65536, timeoutSeconds: UInt32 = 600, comment: String? = nil) {
+        self.name = name
+        self.size = size
+        self.timeoutSeconds = timeoutSeconds
+        self.comment = comment
+    }
+    /// nft's TYPE_INTEGER and TYPE_MARK: what `typeof ct id : meta mark` declares.
+    static let keyType: UInt32 = 4
+    static let dataType: UInt32 = 19
+}
+
 /// Table flags from linux/netfilter/nf_tables.h. Debian bookworm's headers (Linux 6.1)
 /// stop at OWNER; PERSIST came with Linux 6.9, so its value is written here.
 public enum NftTableFlags {
@@ -78,23 +97,32 @@ public enum NftTableFlags {
 /// is already live, so for a moment a new table's rules see empty sets and [X] would
 /// let everything pass: while the real table is replaced, the guard (created before,
 /// its sets long visible) queues and drops what it must, and is deleted after.
+/// The guard needs no connection cache: its chains keep only the rules that do not
+/// read one (every packet it sees goes to [X]).
 extension NftTable {
     public var guardTable: NftTable {
         let names = Set(sets.map(\.name))
+        let cacheNames = caches.map(\.name)
         let chainsWithSets = chains.filter { c in c.rules.contains { r in names.contains { r.text.contains("@" + $0) } } }
-        return NftTable(name: name + "_guard", sets: sets, chains: chainsWithSets)
+        return NftTable(name: name + "_guard", sets: sets, chains: chainsWithSets.map { c in
+            var c = c
+            c.rules = c.rules.filter { r in !cacheNames.contains { r.text.contains("@" + $0) } }
+            return c
+        })
     }
 }
 
 public struct NftTable: Sendable, Equatable {
     public var name: String
     public var sets: [NftAddressPairSet]
+    public var caches: [NftCacheSet]
     public var chains: [NftChain]
     public var header: [String]
-    public init(name: String, header: [String] = [], sets: [NftAddressPairSet], chains: [NftChain]) {
+    public init(name: String, header: [String] = [], sets: [NftAddressPairSet], caches: [NftCacheSet] = [], chains: [NftChain]) {
         self.name = name
         self.header = header
         self.sets = sets
+        self.caches = caches
         self.chains = chains
     }
 
@@ -107,6 +135,16 @@ public struct NftTable: Sendable, Equatable {
             out.append("    set \(set.name) {")
             out.append("        type \(set.typeText)")
             out.append("        flags interval")
+            out.append("    }")
+            out.append("")
+        }
+        for cache in caches {
+            if let c = cache.comment { out.append(contentsOf: c.split(separator: "\n").map { "    # " + $0 }) }
+            out.append("    map \(cache.name) {")
+            out.append("        typeof ct id : meta mark")
+            out.append("        size \(cache.size)")
+            out.append("        flags dynamic,timeout")
+            out.append("        timeout \(cache.timeoutSeconds)s")
             out.append("    }")
             out.append("")
         }

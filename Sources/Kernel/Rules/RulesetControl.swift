@@ -17,6 +17,11 @@ public protocol RulesetControl: AnyObject {
     /// Replaces the elements of every set in `contents`, all in one transaction: the
     /// kernel takes all of it or, refusing any part, none.
     func replaceElements(_ contents: [NftSetContents], table: String) throws
+    /// Replaces the elements of every set in `contents` and empties the connection
+    /// caches named in `caches`, all in one transaction.
+    func replaceElements(_ contents: [NftSetContents], flushing caches: [String], table: String) throws
+    /// Empties the connection caches named (one transaction).
+    func flush(caches: [String], table: String) throws
     /// Whether the table exists (someone may have removed it: `nft flush ruleset`).
     func tableExists(named name: String) throws -> Bool
 }
@@ -109,8 +114,20 @@ public final class Nftables: RulesetControl {
     }
 
     public func replaceElements(_ contents: [NftSetContents], table: String) throws {
+        try replaceElements(contents, flushing: [], table: table)
+    }
+
+    public func replaceElements(_ contents: [NftSetContents], flushing caches: [String], table: String) throws {
         try send { batch in
             for c in contents { batch.replaceElements(of: c.set, table: table, pairs: c.pairs) }
+            for name in caches { batch.flushSet(named: name, table: table) }
+        }
+    }
+
+    public func flush(caches: [String], table: String) throws {
+        guard !caches.isEmpty else { return }
+        try send { batch in
+            for name in caches { batch.flushSet(named: name, table: table) }
         }
     }
 
