@@ -13,6 +13,11 @@
 # For each tunnel run it also prints the CPU per packet gw1 forwarded (issue #9):
 # encd's own user+system time on each gateway (/proc/PID/stat) and the machine's
 # softirq time (/proc/stat; all namespaces share it), in microseconds per packet.
+#
+# To compare builds of encd in one run (issue #9: each change measured before and after,
+# side by side on one topology): BENCH_BUILDS="before=/path/encd after=/path/encd", and
+# BENCH_ROUNDS=N runs every build N times, interleaved (before, after, before, ...); the
+# last lines are a table of medians per build.
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 if [[ -z ${ENCD:-} ]]; then
     ENCD=$ROOT/.build/release/encd
@@ -20,8 +25,10 @@ if [[ -z ${ENCD:-} ]]; then
 fi
 export ENCD
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
+BUILDS=${BENCH_BUILDS:-encd=$ENCD}
+ROUNDS=${BENCH_ROUNDS:-1}
 source "$ROOT/Tests/Integration/lib.sh"
-[[ -x $ENCD ]] || fail "no encd binary at $ENCD (swift build -c release --product encd)"
+for b in $BUILDS; do [[ -x ${b#*=} ]] || fail "no encd binary at ${b#*=} (swift build -c release --product encd)"; done
 
 sites   # h1 — gw1 — internet — gw2 — h2 (lib.sh)
 
@@ -53,10 +60,11 @@ else:
 PY
 }
 
-echo "encd: $ENCD"
-echo "iperf3 $(iperf3 --version | head -1 | cut -d' ' -f2), $SECONDS_PER_RUN s per run, $(nproc) CPUs, kernel $(uname -r)"
-iperf plain-tcp
-iperf plain-udp -u -l 64 -b 0
+echo "builds: $BUILDS"
+echo "iperf3 $(iperf3 --version | head -1 | cut -d' ' -f2), $SECONDS_PER_RUN s per run, $ROUNDS round(s), $(nproc) CPUs, kernel $(uname -r)"
+RESULTS=$IT_TMP/results.txt
+iperf plain-tcp | tee -a "$RESULTS"
+iperf plain-udp -u -l 64 -b 0 | tee -a "$RESULTS"
 
 for gw in gw1 gw2; do
     if [[ $gw == gw1 ]]; then me=1; peer=2; else me=2; peer=1; fi
@@ -64,9 +72,7 @@ for gw in gw1 gw2; do
 flow esp from 198.18.$me.0/24 to 198.18.$peer.0/24 local 192.0.2.$me peer 192.0.2.$peer
 esp tunnel from 192.0.2.1 to 192.0.2.2 spi 0x1000:0x1001 enc aes-128-gcm enckey $KEY_A:$KEY_B
 CONF
-    start_encd $gw "$IT_TMP/$gw.conf"
 done
-on h1 ping -c 2 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "no ping through the tunnel"
 # Counters (cheaper than a capture) on what gw1 forwards to the internet link.
 on gw1 nft -f - <<'NFT'
 table inet bench {
@@ -93,8 +99,44 @@ print("%-14s CPU per packet: encd gw1 %.2f us, encd gw2 %.2f us, softirq (whole 
       % (kind, us(d[0]), us(d[1]), us(d[2]), d[3]))
 PY
 }
-before=$(cpu_sample); iperf tunnel-tcp; after=$(cpu_sample); per_packet tunnel-tcp "$before" "$after"
-before=$(cpu_sample); iperf tunnel-udp -u -l 64 -b 0; after=$(cpu_sample); per_packet tunnel-udp "$before" "$after"
+for round in $(seq "$ROUNDS"); do
+    for b in $BUILDS; do
+        label=${b%%=*}; ENCD=${b#*=}
+        for gw in gw1 gw2; do start_encd $gw "$IT_TMP/$gw.conf"; done
+        on h1 ping -c 2 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "no ping through the tunnel ($label)"
+        before=$(cpu_sample); iperf "$label-tcp" | tee -a "$RESULTS"; after=$(cpu_sample); per_packet "$label-tcp" "$before" "$after" | tee -a "$RESULTS"
+        before=$(cpu_sample); iperf "$label-udp" -u -l 64 -b 0 | tee -a "$RESULTS"; after=$(cpu_sample); per_packet "$label-udp" "$before" "$after" | tee -a "$RESULTS"
+        for gw in gw1 gw2; do stop_encd $gw; done
+    done
+done
 esp=$(nft_counter gw1 bench post esp); other=$(nft_counter gw1 bench post other)
 [[ ${other:-0} -eq 0 && ${esp:-0} -gt 0 ]] || fail "the tunnel runs were not all ESP on the wire ($esp ESP, $other other)"
 echo "tunnel runs: gw1 sent $esp ESP packets to the internet link and nothing else"
+# Medians per build and kind, and each build against the first and against plain forwarding.
+python3 - "$RESULTS" $BUILDS <<'PY'
+import re, statistics, sys
+lines = open(sys.argv[1]).read().splitlines()
+labels = [b.split("=", 1)[0] for b in sys.argv[2:]]
+def med(prefix, pattern):
+    vals = [float(m.group(1)) for l in lines if l.startswith(prefix + " ") for m in [re.search(pattern, l)] if m]
+    return statistics.median(vals) if vals else float("nan")
+tcp = r"TCP\s+([0-9.]+) Mbit/s received"
+udp = r"([0-9.]+) pkt/s received"
+cpu = lambda which: r"encd gw1 ([0-9.]+) us, encd gw2 ([0-9.]+) us, softirq \(whole machine\) ([0-9.]+) us".replace("X", which)
+def cpus(prefix):
+    rows = [list(map(float, m.groups())) for l in lines if l.startswith(prefix + " ") for m in [re.search(cpu(""), l)] if m]
+    return [statistics.median(c) for c in zip(*rows)] if rows else [float("nan")] * 3
+plain_tcp, plain_udp = med("plain-tcp", tcp), med("plain-udp", udp)
+print()
+print("| build | TCP Mbit/s | x plain | UDP 64 B pkt/s | x plain | CPU/pkt TCP gw1+gw2+softirq us | CPU/pkt UDP gw1+gw2+softirq us |")
+print("|---|---|---|---|---|---|---|")
+print("| plain forwarding | %.0f | 1 | %.0f | 1 | | |" % (plain_tcp, plain_udp))
+first = None
+for l in labels:
+    t, u = med(l + "-tcp", tcp), med(l + "-udp", udp)
+    ct, cu = cpus(l + "-tcp"), cpus(l + "-udp")
+    print("| %s | %.0f | %.3f | %.0f | %.3f | %.2f + %.2f + %.2f | %.2f + %.2f + %.2f |"
+          % (l, t, t / plain_tcp, u, u / plain_udp, *ct, *cu))
+    if first is None: first = (l, t, u)
+    else: print("|   %s / %s | %.2fx | | %.2fx | | | |" % (l, first[0], t / first[1], u / first[2]))
+PY

@@ -38,7 +38,7 @@ import Testing
         #expect(fake.elements["encd/flows_out4"]?.count == 1)
         let installs = { fake.requests.filter { $0.hasPrefix("install") }.count }
         try r.prepare(spd, tunables: t)
-        #expect(installs() == 2 && fake.requests.last?.hasSuffix("require_check6 (0); flush conn_original, conn_reply") == true)
+        #expect(installs() == 2 && fake.requests.last?.hasSuffix("require_check6 (0); flush conn_original, conn_reply, conn_checked_original, conn_checked_reply") == true)
         #expect(fake.requests.last?.contains("flows_use4 (1)") == true)
 
         // icmp_accept_clear off, then the NAT-T port: each re-installs.

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Deciding once per connection (issue #9): [X]'s answer for a connection is kept in
-# the kernel (the conn_original / conn_reply maps of encd's table), so later packets of
-# the connection skip [X]'s queue; every policy change forgets the kept answers at once.
+# the kernel (the conn_* maps of encd's table), so later packets of the connection skip
+# [X]'s queue, and the inbound check's answer for a decrypted connection is kept per SA;
+# every policy change forgets the kept answers at once.
 #   1. a 300-datagram UDP flow and a 2 MB TCP transfer cross the tunnel with only a
-#      few trips to [X] (the queue rule's counter) on either gateway, all encrypted;
+#      few trips to [X] and to the inbound check (the queue rules' counters) on either
+#      gateway, all encrypted;
 #   2. a reload that removes the flow (the SA stays) sends the running UDP flow in
 #      cleartext from its next packet on: no kept answer protects it with the SA;
 #   3. a reload that adds a bypass flow for the running flow's port lets it out in
@@ -44,20 +46,25 @@ while time.time() < end:
 print(n)' "$1"
 }
 
+# The inbound check's queue rule (packets out of enc0) at a gateway.
+check_count() { on "$1" nft list chain inet encd spd_forward | sed -nE 's/.*iifname "enc0" counter packets ([0-9]+).*/\1/p'; }
+
 # 1. Few trips to [X] per connection.
-x1=$(x_count gw1); o1=$(out_count gw1)
+x1=$(x_count gw1); o1=$(out_count gw1); c1=$(check_count gw2)
 udp_sink 6 >"$IT_TMP/sink" &
 sink=$!
 sleep 0.3
 udp_flow 300 0.005
 wait $sink
 got=$(cat "$IT_TMP/sink")
-x2=$(x_count gw1); o2=$(out_count gw1)
+x2=$(x_count gw1); o2=$(out_count gw1); c2=$(check_count gw2)
 [[ $got -ge 295 ]] || fail "UDP: $got of 300 datagrams arrived"
+[[ $((c2 - c1)) -le 5 ]] || fail "UDP: $((c2 - c1)) of 300 decrypted packets went to the inbound check at gw2 (want the first only)"
+[[ $(entries gw2 conn_checked_original) -ge 1 ]] || fail "gw2 keeps no checked answer: $(on gw2 nft list map inet encd conn_checked_original)"
 [[ $((o2 - o1)) -ge 300 ]] || fail "UDP: only $((o2 - o1)) packets went to encryption at gw1"
 [[ $((x2 - x1)) -le 5 ]] || fail "UDP: $((x2 - x1)) of 300 packets went to [X]'s queue at gw1 (want the first only)"
 [[ $(entries gw1 conn_original) -ge 1 ]] || fail "gw1 keeps no answer in conn_original: $(on gw1 nft list map inet encd conn_original)"
-ok "UDP: 300 datagrams, $got arrived, $((x2 - x1)) went to [X] at gw1"
+ok "UDP: 300 datagrams, $got arrived, $((x2 - x1)) went to [X] at gw1, $((c2 - c1)) to the inbound check at gw2"
 
 gx1=$(x_count gw2)
 tcp_transfer h1 h2 198.18.2.20 2000000
@@ -137,3 +144,10 @@ kept=$(nft_counter gw1 admin see admin-mark-kept)
 [[ $((x2 - x1)) -ge 50 ]] || fail "marked packets: only $((x2 - x1)) of 50 went to [X] (a kept answer replaced the admin's mark)"
 [[ ${kept:-0} -ge 50 ]] || fail "marked packets: the admin's mark survived on ${kept:-0} of 50"
 ok "admin-marked packets: $((x2 - x1)) decided by [X], mark kept on $kept"
+
+# 5. nft(8) lists encd's table with its maps filled (an administrator's first look).
+for gw in gw1 gw2; do
+    on $gw nft list ruleset >"$IT_TMP/ruleset-$gw" 2>"$IT_TMP/ruleset-$gw.err" || fail "nft list ruleset on $gw: $(tail -3 "$IT_TMP/ruleset-$gw.err")"
+    grep -q 'map conn_checked_original' "$IT_TMP/ruleset-$gw" || fail "nft list ruleset on $gw shows no conn_checked_original"
+done
+ok "nft list ruleset shows the maps on both gateways"

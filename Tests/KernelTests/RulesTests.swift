@@ -96,7 +96,8 @@ import EncCore
             #expect(a == b)
         }
         let forward = try #require(on.chains.first { $0.name == "spd_forward" })
-        #expect(forward.rules[0].expressions(queue: .xtCompat).last == .xtTarget(name: "NFQUEUE", revision: 3, info: [0, 0, 1, 0, 0, 0, 0, 0]))
+        let enc0 = try #require(forward.rules.first { $0.text.hasPrefix("iifname \"enc0\" counter queue") })
+        #expect(enc0.expressions(queue: .xtCompat).last == .xtTarget(name: "NFQUEUE", revision: 3, info: [0, 0, 1, 0, 0, 0, 0, 0]))
         let use = try #require(forward.rules.first { $0.text.contains("@flows_use4") })
         #expect(use.expressions(queue: .xtCompat).suffix(2) == [.counter, .xtTarget(name: "NFQUEUE", revision: 3, info: [0, 0, 1, 0, 1, 0, 0, 0])])
         #expect(use.expressions(queue: .native).last == .queue(number: 0, total: 1, flags: 1))
@@ -267,7 +268,7 @@ import EncCore
     /// The answer is kept as a map element (ct id -> encd's bits of the mark), read with
     /// one lookup and written once: no moment in which a packet could read half of it.
     @Test func answersAreMapElementsReadAndWrittenWhole() {
-        let save = NftRule([], [.saveDecision(map: "conn_original", mask: 0x0fff_0000)])
+        let save = NftRule([], [.saveDecision(map: "conn_original", key: .connection, mask: 0x0fff_0000)])
         #expect(save.text == "update @conn_original { ct id : meta mark & 0x0fff0000 }")
         #expect(save.expressions(queue: .native) == [
             .ct(key: 23, dreg: .r1),    // NFT_CT_ID
@@ -275,11 +276,22 @@ import EncCore
             .bitwise(sreg: .r2, dreg: .r2, mask: NftBytes.host32(0x0fff_0000), xor: [0, 0, 0, 0]),
             .dynsetUpdate(set: "conn_original", key: .r1, data: .r2),
         ])
-        let restore = NftRule([], [.restoreDecision(map: "conn_reply")])
+        let restore = NftRule([], [.restoreDecision(map: "conn_reply", key: .connection)])
         #expect(restore.text == "meta mark set ct id map @conn_reply")
         #expect(restore.expressions(queue: .native) == [
             .ct(key: 23, dreg: .r1), .lookup(set: "conn_reply", sreg: .r1, dreg: .r1), .metaSet(key: 3, sreg: .r1),
         ])
+        // Keyed by connection and frame source: the MAC in the 32-bit register after the
+        // id (as nft lays out `ct id . ether saddr`), only for Ethernet frames.
+        let checked = NftRule([], [.restoreDecision(map: "conn_checked_original", key: .connectionAndSource)])
+        #expect(checked.text == "meta mark set ct id . ether saddr map @conn_checked_original")
+        #expect(checked.expressions(queue: .native) == [
+            .meta(key: 8, dreg: .r1), .cmp(sreg: .r1, op: 0, data: [1, 0]),    // NFT_META_IFTYPE, ARPHRD_ETHER
+            .ct(key: 23, dreg: .r1),
+            .payload(base: 0, offset: 6, length: 6, dreg: .r32_01),           // link layer, source address
+            .lookup(set: "conn_checked_original", sreg: .r1, dreg: .r1), .metaSet(key: 3, sreg: .r1),
+        ])
+        #expect(NftCacheKey.connectionAndSource.length == 12)
     }
 
     /// Restored answers come after the rules that let decided and local packets go
@@ -288,21 +300,33 @@ import EncCore
     @Test func restoreAndSaveSitAroundXAndSkipTheInboundCheck() throws {
         let table = EncdRuleset.table(EncdRulesetConfig())
         let forward = try #require(table.chains.first { $0.name == "spd_forward" }).rules.map(\.text)
-        let enc0 = try #require(forward.firstIndex { $0.hasPrefix("iifname \"enc0\"") })
+        // Packets out of enc0: the answer kept for (connection, SA) accepts, anything else
+        // from enc0 is queued to the check before any rule could accept it.
+        #expect(Array(forward.prefix(3)) == [
+            "iifname \"enc0\" meta mark 0x00000000 ct state new,established ct direction original meta mark set ct id . ether saddr map @conn_checked_original accept",
+            "iifname \"enc0\" meta mark 0x00000000 ct state new,established ct direction reply meta mark set ct id . ether saddr map @conn_checked_reply accept",
+            "iifname \"enc0\" counter queue num 0",
+        ])
         let restore = try #require(forward.firstIndex { $0.contains("map @conn_original") })
         let queue = try #require(forward.firstIndex { $0.contains("@flows_out4") })
-        #expect(enc0 < restore && restore < queue)
+        #expect(restore > 2 && restore < queue)
         #expect(forward[restore + 2] == "meta mark & 0x00010000 == 0x00010000 accept")
         // Only a packet with no mark yet gets a kept answer: an administrator's (or a
         // socket's) bits are never overwritten.
-        for text in forward where text.contains("@conn_") { #expect(text.hasPrefix("meta mark 0x00000000 ct state new,established")) }
+        for text in forward.dropFirst(2) where text.contains("@conn_") { #expect(text.hasPrefix("meta mark 0x00000000 ct state new,established")) }
         let save = try #require(table.chains.first { $0.name == "spd_save_forward" })
         #expect(save.base?.priority == EncdRuleset.spdForwardPriority + 1)
-        #expect(save.rules.first?.text == "iifname \"enc0\" return")
+        #expect(save.rules.map(\.text) == [
+            "iifname \"enc0\" meta mark & 0x00010000 == 0x00010000 ct state new,established ct direction original update @conn_checked_original { ct id . ether saddr : meta mark & 0x0fff0000 }",
+            "iifname \"enc0\" meta mark & 0x00010000 == 0x00010000 ct state new,established ct direction reply update @conn_checked_reply { ct id . ether saddr : meta mark & 0x0fff0000 }",
+            "iifname \"enc0\" return",
+            "meta mark & 0x00010000 == 0x00010000 ct state new,established ct direction original update @conn_original { ct id : meta mark & 0x0fff0000 }",
+            "meta mark & 0x00010000 == 0x00010000 ct state new,established ct direction reply update @conn_reply { ct id : meta mark & 0x0fff0000 }",
+        ])
         let saveOut = try #require(table.chains.first { $0.name == "spd_save_output" })
         #expect(saveOut.base?.priority == EncdRuleset.spdOutputPriority + 1)
         #expect(saveOut.rules.prefix(3).map(\.text) == ["meta l4proto esp return", "meta l4proto ah return", "udp sport 4500 return"])
-        for rule in save.rules.dropFirst() + saveOut.rules.filter({ $0.text.contains("update") }) {
+        for rule in saveOut.rules.filter({ $0.text.contains("update") }) {
             #expect(rule.text.hasPrefix("meta mark & 0x00010000 == 0x00010000 ct state new,established ct direction"))
             #expect(rule.text.hasSuffix("ct id : meta mark & 0x0fff0000 }"))
         }

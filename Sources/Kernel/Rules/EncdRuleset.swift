@@ -80,6 +80,8 @@ public enum EncdRuleset {
     public static let useSet6 = "flows_use6"
     public static let cacheOriginal = "conn_original"
     public static let cacheReply = "conn_reply"
+    public static let cacheInboundOriginal = "conn_checked_original"
+    public static let cacheInboundReply = "conn_checked_reply"
     public static let saveOutputPriority: Int32 = spdOutputPriority + 1
     public static let saveForwardPriority: Int32 = spdForwardPriority + 1
 
@@ -87,7 +89,26 @@ public enum EncdRuleset {
     public static func caches(_ c: EncdRulesetConfig) -> [NftCacheSet] {
         guard c.connectionCache else { return [] }
         return [NftCacheSet(cacheOriginal, comment: "[X]'s answer (encd's bits of the mark) per connection, original direction.\nFilled from the packet path; flushed by encd whenever flows or SAs change."),
-                NftCacheSet(cacheReply, comment: "The same for the reply direction.")]
+                NftCacheSet(cacheReply, comment: "The same for the reply direction."),
+                NftCacheSet(cacheInboundOriginal, key: .connectionAndSource,
+                            comment: "The inbound check's and [X]'s answer for packets out of enc0, per connection and SA (the frame's\nsource MAC names the SA that carried it): another SA's packets of the same connection meet the check."),
+                NftCacheSet(cacheInboundReply, key: .connectionAndSource, comment: "The same for the reply direction.")]
+    }
+
+    /// For packets out of enc0: the answer kept for the connection and the SA that
+    /// carried the packet, accepted at once; any other packet from enc0 goes on to the
+    /// check. A mark set before (by anyone) never skips it: only a packet with mark 0
+    /// is looked up, and only a hit accepts.
+    static func restoreChecked(_ c: EncdRulesetConfig) -> [NftRule] {
+        guard c.connectionCache else { return [] }
+        let fromEnc = NftMatch.iifname(.eq, c.interface)
+        return [
+            NftRule([fromEnc, .mark(mask: .max, .eq, 0), .ctStateNewOrEstablished, .ctDirection(.original)],
+                    [.restoreDecision(map: cacheInboundOriginal, key: .connectionAndSource), .verdict(.accept)],
+                    comment: "checked for this connection and SA already"),
+            NftRule([fromEnc, .mark(mask: .max, .eq, 0), .ctStateNewOrEstablished, .ctDirection(.reply)],
+                    [.restoreDecision(map: cacheInboundReply, key: .connectionAndSource), .verdict(.accept)]),
+        ]
     }
 
     /// [X]'s cached answers: restored for a packet with no mark yet, then accepted
@@ -95,19 +116,23 @@ public enum EncdRuleset {
     static func restoreDecision(_ c: EncdRulesetConfig) -> [NftRule] {
         guard c.connectionCache else { return [] }
         return [
-            NftRule([.mark(mask: .max, .eq, 0), .ctStateNewOrEstablished, .ctDirection(.original)], [.restoreDecision(map: cacheOriginal)],
+            NftRule([.mark(mask: .max, .eq, 0), .ctStateNewOrEstablished, .ctDirection(.original)], [.restoreDecision(map: cacheOriginal, key: .connection)],
                     comment: "decided for this connection already"),
-            NftRule([.mark(mask: .max, .eq, 0), .ctStateNewOrEstablished, .ctDirection(.reply)], [.restoreDecision(map: cacheReply)]),
+            NftRule([.mark(mask: .max, .eq, 0), .ctStateNewOrEstablished, .ctDirection(.reply)], [.restoreDecision(map: cacheReply, key: .connection)]),
             NftRule([.mark(mask: c.marks.bypass, .eq, c.marks.bypass)], [.verdict(.accept)]),
         ]
     }
 
     /// [X]'s answer kept for the packet's connection and direction.
-    static func saveDecision(_ c: EncdRulesetConfig) -> [NftRule] {
+    static func saveDecision(_ c: EncdRulesetConfig, inbound: Bool = false) -> [NftRule] {
         let decided = NftMatch.mark(mask: c.marks.bypass, .eq, c.marks.bypass)
+        let from: [NftMatch] = inbound ? [.iifname(.eq, c.interface)] : []
+        let key: NftCacheKey = inbound ? .connectionAndSource : .connection
         return [
-            NftRule([decided, .ctStateNewOrEstablished, .ctDirection(.original)], [.saveDecision(map: cacheOriginal, mask: c.marks.mask)]),
-            NftRule([decided, .ctStateNewOrEstablished, .ctDirection(.reply)], [.saveDecision(map: cacheReply, mask: c.marks.mask)]),
+            NftRule(from + [decided, .ctStateNewOrEstablished, .ctDirection(.original)],
+                    [.saveDecision(map: inbound ? cacheInboundOriginal : cacheOriginal, key: key, mask: c.marks.mask)]),
+            NftRule(from + [decided, .ctStateNewOrEstablished, .ctDirection(.reply)],
+                    [.saveDecision(map: inbound ? cacheInboundReply : cacheReply, key: key, mask: c.marks.mask)]),
         ]
     }
 
@@ -119,8 +144,8 @@ public enum EncdRuleset {
                      rules: [NftRule([.l4proto(.eq, 50)], [.verdict(.return)]), NftRule([.l4proto(.eq, 51)], [.verdict(.return)]),
                              NftRule([.udpSport(c.natTraversalPort)], [.verdict(.return)])] + saveDecision(c)),
             NftChain("spd_save_forward", base: NftBaseChain(type: "filter", hook: .prerouting, priority: saveForwardPriority),
-                     comment: "[X]'s answer for a forwarded packet, kept for its connection; never the inbound check's.",
-                     rules: [NftRule([.iifname(.eq, c.interface)], [.verdict(.return)])] + saveDecision(c)),
+                     comment: "[X]'s answer for a forwarded packet, kept for its connection; for a packet out of enc0, the\ninbound check's and [X]'s, kept for its connection and the SA that carried it.",
+                     rules: saveDecision(c, inbound: true) + [NftRule([.iifname(.eq, c.interface)], [.verdict(.return)])] + saveDecision(c)),
         ]
     }
 
@@ -186,9 +211,10 @@ public enum EncdRuleset {
             ] + restoreDecision(c) + spdLookup(c)),
             NftChain("spd_forward", base: NftBaseChain(type: "filter", hook: .prerouting, priority: spdForwardPriority),
                      comment: "[X] for forwarded packets, after dstnat; the mark then steers the routing decision.",
-                     rules: [
-                // First, whatever the mark says: a mark restored from conntrack (or set
-                // by any rule before this one) must not let a decrypted packet skip the check.
+                     // First, whatever the mark says: a mark set by any rule before this one
+                     // must not let a decrypted packet skip the check (restoreChecked
+                     // accepts only on a hit in its map, for packets with mark 0).
+                     rules: restoreChecked(c) + [
                 NftRule([.iifname(.eq, c.interface)], [.counter, .queue(number: c.spdQueue, total: q)],
                         comment: "decrypted by encd: inbound policy check after NAT on enc0, then [X]"),
                 NftRule([bypassed], [.verdict(.accept)]),

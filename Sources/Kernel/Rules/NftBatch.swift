@@ -150,16 +150,21 @@ public struct NftBatch {
         let id = nextSetID
         nextSetID += 1
         setIDs[cache.name] = id
-        put("add map inet \(table) \(cache.name) { typeof ct id : meta mark; size \(cache.size); flags dynamic,timeout; timeout \(cache.timeoutSeconds)s; }") { b, s in
+        put("add map inet \(table) \(cache.name) { typeof \(cache.key.text) : meta mark; size \(cache.size); flags dynamic,timeout; timeout \(cache.timeoutSeconds)s; }") { b, s in
             let st = nftnl_set_alloc()!
             defer { nftnl_set_free(st) }
             nftnl_set_set_str(st, UInt16(NFTNL_SET_TABLE.rawValue), table)
             nftnl_set_set_str(st, UInt16(NFTNL_SET_NAME.rawValue), cache.name)
             nftnl_set_set_u32(st, UInt16(NFTNL_SET_FAMILY.rawValue), UInt32(NftBatch.family))
+            let concat = cache.key.fieldLengths.count > 1 ? UInt32(NFT_SET_CONCAT.rawValue) : 0
             nftnl_set_set_u32(st, UInt16(NFTNL_SET_FLAGS.rawValue),
-                              UInt32(NFT_SET_MAP.rawValue) | UInt32(NFT_SET_TIMEOUT.rawValue) | UInt32(NFT_SET_EVAL.rawValue))
-            nftnl_set_set_u32(st, UInt16(NFTNL_SET_KEY_TYPE.rawValue), NftCacheSet.keyType)
-            nftnl_set_set_u32(st, UInt16(NFTNL_SET_KEY_LEN.rawValue), 4)
+                              UInt32(NFT_SET_MAP.rawValue) | UInt32(NFT_SET_TIMEOUT.rawValue) | UInt32(NFT_SET_EVAL.rawValue) | concat)
+            nftnl_set_set_u32(st, UInt16(NFTNL_SET_KEY_TYPE.rawValue), cache.key.type)
+            nftnl_set_set_u32(st, UInt16(NFTNL_SET_KEY_LEN.rawValue), cache.key.length)
+            // nft(8) rebuilds a concatenated key from the field lengths; without them it
+            // cannot list the map (nor the ruleset).
+            var fields = cache.key.fieldLengths
+            if fields.count > 1 { nftnl_set_set_data(st, UInt16(NFTNL_SET_DESC_CONCAT.rawValue), &fields, UInt32(fields.count)) }
             nftnl_set_set_u32(st, UInt16(NFTNL_SET_DATA_TYPE.rawValue), NftCacheSet.dataType)
             nftnl_set_set_u32(st, UInt16(NFTNL_SET_DATA_LEN.rawValue), 4)
             nftnl_set_set_u32(st, UInt16(NFTNL_SET_DESC_SIZE.rawValue), cache.size)

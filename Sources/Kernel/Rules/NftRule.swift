@@ -66,12 +66,12 @@ public enum NftStatement: Sendable, Equatable {
     case queueFailOpen(number: UInt16, total: UInt16)
     /// `meta mark set meta mark & ~MASK | VALUE`
     case setMark(mask: UInt32, value: UInt32)
-    /// `meta mark set ct id map @MAP`: the answer kept for the connection (no change
-    /// when the connection is not in the map).
-    case restoreDecision(map: String)
+    /// `meta mark set ct id map @MAP`: the answer kept for the connection; when the
+    /// connection is not in the map the rule ends here (nothing after it runs).
+    case restoreDecision(map: String, key: NftCacheKey)
     /// `update @MAP { ct id : meta mark & MASK }`: the packet's answer kept for its
     /// connection; an entry already there keeps its answer and only lives longer.
-    case saveDecision(map: String, mask: UInt32)
+    case saveDecision(map: String, key: NftCacheKey, mask: UInt32)
     case verdict(NftVerdict)
 }
 
@@ -134,8 +134,8 @@ public struct NftRule: Sendable, Equatable {
         case .queueFailOpen(let n, let total):
             return total <= 1 ? "queue num \(n) bypass" : "queue num \(n)-\(UInt32(n) + UInt32(total) - 1) bypass,fanout"
         case .setMark(let mask, let value): return "meta mark set meta mark & \(hex(~mask)) | \(hex(value))"
-        case .restoreDecision(let map): return "meta mark set ct id map @\(map)"
-        case .saveDecision(let map, let mask): return "update @\(map) { ct id : meta mark & \(hex(mask)) }"
+        case .restoreDecision(let map, let key): return "meta mark set \(key.text) map @\(map)"
+        case .saveDecision(let map, let key, let mask): return "update @\(map) { \(key.text) : meta mark & \(hex(mask)) }"
         case .verdict(.accept): return "accept"
         case .verdict(.drop): return "drop"
         case .verdict(.return): return "return"
@@ -245,15 +245,28 @@ public struct NftRule: Sendable, Equatable {
             return [.meta(key: UInt32(NFT_META_MARK.rawValue), dreg: .r1),
                     .bitwise(sreg: .r1, dreg: .r1, mask: NftBytes.host32(~mask), xor: NftBytes.host32(value)),
                     .metaSet(key: UInt32(NFT_META_MARK.rawValue), sreg: .r1)]
-        case .restoreDecision(let map):
-            return [.ct(key: UInt32(NFT_CT_ID.rawValue), dreg: .r1), .lookup(set: map, sreg: .r1, dreg: .r1),
-                    .metaSet(key: UInt32(NFT_META_MARK.rawValue), sreg: .r1)]
-        case .saveDecision(let map, let mask):
-            return [.ct(key: UInt32(NFT_CT_ID.rawValue), dreg: .r1),
+        case .restoreDecision(let map, let key):
+            return loadKey(key) + [.lookup(set: map, sreg: .r1, dreg: .r1), .metaSet(key: UInt32(NFT_META_MARK.rawValue), sreg: .r1)]
+        case .saveDecision(let map, let key, let mask):
+            return loadKey(key) + [
                     .meta(key: UInt32(NFT_META_MARK.rawValue), dreg: .r2),
                     .bitwise(sreg: .r2, dreg: .r2, mask: NftBytes.host32(mask), xor: NftBytes.host32(0)),
                     .dynsetUpdate(set: map, key: .r1, data: .r2)]
         case .verdict(let v): return [.verdict(v)]
+        }
+    }
+
+    /// A cache key into register 1 (the source MAC right after the id, in the next
+    /// 32-bit register, behind nft's `meta iiftype ether` dependency).
+    static func loadKey(_ key: NftCacheKey) -> [NftExpr] {
+        switch key {
+        case .connection:
+            return [.ct(key: UInt32(NFT_CT_ID.rawValue), dreg: .r1)]
+        case .connectionAndSource:
+            return [.meta(key: UInt32(NFT_META_IFTYPE.rawValue), dreg: .r1),
+                    .cmp(sreg: .r1, op: NftOp.eq.cmp, data: [1, 0]),      // ARPHRD_ETHER, host order
+                    .ct(key: UInt32(NFT_CT_ID.rawValue), dreg: .r1),
+                    .payload(base: UInt32(NFT_PAYLOAD_LL_HEADER.rawValue), offset: 6, length: 6, dreg: .r32_01)]
         }
     }
 

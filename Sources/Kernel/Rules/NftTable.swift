@@ -67,18 +67,39 @@ public struct NftAddressPairSet: Sendable, Equatable {
 /// forgotten after `timeoutSeconds` without a save (or when encd flushes it).
 public struct NftCacheSet: Sendable, Equatable {
     public var name: String
+    public var key: NftCacheKey
     public var size: UInt32
     public var timeoutSeconds: UInt32
     public var comment: String?
-    public init(_ name: String, size: UInt32 = 65536, timeoutSeconds: UInt32 = 600, comment: String? = nil) {
+    public init(_ name: String, key: NftCacheKey = .connection, size: UInt32 = 65536, timeoutSeconds: UInt32 = 600, comment: String? = nil) {
         self.name = name
+        self.key = key
         self.size = size
         self.timeoutSeconds = timeoutSeconds
         self.comment = comment
     }
-    /// nft's TYPE_INTEGER and TYPE_MARK: what `typeof ct id : meta mark` declares.
-    static let keyType: UInt32 = 4
+    /// nft's TYPE_MARK: the data of `... : meta mark`.
     static let dataType: UInt32 = 19
+}
+
+/// What a connection cache is keyed by.
+public enum NftCacheKey: Sendable, Equatable {
+    /// `ct id`
+    case connection
+    /// `ct id . ether saddr`: the connection and the frame's source (for frames encd
+    /// writes into enc0, the SA that carried the packet).
+    case connectionAndSource
+
+    var text: String { self == .connection ? "ct id" : "ct id . ether saddr" }
+    /// Bytes of the key: each field padded to 4 (ether saddr: 6 -> 8).
+    var length: UInt32 { self == .connection ? 4 : 12 }
+    /// Bytes of each field, unpadded.
+    var fieldLengths: [UInt8] { self == .connection ? [4] : [4, 6] }
+    /// nft's datatype ids, concatenated 6 bits apart: TYPE_INTEGER (4) for the id alone;
+    /// in a concatenation TYPE_MARK (19, 32 bits) stands for it, since nft(8) 1.0.6 can
+    /// list a concatenation only of fixed-size types (TYPE_ETHERADDR 9) when the set
+    /// carries no typeof description.
+    var type: UInt32 { self == .connection ? 4 : (19 << 6) | 9 }
 }
 
 /// Table flags from linux/netfilter/nf_tables.h. Debian bookworm's headers (Linux 6.1)
@@ -141,7 +162,7 @@ public struct NftTable: Sendable, Equatable {
         for cache in caches {
             if let c = cache.comment { out.append(contentsOf: c.split(separator: "\n").map { "    # " + $0 }) }
             out.append("    map \(cache.name) {")
-            out.append("        typeof ct id : meta mark")
+            out.append("        typeof \(cache.key.text) : meta mark")
             out.append("        size \(cache.size)")
             out.append("        flags dynamic,timeout")
             out.append("        timeout \(cache.timeoutSeconds)s")
