@@ -203,7 +203,7 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
 
         let routing = try Rtnetlink()
         self.routing = routing
-        let tun = try TUNDevice(name: rulesetConfig.interface, tap: true, multiQueue: false, nonBlocking: true)
+        let tun = try TUNDevice(name: rulesetConfig.interface, tap: true, multiQueue: false, nonBlocking: true, vnetHeader: true)
         self.tun = tun
         try tun.configureEthernet(address: StageContext.interfaceMAC)
         try tun.setTransmitQueueLength(0)
@@ -219,6 +219,9 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         let outQueue = try NFQueue(queueConfig(rulesetConfig.outputQueue))
         let inQueue = try NFQueue(queueConfig(rulesetConfig.inputQueue))
         let cleartextQueue = try NFQueue(queueConfig(rulesetConfig.cleartextQueue))
+        // The input worker's writes into enc0 wait for the end of its batch, where runs
+        // of one TCP flow go in as one GSO frame (FrameInjector).
+        let injector = FrameInjector(device: tun, capacity: Worker.defaultBatchSize, vnetHeader: tun.vnetHeader)
         workers = [
             Worker(name: "spd", queue: spdQueue, log: log) { b, m, s in
                 SPDStage.handle(b, meta: m, context: ctx, stats: s)
@@ -226,8 +229,8 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
             Worker(name: "ipsec-out", queue: outQueue, log: log) { b, m, s in
                 OutputStage.handle(b, meta: m, sender: sender, scratch: fragmentScratch, context: ctx, stats: s)
             },
-            Worker(name: "ipsec-in", queue: inQueue, log: log) { b, m, s in
-                InputStage.handle(b, meta: m, device: tun, context: ctx, stats: s)
+            Worker(name: "ipsec-in", queue: inQueue, log: log, afterBatch: { injector.flush(stats: $0) }) { b, m, s in
+                InputStage.handle(b, meta: m, device: injector, context: ctx, stats: s)
             },
             Worker(name: "cleartext", queue: cleartextQueue, log: log) { b, m, s in
                 CleartextStage.handle(b, meta: m, context: ctx, stats: s)

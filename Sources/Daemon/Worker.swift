@@ -29,10 +29,16 @@ public final class Worker: @unchecked Sendable {
     /// The batch's verdicts, kept until the kernel took them (preallocated).
     private var verdicts: [QueueVerdict]
     private let finished = DispatchSemaphore(value: 0)
+    /// Runs after the stage has seen every packet of a batch, before its verdicts go
+    /// out (the input worker writes what it decrypted into enc0 here).
+    private let afterBatch: ((CounterBlock<Counter>) -> Void)?
+    public static let defaultBatchSize = 32
     private let log: Log
 
-    public init(name: String, queue: PacketQueue, batchSize: Int = 32, log: Log,
+    public init(name: String, queue: PacketQueue, batchSize: Int = Worker.defaultBatchSize, log: Log,
+                afterBatch: ((CounterBlock<Counter>) -> Void)? = nil,
                 handle: @escaping (PacketBuffer, QueuedPacket, CounterBlock<Counter>) -> QueueVerdict) {
+        self.afterBatch = afterBatch
         self.name = name
         self.queue = queue
         self.batch = QueueBatch(capacity: batchSize)
@@ -84,6 +90,7 @@ public final class Worker: @unchecked Sendable {
                 verdicts[i] = handle(buffer, meta, stats)
                 if case .failed = queue.setVerdict(verdicts[i], id: meta.id) { sent = false }
             }
+            afterBatch?(stats)
             if case .failed = queue.flushVerdicts() { sent = false }
             if !sent { resend() }
         }

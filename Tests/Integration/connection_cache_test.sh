@@ -5,7 +5,8 @@
 # every policy change forgets the kept answers at once.
 #   1. a 300-datagram UDP flow and a 2 MB TCP transfer cross the tunnel with only a
 #      few trips to [X] and to the inbound check (the queue rules' counters) on either
-#      gateway, all encrypted;
+#      gateway, all encrypted; the TCP segments go into gw2's enc0 merged (GSO frames,
+#      enc_inject_coalesced) and arrive intact;
 #   2. a reload that removes the flow (the SA stays) sends the running UDP flow in
 #      cleartext from its next packet on: no kept answer protects it with the SA;
 #   3. a reload that adds a bypass flow for the running flow's port lets it out in
@@ -13,6 +14,7 @@
 #   4. a packet carrying a mark of the administrator's keeps it (never overwritten by
 #      a kept answer) and is decided by [X] itself.
 source "$(dirname "$0")/lib.sh"
+ENCSTAT=${ENCSTAT:-$IT_ROOT/.build/debug/encstat}
 
 sites
 site_confs
@@ -72,7 +74,9 @@ gx2=$(x_count gw2)
 # gw2 decides h2's replies (ACKs) at [X]: kept in conn_reply after the first.
 [[ $((gx2 - gx1)) -le 10 ]] || fail "TCP: $((gx2 - gx1)) replies went to [X]'s queue at gw2"
 [[ $(entries gw2 conn_reply) -ge 1 ]] || fail "gw2 keeps no answer for the replies: $(on gw2 nft list map inet encd conn_reply)"
-ok "TCP 2 MB intact; $((gx2 - gx1)) of its replies went to [X] at gw2"
+coalesced=$(on gw2 "$ENCSTAT" -S "$IT_TMP/gw2/run/encd.sock" -j | python3 -c 'import json,sys; print(json.load(sys.stdin)["counters"]["enc_inject_coalesced"])')
+[[ $coalesced -gt 0 ]] || fail "TCP: gw2 wrote no decrypted segments into enc0 merged (enc_inject_coalesced 0)"
+ok "TCP 2 MB intact; $((gx2 - gx1)) of its replies went to [X] at gw2; $coalesced segments went into enc0 merged (GSO frames)"
 
 # clear_after FILE: prints "ESP-after-clear" if an ESP packet follows the first
 # cleartext UDP datagram of the flow in the capture, else the counts.

@@ -32,6 +32,7 @@ static inline unsigned long encshim_tunsetiff(void) { return TUNSETIFF; }
 static inline short encshim_iff_tun(void) { return IFF_TUN; }
 static inline short encshim_iff_no_pi(void) { return IFF_NO_PI; }
 static inline short encshim_iff_tap(void) { return IFF_TAP; }
+static inline short encshim_iff_vnet_hdr(void) { return IFF_VNET_HDR; }
 
 /* SIOCSIFHWADDR: sets an Ethernet device's MAC address. */
 static inline int encshim_set_hwaddr(int sock, const char *name, const unsigned char mac[6]) {

@@ -18,16 +18,21 @@ public final class TUNDevice: PacketDevice {
     /// A TAP device carries Ethernet frames (IFF_TAP); encd uses the frame's source
     /// address to tell the kernel's queue which SA carried a packet it injects.
     public let isTAP: Bool
+    /// IFF_VNET_HDR: every write (and read) starts with a struct virtio_net_hdr, which
+    /// may describe a GSO frame (EncCore/TCPCoalescing).
+    public let vnetHeader: Bool
 
     /// Opens /dev/net/tun and attaches to (creating if needed) the TUN interface `name`.
     /// The descriptor is non-blocking unless `nonBlocking` is false.
-    public init(name: String = "enc0", tap: Bool = false, multiQueue: Bool = false, nonBlocking: Bool = true) throws {
+    public init(name: String = "enc0", tap: Bool = false, multiQueue: Bool = false, nonBlocking: Bool = true,
+                vnetHeader: Bool = false) throws {
         guard !name.isEmpty, name.utf8.count < Int(encshim_ifnamsiz()), !name.contains("/") else {
             throw KernelConfigError("interface name \"\(name)\" must be 1-\(encshim_ifnamsiz() - 1) bytes without '/'")
         }
         let fd = Int32(try Syscall.check("open(/dev/net/tun)") { open("/dev/net/tun", O_RDWR | O_CLOEXEC) })
         var flags = (tap ? encshim_iff_tap() : encshim_iff_tun()) | encshim_iff_no_pi()
         if multiQueue { flags |= encshim_iff_multi_queue() }
+        if vnetHeader { flags |= encshim_iff_vnet_hdr() }
         var chosen = [CChar](repeating: 0, count: Int(encshim_ifnamsiz()))
         do {
             try Syscall.check("ioctl(TUNSETIFF, \(name))") { encshim_tun_set_iff(fd, name, flags, &chosen) }
@@ -42,6 +47,7 @@ public final class TUNDevice: PacketDevice {
         self.fileDescriptor = fd
         self.name = String(cString: chosen)
         self.isTAP = tap
+        self.vnetHeader = vnetHeader
     }
 
     /// For a TAP device: sets its MAC address and IFF_NOARP (no neighbour resolution:
