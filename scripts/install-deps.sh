@@ -11,8 +11,8 @@ pkgs=(
     # runtimes and headers; SwiftPM loads libcurl, libxml2, sqlite, ncurses, libedit)
     binutils libc6-dev libgcc-12-dev libstdc++-12-dev zlib1g-dev libcurl4 libxml2
     libsqlite3-0 libncurses6 libedit2 libicu72 git ca-certificates tzdata
-    # the integration tests: namespaces, traffic, captures, sysctl
-    nftables iproute2 iputils-ping tcpdump tshark iperf3 conntrack netcat-openbsd procps
+    # the integration tests: namespaces, traffic, captures, sysctl, offloads
+    nftables iproute2 iputils-ping tcpdump tshark iperf3 conntrack netcat-openbsd procps ethtool
     python3 python3-pip python3-cryptography openssl
     # manual pages (mandoc -Tlint, man --warnings), the unit (systemd-analyze), packaging
     mandoc man-db systemd dpkg-dev make

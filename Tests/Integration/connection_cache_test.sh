@@ -78,6 +78,20 @@ coalesced=$(on gw2 "$ENCSTAT" -S "$IT_TMP/gw2/run/encd.sock" -j | python3 -c 'im
 [[ $coalesced -gt 0 ]] || fail "TCP: gw2 wrote no decrypted segments into enc0 merged (enc_inject_coalesced 0)"
 ok "TCP 2 MB intact; $((gx2 - gx1)) of its replies went to [X] at gw2; $coalesced segments went into enc0 merged (GSO frames)"
 
+# The merged frames' checksums, checked where they are finished: gw2's LAN link without
+# TSO or checksum offload (the kernel segments and checksums in software, as for a NIC
+# without offloads) and h2 verifying every checksum itself (no rx offload).
+on gw2 ethtool -K lan tso off gso off tx off >/dev/null
+on h2 ethtool -K eth0 rx off >/dev/null
+csum_errors() { on h2 awk '/^Tcp:/ { if (n++) print $NF }' /proc/net/snmp; }
+e1=$(csum_errors)
+tcp_transfer h1 h2 198.18.2.20 2000000
+e2=$(csum_errors)
+[[ $e1 -eq $e2 ]] || fail "TCP through merged frames: h2 counted $((e2 - e1)) checksum errors"
+on gw2 ethtool -K lan tso on gso on tx on >/dev/null
+on h2 ethtool -K eth0 rx on >/dev/null
+ok "TCP 2 MB intact with software segmentation and checksums at gw2, no checksum error at h2"
+
 # clear_after FILE: prints "ESP-after-clear" if an ESP packet follows the first
 # cleartext UDP datagram of the flow in the capture, else the counts.
 order() {
