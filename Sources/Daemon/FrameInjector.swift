@@ -1,6 +1,6 @@
 // FrameInjector: the IPsec-in worker's writes into enc0, kept until the end of its
-// batch and then written with runs of one TCP flow merged into GSO frames
-// (TCPCoalescing, issue #9). It is the PacketDevice the input stage writes to: `write`
+// batch and then written with runs of one TCP or UDP flow merged into GSO frames
+// (FrameCoalescing, issue #9). It is the PacketDevice the input stage writes to: `write`
 // only remembers the buffer (the batch's own, valid until the next receive), `flush`
 // writes. With `vnetHeader` off (a device opened without IFF_VNET_HDR, or a fake)
 // every frame is written as it came, one write each.
@@ -20,7 +20,7 @@ public final class FrameInjector: PacketDevice {
     public var name: String { device.name }
     public var fileDescriptor: Int32 { device.fileDescriptor }
     private var pending: [PacketBuffer]
-    private var segments: [TCPSegment?]
+    private var segments: [MergeableSegment?]
     private var count = 0
     private let scratch: PacketBuffer
     private let idle = PacketBuffer(capacity: 64, headroom: 0)
@@ -29,8 +29,8 @@ public final class FrameInjector: PacketDevice {
         self.device = device
         self.vnetHeader = vnetHeader
         pending = [PacketBuffer](repeating: idle, count: max(1, capacity))
-        segments = [TCPSegment?](repeating: nil, count: max(1, capacity))
-        scratch = PacketBuffer(capacity: VirtioNetHeader.size + 14 + TCPCoalescing.maxIPLength + 64, headroom: 0)
+        segments = [MergeableSegment?](repeating: nil, count: max(1, capacity))
+        scratch = PacketBuffer(capacity: VirtioNetHeader.size + 14 + FrameCoalescing.maxIPLength + 64, headroom: 0)
     }
 
     public func read(into buffer: PacketBuffer, headroom: Int, tailroom: Int) -> IOResult { .wouldBlock }
@@ -55,7 +55,7 @@ public final class FrameInjector: PacketDevice {
             for i in 0..<count { tally(device.write(from: pending[i]), stats) }
             return
         }
-        for i in 0..<count { segments[i] = TCPSegment.parse(UnsafeRawBufferPointer(pending[i].bytes)) }
+        for i in 0..<count { segments[i] = MergeableSegment.parse(UnsafeRawBufferPointer(pending[i].bytes)) }
         var i = 0
         while i < count {
             let end = runEnd(from: i)
@@ -80,7 +80,7 @@ public final class FrameInjector: PacketDevice {
         var end = start + 1
         while end < count, let next = segments[end] {
             let nf = UnsafeRawBufferPointer(pending[end].bytes)
-            guard length + next.payloadLength <= TCPCoalescing.maxIPLength,
+            guard length + next.payloadLength <= FrameCoalescing.maxIPLength,
                   last.mayBeFollowed(by: next, nf, in: lf, first: first, ff) else { break }
             length += next.payloadLength
             last = next
@@ -92,7 +92,7 @@ public final class FrameInjector: PacketDevice {
 
     private func mergeRun(_ start: Int, _ end: Int) -> Int? {
         let out = UnsafeMutableRawBufferPointer(start: scratch.base, count: scratch.capacity)
-        return TCPCoalescing.merge(count: end - start, frame: { UnsafeRawBufferPointer(self.pending[start + $0].bytes) },
+        return FrameCoalescing.merge(count: end - start, frame: { UnsafeRawBufferPointer(self.pending[start + $0].bytes) },
                                    segment: { self.segments[start + $0]! }, into: out)
     }
 

@@ -120,7 +120,7 @@ public enum Counter: Int, Sendable, CaseIterable {
     // The kernel side of the queues: verdicts that could not be sent, decrypted
     // packets enc0 would not take, and what the kernel's reverse-path filter dropped
     case verdictSendFailed, encWriteFull, rpFilterDropped
-    // Decrypted TCP segments written into enc0 as part of one GSO frame (TCPCoalescing)
+    // Decrypted TCP segments or UDP datagrams written into enc0 as part of one GSO frame (FrameCoalescing)
     case encInjectCoalesced
 
     /// The group encstat shows this case under.
@@ -246,7 +246,7 @@ public enum Counter: Int, Sendable, CaseIterable {
         case .ahReplayStatePending: return "AH packet%s dropped: not yet recorded as accepted in the state directory"
         case .verdictSendFailed: return "verdict%s the kernel did not take (sent again one by one)"
         case .encWriteFull: return "decrypted packet%s dropped: enc0 would not take them"
-        case .encInjectCoalesced: return "decrypted packet%s written into enc0 merged with others of their TCP flow"
+        case .encInjectCoalesced: return "decrypted packet%s written into enc0 merged with others of their flow"
         case .rpFilterDropped: return "packet%s dropped by the kernel's reverse-path filter (host-wide, IPReversePathFilter)"
         default:
             let f = openBSDField!

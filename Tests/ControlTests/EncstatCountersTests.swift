@@ -124,7 +124,7 @@ import Testing
         \t0 verdicts the kernel did not take (sent again one by one)
         \t0 decrypted packets dropped: enc0 would not take them
         \t0 packets dropped by the kernel's reverse-path filter (host-wide, IPReversePathFilter)
-        \t0 decrypted packets written into enc0 merged with others of their TCP flow
+        \t0 decrypted packets written into enc0 merged with others of their flow
         \t1 SA past their soft lifetime
         \t1 SA past their hard lifetime
         \tqueue 0 (spd):

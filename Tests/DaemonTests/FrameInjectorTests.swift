@@ -69,6 +69,50 @@ enum Frames {
         return b
     }
 
+    static func udp(v6: Bool = false, sa: UInt8 = 7, id: UInt16 = 0, payload: Int, sport: UInt16 = 40000) -> [UInt8] {
+        var b = Array(tcp(v6: v6, sa: sa, seq: 0, id: id, payload: 0, options: []).prefix(v6 ? 54 : 34))
+        if v6 { b[20] = 17; put16(&b, 18, UInt16(8 + payload)) } else { b[23] = 17; put16(&b, 16, UInt16(28 + payload)) }
+        let u = b.count
+        b += [0, 0, 0x27, 0x0f, 0, 0, 0, 0]
+        put16(&b, u, sport)
+        put16(&b, u + 4, UInt16(8 + payload))
+        b += (0..<payload).map { UInt8(truncatingIfNeeded: Int(id) &+ $0) }
+        if !v6 { put16(&b, 24, 0); put16(&b, 24, ~fold(sum(b, 14, 20))) }
+        var pseudo = UInt32(8 + payload) + 17
+        pseudo = v6 ? sum(b, 22, 32, pseudo) : sum(b, 26, 8, pseudo)
+        put16(&b, u + 6, ~fold(sum(b, u, 8 + payload, pseudo)))
+        return b
+    }
+
+    /// GSO_UDP_L4 segmentation: datagrams of gso_size, IPv4 ids counting up, lengths
+    /// and checksums done.
+    static func segmentUDP(_ w: [UInt8]) -> [[UInt8]] {
+        let hdr = Array(w.prefix(10)), f = Array(w.dropFirst(10))
+        let hdrLen = Int(hdr[2]) | Int(hdr[3]) << 8, gso = Int(hdr[4]) | Int(hdr[5]) << 8
+        let v6 = f[12] == 0x86, u = hdrLen - 8
+        let head = Array(f.prefix(hdrLen)), data = Array(f.dropFirst(hdrLen))
+        let id = UInt16(f[18]) << 8 | UInt16(f[19])
+        var out: [[UInt8]] = []
+        var at = 0, k = 0
+        while at < data.count {
+            let n = min(gso, data.count - at)
+            var b = head + data[at..<(at + n)]
+            put16(&b, u + 4, UInt16(8 + n))
+            if v6 { put16(&b, 18, UInt16(8 + n)) } else {
+                put16(&b, 16, UInt16(28 + n)); put16(&b, 18, id &+ UInt16(k))
+                put16(&b, 24, 0); put16(&b, 24, ~fold(sum(b, 14, 20)))
+            }
+            put16(&b, u + 6, 0)
+            var pseudo = UInt32(8 + n) + 17
+            pseudo = v6 ? sum(b, 22, 32, pseudo) : sum(b, 26, 8, pseudo)
+            put16(&b, u + 6, ~fold(sum(b, u, 8 + n, pseudo)))
+            out.append(b)
+            at += n
+            k += 1
+        }
+        return out
+    }
+
     /// A run of `count` full segments of `size` bytes (and a `last`-byte one), PSH on
     /// the last.
     static func run(v6: Bool = false, count: Int, size: Int, last: Int? = nil, seq: UInt32 = 1_000_000, id: UInt16 = 77) -> [[UInt8]] {
@@ -190,6 +234,22 @@ final class RecordingDevice: PacketDevice {
         #expect(Frames.segment(written[0]) == a)
         #expect(Frames.segment(written[1]) == [b, pushed])
         #expect(Array(written[2].dropFirst(10)) == after)
+    }
+
+    /// Datagrams of one size and flow become one GSO_UDP_L4 frame; segmentation gives
+    /// the same datagrams back. Another size ends the run (a shorter one may close it).
+    @Test(arguments: [false, true])
+    func udpDatagramsOfOneFlowMergeToo(_ v6: Bool) {
+        var frames = (0..<10).map { Frames.udp(v6: v6, id: 300 &+ UInt16($0), payload: $0 == 9 ? 20 : 64) }
+        frames.append(Frames.udp(v6: v6, id: 310, payload: 64))                    // after the short one
+        frames.append(Frames.udp(v6: v6, id: 311, payload: 64, sport: 40001))      // another flow
+        let (written, stats) = Self.inject(frames)
+        #expect(written.count == 3)
+        let l4 = v6 ? 54 : 34
+        #expect(Array(written[0].prefix(10)) == [1, 5, UInt8(l4 + 8), 0, 64, 0, UInt8(l4), 0, 6, 0])
+        #expect(Frames.segmentUDP(written[0]) == Array(frames.prefix(10)))
+        #expect(Array(written[1].dropFirst(10)) == frames[10] && Array(written[2].dropFirst(10)) == frames[11])
+        #expect(stats[.encInjectCoalesced] == 10)
     }
 
     @Test func withoutTheVnetHeaderEveryFrameGoesAlone() {

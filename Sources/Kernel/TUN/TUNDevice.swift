@@ -19,7 +19,7 @@ public final class TUNDevice: PacketDevice {
     /// address to tell the kernel's queue which SA carried a packet it injects.
     public let isTAP: Bool
     /// IFF_VNET_HDR: every write (and read) starts with a struct virtio_net_hdr, which
-    /// may describe a GSO frame (EncCore/TCPCoalescing).
+    /// may describe a GSO frame (EncCore/FrameCoalescing).
     public let vnetHeader: Bool
 
     /// Opens /dev/net/tun and attaches to (creating if needed) the TUN interface `name`.

@@ -1,4 +1,4 @@
-// TCPCoalescing: runs of consecutive TCP segments of one flow merged into one GSO
+// FrameCoalescing: runs of consecutive TCP segments of one flow merged into one GSO
 // frame, the way the kernel's GRO merges them on a real interface (issue #9). encd
 // writes decrypted packets into enc0 (a TAP device); written one by one, each crosses
 // the kernel's receive, conntrack, nftables, routing and forwarding on its own. With
@@ -6,19 +6,22 @@
 // then handles one packet for the whole run and segments it (or hands it whole to a
 // device with TSO) only where it leaves.
 //
-// A run follows tcp_gro_receive's rules, stricter where that costs nothing: the same
-// Ethernet source (for enc0, the SA that carried the packets), addresses, ports, TTL
-// or hop limit, TOS or traffic class and flow label, DF, acknowledgement number, window
-// and TCP options; IPv4 identifications counting up by one; sequence numbers that
-// continue exactly; ACK set and no SYN, FIN, RST, URG, ECE or CWR; every segment the
-// first one's size except the last, which may be shorter; PSH only on the last. IPv4
+// A TCP run follows tcp_gro_receive's rules, stricter where that costs nothing: the
+// same Ethernet source (for enc0, the SA that carried the packets), addresses, ports,
+// TTL or hop limit, TOS or traffic class and flow label, DF, acknowledgement number,
+// window and TCP options; IPv4 identifications counting up by one; sequence numbers
+// that continue exactly; ACK set and no SYN, FIN, RST, URG, ECE or CWR; every segment
+// the first one's size except the last, which may be shorter; PSH only on the last.
+// A UDP run (GSO_UDP_L4, what UDP GRO makes for forwarding) keeps the same rules but
+// the TCP ones: the datagrams come out of segmentation exactly as they went in. IPv4
 // without options and IPv6 without extension headers only. Anything else is written
 // as it came.
 //
-// The merged frame keeps the first segment's headers with the lengths fixed, the IPv4
-// header checksum recomputed, PSH if the last segment had it, and the TCP checksum
-// field holding the pseudo-header sum (VIRTIO_NET_HDR_F_NEEDS_CSUM: the stack completes
-// it, or the device does).
+// The merged frame keeps the first packet's headers with the lengths fixed, the IPv4
+// header checksum recomputed, PSH if the last segment had it, and the TCP or UDP
+// checksum field holding the pseudo-header sum over the merged length
+// (VIRTIO_NET_HDR_F_NEEDS_CSUM: segmentation adjusts it per segment, and the stack or
+// the device completes it).
 
 public enum VirtioNetHeader {
     /// struct virtio_net_hdr (without num_buffers): what a TAP with IFF_VNET_HDR expects
@@ -27,6 +30,7 @@ public enum VirtioNetHeader {
     static let needsChecksum: UInt8 = 1
     static let gsoTCPv4: UInt8 = 1
     static let gsoTCPv6: UInt8 = 4
+    static let gsoUDPL4: UInt8 = 5
 
     /// The header of a frame that is neither GSO nor missing its checksum: all zero.
     public static func writePlain(at p: UnsafeMutableRawBufferPointer) {
@@ -34,11 +38,13 @@ public enum VirtioNetHeader {
     }
 }
 
-/// What coalescing needs of one Ethernet frame carrying IPv4 or IPv6 and TCP.
-public struct TCPSegment: Equatable, Sendable {
+/// What coalescing needs of one Ethernet frame carrying IPv4 or IPv6 and TCP or UDP.
+public struct MergeableSegment: Equatable, Sendable {
     public var isIPv6: Bool
-    /// Offsets in the frame: the IP header at 14, the TCP header at `tcpStart`.
+    public var isUDP: Bool
+    /// Offsets in the frame: the IP header at 14, the TCP or UDP header at `tcpStart`.
     public var tcpStart: Int
+    /// The TCP header's length (8 for UDP).
     public var tcpHeaderLength: Int
     public var payloadLength: Int
     public var sequence: UInt32
@@ -52,42 +58,51 @@ public struct TCPSegment: Equatable, Sendable {
     public var hasPush: Bool { flags & Self.psh != 0 }
 
     /// The segment of `frame` when it may take part in a run; nil otherwise.
-    public static func parse(_ f: UnsafeRawBufferPointer) -> TCPSegment? {
+    public static func parse(_ f: UnsafeRawBufferPointer) -> MergeableSegment? {
         let l3 = 14
         guard f.count >= l3 + 40 else { return nil }
         let type = UInt16(f[12]) << 8 | UInt16(f[13])
-        var tcpStart: Int, ipTotal: Int, id: UInt16 = 0
+        var tcpStart: Int, ipTotal: Int, id: UInt16 = 0, proto: UInt8
         switch type {
         case 0x0800:
-            // Version 4, IHL 5, not a fragment (MF clear, offset 0), TCP.
-            guard f[l3] == 0x45, f[l3 + 9] == 6, f[l3 + 6] & 0x3f == 0, f[l3 + 7] == 0 else { return nil }
+            // Version 4, IHL 5, not a fragment (MF clear, offset 0).
+            guard f[l3] == 0x45, f[l3 + 6] & 0x3f == 0, f[l3 + 7] == 0 else { return nil }
+            proto = f[l3 + 9]
             ipTotal = Int(f[l3 + 2]) << 8 | Int(f[l3 + 3])
             id = UInt16(f[l3 + 4]) << 8 | UInt16(f[l3 + 5])
             tcpStart = l3 + 20
         case 0x86DD:
-            guard f[l3] >> 4 == 6, f[l3 + 6] == 6, f.count >= l3 + 60 else { return nil }
+            guard f[l3] >> 4 == 6 else { return nil }
+            proto = f[l3 + 6]
             ipTotal = 40 + (Int(f[l3 + 4]) << 8 | Int(f[l3 + 5]))
             tcpStart = l3 + 40
         default:
             return nil
         }
-        guard l3 + ipTotal == f.count, f.count >= tcpStart + 20 else { return nil }
+        guard l3 + ipTotal == f.count else { return nil }
+        if proto == 17 {
+            // UDP: its length is the IP payload's, and it carries data.
+            guard f.count > tcpStart + 8, Int(f[tcpStart + 4]) << 8 | Int(f[tcpStart + 5]) == f.count - tcpStart else { return nil }
+            return MergeableSegment(isIPv6: type == 0x86DD, isUDP: true, tcpStart: tcpStart, tcpHeaderLength: 8,
+                                    payloadLength: f.count - tcpStart - 8, sequence: 0, flags: 0, ipID: id)
+        }
+        guard proto == 6, f.count >= tcpStart + 20 else { return nil }
         let thl = Int(f[tcpStart + 12] >> 4) * 4
         guard thl >= 20, tcpStart + thl < f.count else { return nil }   // some payload
         let flags = f[tcpStart + 13]
         guard flags & ack != 0, flags & (fin | syn | rst | urg | ece | cwr) == 0 else { return nil }
         let seq = UInt32(f[tcpStart + 4]) << 24 | UInt32(f[tcpStart + 5]) << 16 | UInt32(f[tcpStart + 6]) << 8 | UInt32(f[tcpStart + 7])
-        return TCPSegment(isIPv6: type == 0x86DD, tcpStart: tcpStart, tcpHeaderLength: thl,
+        return MergeableSegment(isIPv6: type == 0x86DD, isUDP: false, tcpStart: tcpStart, tcpHeaderLength: thl,
                           payloadLength: f.count - tcpStart - thl, sequence: seq, flags: flags, ipID: id)
     }
 
     /// Whether `next` (frame `nf`) may follow `self` (frame `f`, the run's last so far)
     /// in the run that `first` (frame `ff`) began.
-    public func mayBeFollowed(by next: TCPSegment, _ nf: UnsafeRawBufferPointer, in f: UnsafeRawBufferPointer,
-                              first: TCPSegment, _ ff: UnsafeRawBufferPointer) -> Bool {
-        guard next.isIPv6 == isIPv6, next.tcpHeaderLength == first.tcpHeaderLength, !hasPush,
+    public func mayBeFollowed(by next: MergeableSegment, _ nf: UnsafeRawBufferPointer, in f: UnsafeRawBufferPointer,
+                              first: MergeableSegment, _ ff: UnsafeRawBufferPointer) -> Bool {
+        guard next.isIPv6 == isIPv6, next.isUDP == isUDP, next.tcpHeaderLength == first.tcpHeaderLength, !hasPush,
               payloadLength == first.payloadLength, next.payloadLength <= first.payloadLength,
-              next.sequence == sequence &+ UInt32(truncatingIfNeeded: payloadLength) else { return false }
+              isUDP || next.sequence == sequence &+ UInt32(truncatingIfNeeded: payloadLength) else { return false }
         if !isIPv6 && next.ipID != ipID &+ 1 { return false }
         // Ethernet source (the SA), then the IP fields that must match: IPv4 TOS,
         // flags/DF, TTL, protocol, addresses; IPv6 version, class, flow label, next
@@ -98,8 +113,9 @@ public struct TCPSegment: Equatable, Sendable {
         } else {
             guard ff[15] == nf[15], ff[20] == nf[20], equal(ff, nf, 14 + 8, 2), equal(ff, nf, 14 + 12, 8) else { return false }
         }
-        // Ports, then acknowledgement, window and options; the flags the same but PSH.
+        // Ports, then (TCP) acknowledgement, window and options; the flags the same but PSH.
         let t = first.tcpStart
+        if isUDP { return equal(ff, nf, t, 4) }
         guard equal(ff, nf, t, 4), equal(ff, nf, t + 8, 4), equal(ff, nf, t + 14, 2),
               equal(ff, nf, t + 20, first.tcpHeaderLength - 20),
               (first.flags | Self.psh) == (next.flags | Self.psh) else { return false }
@@ -116,7 +132,7 @@ public struct TCPSegment: Equatable, Sendable {
     }
 }
 
-public enum TCPCoalescing {
+public enum FrameCoalescing {
     /// Largest IP packet a run may make (IPv4 total length; IPv6 payload length + 40
     /// would allow a little more, kept the same).
     public static let maxIPLength = 65_535
@@ -124,7 +140,7 @@ public enum TCPCoalescing {
     /// Writes, into `out` (at its start), the virtio_net_hdr and the merged frame of
     /// `count` frames given by `frame(i)` with their segments `segment(i)`, all of one
     /// run. Returns the bytes written, or nil when `out` is too small.
-    public static func merge(count: Int, frame: (Int) -> UnsafeRawBufferPointer, segment: (Int) -> TCPSegment,
+    public static func merge(count: Int, frame: (Int) -> UnsafeRawBufferPointer, segment: (Int) -> MergeableSegment,
                              into out: UnsafeMutableRawBufferPointer) -> Int? {
         let first = segment(0), ff = frame(0)
         let header = first.headerLength
@@ -142,6 +158,7 @@ public enum TCPCoalescing {
         }
         let l3 = base + 14, t = base + first.tcpStart
         let tcpLength = first.tcpHeaderLength + payload
+        if first.isUDP { put16(out, t + 4, UInt16(tcpLength)) }
         if first.isIPv6 {
             put16(out, l3 + 4, UInt16(tcpLength))
         } else {
@@ -149,19 +166,20 @@ public enum TCPCoalescing {
             put16(out, l3 + 10, 0)
             put16(out, l3 + 10, ~fold(sum(out, l3, 20)))
         }
-        if segment(count - 1).hasPush { out[t + 13] |= TCPSegment.psh }
+        if !first.isUDP && segment(count - 1).hasPush { out[t + 13] |= MergeableSegment.psh }
         // The pseudo-header's sum, not complemented: the partial checksum the stack
-        // finishes over the TCP header and payload (CHECKSUM_PARTIAL).
-        var pseudo: UInt32 = UInt32(tcpLength) + 6
+        // finishes over the TCP or UDP header and payload (CHECKSUM_PARTIAL).
+        let checksumAt: Int = first.isUDP ? 6 : 16
+        var pseudo: UInt32 = UInt32(tcpLength) + (first.isUDP ? 17 : 6)
         pseudo += first.isIPv6 ? sum(out, l3 + 8, 32) : sum(out, l3 + 12, 8)
-        put16(out, t + 16, fold(pseudo))
+        put16(out, t + checksumAt, fold(pseudo))
         // virtio_net_hdr: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset.
         out[0] = VirtioNetHeader.needsChecksum
-        out[1] = count > 1 ? (first.isIPv6 ? VirtioNetHeader.gsoTCPv6 : VirtioNetHeader.gsoTCPv4) : 0
+        out[1] = count < 2 ? 0 : first.isUDP ? VirtioNetHeader.gsoUDPL4 : (first.isIPv6 ? VirtioNetHeader.gsoTCPv6 : VirtioNetHeader.gsoTCPv4)
         putLE16(out, 2, UInt16(header))
         putLE16(out, 4, count > 1 ? UInt16(first.payloadLength) : 0)
         putLE16(out, 6, UInt16(first.tcpStart))
-        putLE16(out, 8, 16)
+        putLE16(out, 8, UInt16(checksumAt))
         return total
     }
 
