@@ -18,6 +18,12 @@
 # side by side on one topology): BENCH_BUILDS="before=/path/encd after=/path/encd", and
 # BENCH_ROUNDS=N runs every build N times, interleaved (before, after, before, ...); the
 # last lines are a table of medians per build.
+#
+# When strongSwan's charon is installed (Debian: strongswan-charon strongswan-swanctl
+# libcharon-extra-plugins libstrongswan-standard-plugins), every round also runs the
+# same measurements through strongSwan 5.9 with kernel-libipsec (userspace ESP through
+# a TUN device, the tool encd is compared with in issue #9): one charon per gateway,
+# IKEv2 with a PSK, the same AES-128-GCM for ESP. BENCH_STRONGSWAN=0 leaves it out.
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 if [[ -z ${ENCD:-} ]]; then
     ENCD=$ROOT/.build/release/encd
@@ -27,6 +33,9 @@ export ENCD
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 BUILDS=${BENCH_BUILDS:-encd=$ENCD}
 ROUNDS=${BENCH_ROUNDS:-1}
+CHARON=/usr/lib/ipsec/charon
+STRONGSWAN=${BENCH_STRONGSWAN:-1}
+[[ -x $CHARON ]] || STRONGSWAN=0
 source "$ROOT/Tests/Integration/lib.sh"
 for b in $BUILDS; do [[ -x ${b#*=} ]] || fail "no encd binary at ${b#*=} (swift build -c release --product encd)"; done
 
@@ -78,14 +87,20 @@ on gw1 nft -f - <<'NFT'
 table inet bench {
     chain post { type filter hook postrouting priority 200; policy accept;
         oifname "wan" meta l4proto esp counter comment "esp"
-        oifname "wan" meta nfproto ipv4 meta l4proto != esp counter comment "other"
+        oifname "wan" udp dport 4500 counter comment "esp"
+        oifname "wan" meta nfproto ipv4 meta l4proto udp udp dport != { 500, 4500 } counter comment "other"
+        oifname "wan" meta nfproto ipv4 meta l4proto != { esp, udp } counter comment "other"
     }
 }
 NFT
-# cpu_sample: "encd1 encd2 softirq" in clock ticks, and the ESP packets gw1 sent so far.
+# esp_sent: ESP packets (raw or in UDP 4500) gw1 sent to the internet link so far.
+esp_sent() { on gw1 nft list chain inet bench post | awk '/comment "esp"/ { for (i = 1; i <= NF; i++) if ($i == "packets") n += $(i + 1) } END { print n + 0 }'; }
+others_sent() { on gw1 nft list chain inet bench post | awk '/comment "other"/ { for (i = 1; i <= NF; i++) if ($i == "packets") n += $(i + 1) } END { print n + 0 }'; }
+# cpu_sample: "gw1 gw2 softirq" in clock ticks (the IPsec process on each gateway:
+# encd, or charon), and the ESP packets gw1 sent so far. PID1/PID2 name the processes.
+PID1=; PID2=
 cpu_sample() {
-    local p1 p2; p1=$(encd_pid gw1); p2=$(encd_pid gw2)
-    echo "$(awk '{ print $14 + $15 }' /proc/$p1/stat) $(awk '{ print $14 + $15 }' /proc/$p2/stat) $(awk '/^cpu / { print $8 }' /proc/stat) $(nft_counter gw1 bench post esp)"
+    echo "$(awk '{ print $14 + $15 }' /proc/$PID1/stat) $(awk '{ print $14 + $15 }' /proc/$PID2/stat) $(awk '/^cpu / { print $8 }' /proc/stat) $(esp_sent)"
 }
 # per_packet KIND BEFORE AFTER: microseconds of CPU per ESP packet gw1 sent.
 per_packet() {
@@ -95,25 +110,98 @@ kind, a, b, hz = sys.argv[1], list(map(int, sys.argv[2].split())), list(map(int,
 d = [y - x for x, y in zip(a, b)]
 pkts = max(d[3], 1)
 us = lambda t: t * 1e6 / hz / pkts
-print("%-14s CPU per packet: encd gw1 %.2f us, encd gw2 %.2f us, softirq (whole machine) %.2f us; %d ESP packets"
+print("%-14s CPU per packet: gw1 %.2f us, gw2 %.2f us, softirq (whole machine) %.2f us; %d ESP packets"
       % (kind, us(d[0]), us(d[1]), us(d[2]), d[3]))
 PY
 }
+# measure LABEL: TCP and 64-byte UDP through whatever tunnel is up, with CPU per packet.
+measure() {
+    on h1 ping -c 2 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "no ping through the tunnel ($1)"
+    local before after
+    before=$(cpu_sample); iperf "$1-tcp" | tee -a "$RESULTS"; after=$(cpu_sample); per_packet "$1-tcp" "$before" "$after" | tee -a "$RESULTS"
+    before=$(cpu_sample); iperf "$1-udp" -u -l 64 -b 0 | tee -a "$RESULTS"; after=$(cpu_sample); per_packet "$1-udp" "$before" "$after" | tee -a "$RESULTS"
+}
+
+# strongSwan: one charon per gateway (kernel-libipsec before kernel-netlink, so ESP is
+# done in userspace through its TUN device), PSK, AES-128-GCM-16 for ESP.
+strongswan_conf() {   # GW LOCAL REMOTE LOCAL_TS REMOTE_TS
+    local dir="$IT_TMP/ss-$1"
+    mkdir -p "$dir/run"
+    cat >"$dir/strongswan.conf" <<EOF
+charon {
+  load_modular = no
+  load = random nonce openssl aes sha1 sha2 hmac gcm kdf curve25519 kernel-libipsec kernel-netlink socket-default vici
+  plugins { vici { socket = unix://$dir/run/charon.vici } }
+  syslog { daemon { default = -1 } }
+}
+EOF
+    cat >"$dir/swanctl.conf" <<EOF
+connections { s2s { version = 2
+    local_addrs = $2
+    remote_addrs = $3
+    proposals = aes128-sha256-x25519
+    local { auth = psk
+            id = $1 }
+    remote { auth = psk }
+    children { net { local_ts = $4
+                     remote_ts = $5
+                     esp_proposals = aes128gcm16
+                     mode = tunnel } } } }
+secrets { ike-bench { id-1 = gw1
+                      id-2 = gw2
+                      secret = "encd-bench-psk-0123456789abcdef" } }
+EOF
+}
+strongswan_up() {
+    local gw dir
+    for gw in gw1 gw2; do
+        dir="$IT_TMP/ss-$gw"
+        rm -f "$dir/run/charon.pid" "$dir/run/charon.vici"
+        # charon writes /run/charon.pid: a private /run in the namespace's mount space.
+        STRONGSWAN_CONF="$dir/strongswan.conf" ip netns exec "$IT_ID-$gw" \
+            sh -c "mount --bind '$dir/run' /run && exec $CHARON" >"$dir/charon.stdout" 2>&1 </dev/null &
+        IT_PIDS+=("$!")
+        for _ in $(seq 100); do [[ -S $dir/run/charon.vici ]] && break; sleep 0.1; done
+        [[ -S $dir/run/charon.vici ]] || fail "charon in $gw did not start: $(tail -5 "$dir/charon.stdout")"
+        swanctl --load-all --noprompt --uri "unix://$dir/run/charon.vici" --file "$dir/swanctl.conf" >"$dir/load.txt" 2>&1 \
+            || fail "swanctl --load-all in $gw: $(tail -5 "$dir/load.txt")"
+    done
+    swanctl --initiate --child net --ike s2s --uri "unix://$IT_TMP/ss-gw1/run/charon.vici" --timeout 15 >"$IT_TMP/ss-initiate.txt" 2>&1 \
+        || fail "strongSwan did not set up the tunnel: $(tail -10 "$IT_TMP/ss-initiate.txt")"
+    PID1=$(cat "$IT_TMP/ss-gw1/run/charon.pid"); PID2=$(cat "$IT_TMP/ss-gw2/run/charon.pid")
+}
+strongswan_down() {
+    local pid
+    for pid in "$PID1" "$PID2"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "$PID1" "$PID2"; do for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done; done
+}
+if [[ $STRONGSWAN == 1 ]]; then
+    strongswan_conf gw1 192.0.2.1 192.0.2.2 198.18.1.0/24 198.18.2.0/24
+    strongswan_conf gw2 192.0.2.2 192.0.2.1 198.18.2.0/24 198.18.1.0/24
+    echo "strongSwan: $($CHARON --version 2>/dev/null | head -1) with kernel-libipsec, AES-128-GCM-16"
+fi
+
 for round in $(seq "$ROUNDS"); do
     for b in $BUILDS; do
         label=${b%%=*}; ENCD=${b#*=}
         for gw in gw1 gw2; do start_encd $gw "$IT_TMP/$gw.conf"; done
-        on h1 ping -c 2 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "no ping through the tunnel ($label)"
-        before=$(cpu_sample); iperf "$label-tcp" | tee -a "$RESULTS"; after=$(cpu_sample); per_packet "$label-tcp" "$before" "$after" | tee -a "$RESULTS"
-        before=$(cpu_sample); iperf "$label-udp" -u -l 64 -b 0 | tee -a "$RESULTS"; after=$(cpu_sample); per_packet "$label-udp" "$before" "$after" | tee -a "$RESULTS"
+        PID1=$(encd_pid gw1); PID2=$(encd_pid gw2)
+        measure "$label"
         for gw in gw1 gw2; do stop_encd $gw; done
     done
+    if [[ $STRONGSWAN == 1 ]]; then
+        # A stopped encd leaves its table failing closed: take it away first.
+        for gw in gw1 gw2; do on $gw "$ENCD" -U -L "$IT_TMP/$gw/state" -R "$IT_TMP/$gw/run" >/dev/null 2>&1 || fail "encd -U in $gw"; done
+        strongswan_up
+        measure libipsec
+        strongswan_down
+    fi
 done
-esp=$(nft_counter gw1 bench post esp); other=$(nft_counter gw1 bench post other)
+esp=$(esp_sent); other=$(others_sent)
 [[ ${other:-0} -eq 0 && ${esp:-0} -gt 0 ]] || fail "the tunnel runs were not all ESP on the wire ($esp ESP, $other other)"
-echo "tunnel runs: gw1 sent $esp ESP packets to the internet link and nothing else"
+echo "tunnel runs: gw1 sent $esp ESP packets (raw or in UDP) to the internet link, no other packet but IKE"
 # Medians per build and kind, and each build against the first and against plain forwarding.
-python3 - "$RESULTS" $BUILDS <<'PY'
+python3 - "$RESULTS" $BUILDS $([[ $STRONGSWAN == 1 ]] && echo libipsec=) <<'PY'
 import re, statistics, sys
 lines = open(sys.argv[1]).read().splitlines()
 labels = [b.split("=", 1)[0] for b in sys.argv[2:]]
@@ -122,7 +210,7 @@ def med(prefix, pattern):
     return statistics.median(vals) if vals else float("nan")
 tcp = r"TCP\s+([0-9.]+) Mbit/s received"
 udp = r"([0-9.]+) pkt/s received"
-cpu = lambda which: r"encd gw1 ([0-9.]+) us, encd gw2 ([0-9.]+) us, softirq \(whole machine\) ([0-9.]+) us".replace("X", which)
+cpu = lambda which: r"gw1 ([0-9.]+) us, gw2 ([0-9.]+) us, softirq \(whole machine\) ([0-9.]+) us".replace("X", which)
 def cpus(prefix):
     rows = [list(map(float, m.groups())) for l in lines if l.startswith(prefix + " ") for m in [re.search(cpu(""), l)] if m]
     return [statistics.median(c) for c in zip(*rows)] if rows else [float("nan")] * 3
@@ -137,6 +225,12 @@ for l in labels:
     ct, cu = cpus(l + "-tcp"), cpus(l + "-udp")
     print("| %s | %.0f | %.3f | %.0f | %.3f | %.2f + %.2f + %.2f | %.2f + %.2f + %.2f |"
           % (l, t, t / plain_tcp, u, u / plain_udp, *ct, *cu))
+    if l == "libipsec": continue
     if first is None: first = (l, t, u)
     else: print("|   %s / %s | %.2fx | | %.2fx | | | |" % (l, first[0], t / first[1], u / first[2]))
+if "libipsec" in labels:
+    lt, lu = med("libipsec-tcp", tcp), med("libipsec-udp", udp)
+    for l in labels:
+        if l != "libipsec":
+            print("|   %s / libipsec | %.2fx | | %.2fx | | | |" % (l, med(l + "-tcp", tcp) / lt, med(l + "-udp", udp) / lu))
 PY
