@@ -49,7 +49,7 @@ let package = Package(
         .testTarget(name: "ConfigTests", dependencies: ["Config", "IPsec", "Crypto", "EncCore"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "EncCore"]),
         .testTarget(name: "ControlTests", dependencies: ["Control", "Config", "IPsec", "EncCore"]),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Kernel", "Config", "IPsec", "Crypto", "EncCore"]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Kernel", "Config", "IPsec", "Crypto", "EncCore", "CAllocCounter"]),
     ],
     swiftLanguageModes: [.v5]
 )

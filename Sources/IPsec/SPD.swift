@@ -91,9 +91,16 @@ public struct SPD: Sendable {
     }
 
     /// The most specific flow of `direction` that matches, as an index into `flows`.
+    /// (An index loop: `for ... in` over the array allocates an iterator per call in an
+    /// unoptimized build, which the worker-loop allocation test would count.)
     @inline(__always) public func match(_ s: Selector, direction: FlowDirection) -> Int? {
         let order = direction == .outbound ? outboundOrder : inboundOrder
-        for i in order where SPD.matches(flows[i], s) { return i }
+        var k = 0
+        while k < order.count {
+            let i = order[k]
+            if SPD.matches(flows[i], s) { return i }
+            k += 1
+        }
         return nil
     }
 
