@@ -74,6 +74,21 @@ echo "iperf3 $(iperf3 --version | head -1 | cut -d' ' -f2), $SECONDS_PER_RUN s p
 RESULTS=$IT_TMP/results.txt
 iperf plain-tcp | tee -a "$RESULTS"
 iperf plain-udp -u -l 64 -b 0 | tee -a "$RESULTS"
+# Plain forwarding again with every offload off on every link (no TSO, GSO or GRO:
+# packets of the path MTU all the way, as the tunnel sends them).
+offloads() {
+    local n i
+    for n in h1 gw1 gw2 h2; do
+        for i in $(on $n ls /sys/class/net); do
+            [[ $i == lo ]] || on $n ethtool -K "$i" tso "$1" gso "$1" gro "$1" >/dev/null 2>&1 || true
+        done
+    done
+}
+if command -v ethtool >/dev/null; then
+    offloads off
+    iperf plain-tcp-nooffload | tee -a "$RESULTS"
+    offloads on
+fi
 
 for gw in gw1 gw2; do
     if [[ $gw == gw1 ]]; then me=1; peer=2; else me=2; peer=1; fi
@@ -100,7 +115,7 @@ others_sent() { on gw1 nft list chain inet bench post | awk '/comment "other"/ {
 # encd, or charon), and the ESP packets gw1 sent so far. PID1/PID2 name the processes.
 PID1=; PID2=
 cpu_sample() {
-    echo "$(awk '{ print $14 + $15 }' /proc/$PID1/stat) $(awk '{ print $14 + $15 }' /proc/$PID2/stat) $(awk '/^cpu / { print $8 }' /proc/stat) $(esp_sent)"
+    echo "$(awk '{ print $14 + $15 }' /proc/$PID1/stat) $(awk '{ print $14 + $15 }' /proc/$PID2/stat) $(awk '/^cpu / { print $8 }' /proc/stat) $(esp_sent) $(awk '{ print $14 }' /proc/$PID1/stat) $(awk '{ print $14 }' /proc/$PID2/stat)"
 }
 # per_packet KIND BEFORE AFTER: microseconds of CPU per ESP packet gw1 sent.
 per_packet() {
@@ -110,8 +125,8 @@ kind, a, b, hz = sys.argv[1], list(map(int, sys.argv[2].split())), list(map(int,
 d = [y - x for x, y in zip(a, b)]
 pkts = max(d[3], 1)
 us = lambda t: t * 1e6 / hz / pkts
-print("%-14s CPU per packet: gw1 %.2f us, gw2 %.2f us, softirq (whole machine) %.2f us; %d ESP packets"
-      % (kind, us(d[0]), us(d[1]), us(d[2]), d[3]))
+print("%-14s CPU per packet: gw1 %.2f us, gw2 %.2f us, softirq (whole machine) %.2f us; %d ESP packets; of which user time gw1 %.2f us, gw2 %.2f us"
+      % (kind, us(d[0]), us(d[1]), us(d[2]), d[3], us(d[4]), us(d[5])))
 PY
 }
 # measure LABEL: TCP and 64-byte UDP through whatever tunnel is up, with CPU per packet.
@@ -210,21 +225,23 @@ def med(prefix, pattern):
     return statistics.median(vals) if vals else float("nan")
 tcp = r"TCP\s+([0-9.]+) Mbit/s received"
 udp = r"([0-9.]+) pkt/s received"
-cpu = lambda which: r"gw1 ([0-9.]+) us, gw2 ([0-9.]+) us, softirq \(whole machine\) ([0-9.]+) us".replace("X", which)
+cpu = lambda which: r"gw1 ([0-9.]+) us, gw2 ([0-9.]+) us, softirq \(whole machine\) ([0-9.]+) us; [0-9]+ ESP packets; of which user time gw1 ([0-9.]+) us, gw2 ([0-9.]+) us"
 def cpus(prefix):
     rows = [list(map(float, m.groups())) for l in lines if l.startswith(prefix + " ") for m in [re.search(cpu(""), l)] if m]
-    return [statistics.median(c) for c in zip(*rows)] if rows else [float("nan")] * 3
+    return [statistics.median(c) for c in zip(*rows)] if rows else [float("nan")] * 5
 plain_tcp, plain_udp = med("plain-tcp", tcp), med("plain-udp", udp)
+plain_off = med("plain-tcp-nooffload", tcp)
 print()
-print("| build | TCP Mbit/s | x plain | UDP 64 B pkt/s | x plain | CPU/pkt TCP gw1+gw2+softirq us | CPU/pkt UDP gw1+gw2+softirq us |")
+print("plain forwarding: TCP %.0f Mbit/s (offloads off: %.0f), UDP 64 B %.0f pkt/s received" % (plain_tcp, plain_off, plain_udp))
+print()
+print("| build | TCP Mbit/s | x plain, offloads off | UDP 64 B pkt/s | x plain | CPU/pkt TCP: gw1 + gw2 + softirq (user gw1, gw2) us | CPU/pkt UDP: gw1 + gw2 + softirq (user gw1, gw2) us |")
 print("|---|---|---|---|---|---|---|")
-print("| plain forwarding | %.0f | 1 | %.0f | 1 | | |" % (plain_tcp, plain_udp))
 first = None
 for l in labels:
     t, u = med(l + "-tcp", tcp), med(l + "-udp", udp)
     ct, cu = cpus(l + "-tcp"), cpus(l + "-udp")
-    print("| %s | %.0f | %.3f | %.0f | %.3f | %.2f + %.2f + %.2f | %.2f + %.2f + %.2f |"
-          % (l, t, t / plain_tcp, u, u / plain_udp, *ct, *cu))
+    print("| %s | %.0f | %.3f | %.0f | %.3f | %.2f + %.2f + %.2f (%.2f, %.2f) | %.2f + %.2f + %.2f (%.2f, %.2f) |"
+          % (l, t, t / plain_off, u, u / plain_udp, *ct, *cu))
     if l == "libipsec": continue
     if first is None: first = (l, t, u)
     else: print("|   %s / %s | %.2fx | | %.2fx | | | |" % (l, first[0], t / first[1], u / first[2]))

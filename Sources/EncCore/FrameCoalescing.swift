@@ -149,11 +149,13 @@ public enum FrameCoalescing {
         let total = VirtioNetHeader.size + header + payload
         guard count >= 1, total <= out.count, header + payload - 14 <= maxIPLength else { return nil }
         let base = VirtioNetHeader.size
-        for i in 0..<header { out[base + i] = ff[i] }
+        guard let o = out.baseAddress, let fb = ff.baseAddress else { return nil }
+        (o + base).copyMemory(from: fb, byteCount: header)
         var at = base + header
         for i in 0..<count {
             let s = segment(i), f = frame(i)
-            for j in 0..<s.payloadLength { out[at + j] = f[s.headerLength + j] }
+            guard s.headerLength + s.payloadLength <= f.count, let src = f.baseAddress else { return nil }
+            (o + at).copyMemory(from: src + s.headerLength, byteCount: s.payloadLength)
             at += s.payloadLength
         }
         let l3 = base + 14, t = base + first.tcpStart
