@@ -53,6 +53,7 @@ public final class BackgroundReserver: SequenceReserver, @unchecked Sendable {
     /// One round: every waiting reservation extended, or kept for the next round.
     func serve() {
         let now = CoarseClock.monotonicSeconds()
+        let nowMillis = CoarseClock.monotonicMilliseconds()
         let batch = waiting.withLock { w -> [SequenceReservation] in
             let b = Array(w.values)
             w = [:]
@@ -60,7 +61,7 @@ public final class BackgroundReserver: SequenceReserver, @unchecked Sendable {
         }
         var failed = 0
         for r in batch {
-            switch r.extend(now: now) {
+            switch r.extend(now: nowMillis) {
             case .extended, .superseded: break
             case .failed:
                 failed += 1

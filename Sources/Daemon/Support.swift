@@ -30,6 +30,13 @@ public final class CoarseClock: @unchecked Sendable {
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return UInt64(ts.tv_sec)
     }
+
+    /// CLOCK_MONOTONIC in milliseconds (never 0 on a running system).
+    public static func monotonicMilliseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) &* 1_000 &+ UInt64(ts.tv_nsec / 1_000_000) | 1
+    }
 }
 
 /// Where the packet path reports events. Implementations must not block and must

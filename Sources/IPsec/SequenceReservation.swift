@@ -53,7 +53,7 @@ public final class SequenceReservation: Sendable {
     private let reserver: SequenceReserver
     /// Control side only: the claim on the store, and how much one reservation takes.
     private let control: Mutex<(claim: SequenceClaim?, chunk: UInt64, failures: UInt64, lastAt: UInt64)>
-    /// The smallest and largest chunk; a reservation used up within two seconds doubles it.
+    /// The smallest chunk (the largest is `maximumChunk`); `extend` sizes the rest.
     public let minimumChunk: UInt64
     /// Default smallest chunks: outbound numbers are cheap to skip (a restart after a
     /// crash skips at most one chunk); inbound ones are not (after a crash the peer's
@@ -61,6 +61,8 @@ public final class SequenceReservation: Sendable {
     /// with the SA's rate.
     public static func defaultChunk(_ space: SequenceSpace) -> UInt64 { space == .outbound ? 1 << 16 : 64 }
     public static let maximumChunk: UInt64 = 1 << 22
+    /// How long a chunk should last at the SA's rate, in milliseconds.
+    static let chunkLifetime: UInt64 = 2_000
 
     public init(space: SequenceSpace, ceiling: UInt64, store: SequenceStore, reserver: SequenceReserver,
                 chunk: UInt64) {
@@ -102,9 +104,12 @@ public final class SequenceReservation: Sendable {
     }
 
     /// Control side: makes the next chunk durable and publishes it. `now` (monotonic
-    /// seconds, 0 = unknown) sizes the chunk: one that lasted under two seconds doubles
-    /// the next (up to `maximumChunk`), so a fast SA does not wait on the disk every
-    /// few milliseconds; one that lasted over a minute halves it.
+    /// milliseconds, 0 = unknown) sizes the chunk so that it lasts about two seconds at
+    /// the rate the SA uses numbers: one used up faster grows by the factor that would
+    /// have made it last that long (2 to 64 at a time, up to `maximumChunk`), so a burst
+    /// does not wait on the disk chunk after small chunk; one that lasted over a minute
+    /// halves. The first timed extension after activation grows fourfold: a new SA is
+    /// often met at once by the traffic of the one it replaces.
     @discardableResult
     public func extend(now: UInt64) -> ReservationResult {
         control.withLock { c in
@@ -114,9 +119,19 @@ public final class SequenceReservation: Sendable {
                 wanted.store(0, ordering: .relaxed)
                 return .extended
             }
-            if now != 0 && c.lastAt != 0 {
-                if now &- c.lastAt < 2 { c.chunk = min(Self.maximumChunk, c.chunk &* 2) }
-                else if now &- c.lastAt > 60 { c.chunk = max(minimumChunk, c.chunk / 2) }
+            if now != 0 {
+                if c.lastAt == 0 {
+                    c.chunk = min(Self.maximumChunk, c.chunk &* 4)
+                } else {
+                    let elapsed = now &- c.lastAt
+                    if elapsed < Self.chunkLifetime {
+                        var factor: UInt64 = 2
+                        while factor < 64 && elapsed &* factor < Self.chunkLifetime { factor &*= 2 }
+                        c.chunk = min(Self.maximumChunk, c.chunk &* factor)
+                    } else if elapsed > 60_000 {
+                        c.chunk = max(minimumChunk, c.chunk / 2)
+                    }
+                }
                 lowWater.store(Self.lowWater(c.chunk, space), ordering: .relaxed)
             }
             let want = max(wanted.load(ordering: .relaxed), current &+ 1)
