@@ -215,7 +215,11 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         let sender = try RawSocketSender(mark: rulesetConfig.marks.bypass)
         let fragmentScratch = PacketBuffer()      // the ipsec-out worker's, for fragments
         let ctx = context!
-        let spdQueue = try NFQueue(queueConfig(rulesetConfig.spdQueue))
+        // [X] reads only headers, and its answer holds for every segment of a GSO packet.
+        // Segmenting there would also lose the frame's source MAC (the kernel resets the
+        // MAC header before it segments), which names the SA for the inbound check: a
+        // decrypted run that encd wrote as one GSO frame must reach the check whole.
+        let spdQueue = try NFQueue(queueConfig(rulesetConfig.spdQueue, gso: true))
         let outQueue = try NFQueue(queueConfig(rulesetConfig.outputQueue))
         let inQueue = try NFQueue(queueConfig(rulesetConfig.inputQueue))
         let cleartextQueue = try NFQueue(queueConfig(rulesetConfig.cleartextQueue))
@@ -285,9 +289,10 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         return rules
     }
 
-    private func queueConfig(_ n: UInt16) -> QueueConfig {
+    private func queueConfig(_ n: UInt16, gso: Bool = false) -> QueueConfig {
         var q = QueueConfig(number: n)
         q.failOpen = false
+        q.gso = gso
         return q
     }
 

@@ -197,7 +197,32 @@ kept=$(nft_counter gw1 admin see admin-mark-kept)
 [[ ${kept:-0} -ge 50 ]] || fail "marked packets: the admin's mark survived on ${kept:-0} of 50"
 ok "admin-marked packets: $((x2 - x1)) decided by [X], mark kept on $kept"
 
-# 5. nft(8) lists encd's table with its maps filled (an administrator's first look).
+# 5. Merged frames reach the inbound check whole, with the frame's source (the SA):
+# a new UDP flow in bursts of ten, whose first frames are merged before any answer is
+# kept, and SA changes at gw2 that forget the kept answers halfway. The soak found
+# that the kernel segmented such frames in [X]'s queue after resetting their MAC
+# header, so the check saw no SA and dropped them (fail_closed); [X]'s queue now takes
+# GSO packets whole (NFQA_CFG_F_GSO).
+ENCCTL=${ENCCTL:-$IT_ROOT/.build/debug/encctl}
+fail_closed() { on gw2 "$ENCSTAT" -S "$IT_TMP/gw2/run/encd.sock" -j | python3 -c 'import json,sys; print(json.load(sys.stdin)["counters"]["fail_closed"])'; }
+f1=$(fail_closed)
+on h1 python3 -c '
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.18.1.10", 40003))
+end = time.time() + 4
+while time.time() < end:
+    for _ in range(10): s.sendto(b"y" * 64, ("198.18.2.20", 9997))
+    time.sleep(0.01)' &
+bursts=$!
+echo "esp tunnel from 192.0.2.1 to 192.0.2.2 spi 0x4444 enc aes-128-gcm enckey $KEY_C" >"$IT_TMP/extra.conf"
+sleep 1.5; on gw2 "$ENCCTL" -S "$IT_TMP/gw2/run/encd.sock" -f "$IT_TMP/extra.conf" >/dev/null || fail "encctl -f at gw2"
+sleep 1; on gw2 "$ENCCTL" -S "$IT_TMP/gw2/run/encd.sock" -d -f "$IT_TMP/extra.conf" >/dev/null || fail "encctl -d at gw2"
+wait $bursts
+f2=$(fail_closed)
+[[ $f1 -eq $f2 ]] || fail "merged frames: gw2 dropped $((f2 - f1)) as fail_closed (the check saw no SA)"
+ok "UDP bursts across two SA changes at gw2: no merged frame lost its SA at the inbound check"
+
+# 6. nft(8) lists encd's table with its maps filled (an administrator's first look).
 for gw in gw1 gw2; do
     on $gw nft list ruleset >"$IT_TMP/ruleset-$gw" 2>"$IT_TMP/ruleset-$gw.err" || fail "nft list ruleset on $gw: $(tail -3 "$IT_TMP/ruleset-$gw.err")"
     grep -q 'map conn_checked_original' "$IT_TMP/ruleset-$gw" || fail "nft list ruleset on $gw shows no conn_checked_original"
