@@ -61,8 +61,11 @@ public final class SequenceReservation: Sendable {
     /// with the SA's rate.
     public static func defaultChunk(_ space: SequenceSpace) -> UInt64 { space == .outbound ? 1 << 16 : 64 }
     public static let maximumChunk: UInt64 = 1 << 22
-    /// How long a chunk should last at the SA's rate, in milliseconds.
-    static let chunkLifetime: UInt64 = 2_000
+    /// How long a chunk should last at the SA's rate, in milliseconds. Outbound numbers
+    /// are cheap to skip; an inbound chunk is what the peer loses after a crash (its
+    /// packets up to the recorded mark are refused as replays), so inbound chunks last a
+    /// quarter of a second: enough to ride out a disk write during a burst.
+    static func chunkLifetime(_ space: SequenceSpace) -> UInt64 { space == .outbound ? 2_000 : 250 }
 
     public init(space: SequenceSpace, ceiling: UInt64, store: SequenceStore, reserver: SequenceReserver,
                 chunk: UInt64) {
@@ -104,16 +107,20 @@ public final class SequenceReservation: Sendable {
     }
 
     /// Control side: makes the next chunk durable and publishes it. `now` (monotonic
-    /// milliseconds, 0 = unknown) sizes the chunk so that it lasts about two seconds at
-    /// the rate the SA uses numbers: one used up faster grows by the factor that would
-    /// have made it last that long (2 to 64 at a time, up to `maximumChunk`), so a burst
-    /// does not wait on the disk chunk after small chunk; one that lasted over a minute
-    /// halves. The first timed extension after activation grows fourfold: a new SA is
-    /// often met at once by the traffic of the one it replaces.
+    /// milliseconds, 0 = unknown) sizes the chunk by how long the last one lasted: under
+    /// `chunkLifetime` (two seconds outbound, a quarter of a second inbound) it grows,
+    /// outbound by doubling, inbound by the factor that would have made it last that long
+    /// (2 to 64 at once; the first timed extension fourfold: a new SA is often met at
+    /// once by the traffic of the one it replaces), up to `maximumChunk`; over a minute
+    /// it halves.
     @discardableResult
     public func extend(now: UInt64) -> ReservationResult {
         control.withLock { c in
             guard let claim = c.claim else { return .superseded }
+            // Asked again while the last extension was being written (a worker asks on
+            // every packet until the new limit is published): nobody needs more now,
+            // and extending would also misread the SA's rate.
+            guard wanted.load(ordering: .relaxed) != 0 else { return .extended }
             let current = published.load(ordering: .relaxed)
             guard current < ceiling else {
                 wanted.store(0, ordering: .relaxed)
@@ -121,12 +128,14 @@ public final class SequenceReservation: Sendable {
             }
             if now != 0 {
                 if c.lastAt == 0 {
-                    c.chunk = min(Self.maximumChunk, c.chunk &* 4)
+                    if space == .inbound { c.chunk = min(Self.maximumChunk, c.chunk &* 4) }
                 } else {
-                    let elapsed = now &- c.lastAt
-                    if elapsed < Self.chunkLifetime {
+                    let elapsed = now &- c.lastAt, lifetime = Self.chunkLifetime(space)
+                    if elapsed < lifetime {
+                        // Outbound chunks start large and only double; inbound ones start
+                        // small and must catch up with a burst at once.
                         var factor: UInt64 = 2
-                        while factor < 64 && elapsed &* factor < Self.chunkLifetime { factor &*= 2 }
+                        while space == .inbound && factor < 64 && elapsed &* factor < lifetime { factor &*= 2 }
                         c.chunk = min(Self.maximumChunk, c.chunk &* factor)
                     } else if elapsed > 60_000 {
                         c.chunk = max(minimumChunk, c.chunk / 2)

@@ -54,6 +54,18 @@ final class ManualReserver: SequenceReserver, @unchecked Sendable {
 
     /// A slow SA keeps small chunks: after a crash its peer's packets up to the mark
     /// are refused, so a chunk should stay a few seconds of its traffic.
+    /// After a flood, what a crash costs: the mark stays about a second of the flood's
+    /// traffic ahead of the last number used (failclosed_test: a 500/s ping flood,
+    /// kill -9, restart; the peer's next packets must get through soon). With chunks
+    /// sized for two seconds it was 1,700 ahead and the test's pings after the restart
+    /// were refused as replays.
+    @Test func aFloodLeavesTheMarkCloseAhead() throws {
+        let (r, reserver) = try Self.inbound()
+        let (drops, _) = Self.run(r, reserver, from: 1, packets: 750, gap: 2, write: 5, start: 1_000)
+        #expect(drops == 0)
+        #expect(r.limit <= 750 + 600, "limit \(r.limit) after 750 packets at 500/s")
+    }
+
     @Test func aSlowInboundSAKeepsSmallChunks() throws {
         let (r, reserver) = try Self.inbound()
         let (drops, _) = Self.run(r, reserver, from: 1, packets: 600, gap: 1_000, write: 5, start: 1_000)

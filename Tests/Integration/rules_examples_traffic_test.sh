@@ -472,13 +472,17 @@ if ((oa >= 1)) && [[ $m == $((mtu_a - 40)) ]] && ((icmp == 0)); then
 else
     defect "$E: the output rule (connections A itself opens) counted $oa packets; A's own SYN crossed enc0 with MSS $m, not $((mtu_a - 40)), and h2 got $icmp 'fragmentation needed' from B for its segments to A, i.e. TCP needed path MTU discovery (the output hook sees the interface of the route before encd's [X] reroutes the packet into enc0, so 'oifname \"enc0\"' never matches there; a postrouting chain sees enc0)"
 fi
-# A sends 1 MB to h2 over a connection it opens: no segment of A's is larger than
-# enc0's MTU, and encd hands none back to the kernel (encstat's mtu_exceeded).
-capture mss-h2 eth0 "$IT_TMP/mss-h2-local2.pcap"
+# A sends 1 MB to h2 over a connection it opens: no segment of A's that crosses A's
+# enc0 is larger than enc0's MTU, and encd hands none back to the kernel (encstat's
+# mtu_exceeded). (Measured on enc0 itself: B writes decrypted runs into its enc0 as GSO
+# frames, so h2's link carries segments merged, as GRO would.)
+capture mss-a enc0 "$IT_TMP/mss-a-enc0.pcap"
 xfer mss-a mss-h2 198.18.2.20 22 1000000 198.18.1.1
-stop_capture mss-h2 eth0
-big=$(tcpdump -n -r "$IT_TMP/mss-h2-local2.pcap" "src 198.18.1.1 and greater $((mtu_a + 14 + 1))" 2>/dev/null | wc -l)
-[[ $big -eq 0 ]] || fail "$E: $big packets from A larger than enc0's MTU $mtu_a reached h2"
+stop_capture mss-a enc0
+crossed=$(tcpdump -n -r "$IT_TMP/mss-a-enc0.pcap" "src 198.18.1.1 and tcp" 2>/dev/null | wc -l)
+big=$(tcpdump -n -r "$IT_TMP/mss-a-enc0.pcap" "src 198.18.1.1 and greater $((mtu_a + 14 + 1))" 2>/dev/null | wc -l)
+[[ $crossed -gt 500 ]] || fail "$E: only $crossed segments of A's seen on its enc0"
+[[ $big -eq 0 ]] || fail "$E: $big packets from A larger than enc0's MTU $mtu_a crossed enc0"
 stop_capture mss-a wan
 ex1=$(exceeded mss-a)
 [[ $ex1 -eq $ex0 ]] || fail "$E: encstat on A: packets larger than enc0's MTU handed back $ex0 -> $ex1"
