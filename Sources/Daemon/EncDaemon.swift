@@ -224,7 +224,7 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         let inQueue = try NFQueue(queueConfig(rulesetConfig.inputQueue))
         let cleartextQueue = try NFQueue(queueConfig(rulesetConfig.cleartextQueue))
         // The input worker's writes into enc0 wait for the end of its batch, where runs
-        // of one TCP flow go in as one GSO frame (FrameInjector).
+        // of one TCP or UDP flow go in as one GSO frame (FrameInjector).
         let injector = FrameInjector(device: tun, capacity: Worker.defaultBatchSize, vnetHeader: tun.vnetHeader)
         workers = [
             Worker(name: "spd", queue: spdQueue, log: log) { b, m, s in
