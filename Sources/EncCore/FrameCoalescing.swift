@@ -160,21 +160,22 @@ public enum FrameCoalescing {
         }
         let l3 = base + 14, t = base + first.tcpStart
         let tcpLength = first.tcpHeaderLength + payload
-        if first.isUDP { put16(out, t + 4, UInt16(tcpLength)) }
+        if first.isUDP { out.setBE16(t + 4, UInt16(tcpLength)) }
         if first.isIPv6 {
-            put16(out, l3 + 4, UInt16(tcpLength))
+            out.setBE16(l3 + 4, UInt16(tcpLength))
         } else {
-            put16(out, l3 + 2, UInt16(20 + tcpLength))
-            put16(out, l3 + 10, 0)
-            put16(out, l3 + 10, ~fold(sum(out, l3, 20)))
+            out.setBE16(l3 + 2, UInt16(20 + tcpLength))
+            out.setBE16(l3 + 10, 0)
+            out.setBE16(l3 + 10, Checksum.compute(UnsafeRawBufferPointer(rebasing: out[l3 ..< l3 + 20])))
         }
         if !first.isUDP && segment(count - 1).hasPush { out[t + 13] |= MergeableSegment.psh }
         // The pseudo-header's sum, not complemented: the partial checksum the stack
         // finishes over the TCP or UDP header and payload (CHECKSUM_PARTIAL).
         let checksumAt: Int = first.isUDP ? 6 : 16
-        var pseudo: UInt32 = UInt32(tcpLength) + (first.isUDP ? 17 : 6)
-        pseudo += first.isIPv6 ? sum(out, l3 + 8, 32) : sum(out, l3 + 12, 8)
-        put16(out, t + checksumAt, fold(pseudo))
+        let addresses = first.isIPv6 ? l3 + 8 ..< l3 + 40 : l3 + 12 ..< l3 + 20
+        let pseudo = Checksum.sum(UnsafeRawBufferPointer(rebasing: out[addresses]),
+                                  initial: UInt32(tcpLength) + (first.isUDP ? 17 : 6))
+        out.setBE16(t + checksumAt, ~Checksum.finish(pseudo))
         // virtio_net_hdr: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset.
         out[0] = VirtioNetHeader.needsChecksum
         out[1] = count < 2 ? 0 : first.isUDP ? VirtioNetHeader.gsoUDPL4 : (first.isIPv6 ? VirtioNetHeader.gsoTCPv6 : VirtioNetHeader.gsoTCPv4)
@@ -183,26 +184,6 @@ public enum FrameCoalescing {
         putLE16(out, 6, UInt16(first.tcpStart))
         putLE16(out, 8, UInt16(checksumAt))
         return total
-    }
-
-    static func sum(_ p: UnsafeMutableRawBufferPointer, _ at: Int, _ n: Int) -> UInt32 {
-        var s: UInt32 = 0, i = at
-        while i + 1 < at + n {
-            s += UInt32(p[i]) << 8 | UInt32(p[i + 1])
-            i += 2
-        }
-        return s
-    }
-
-    static func fold(_ s: UInt32) -> UInt16 {
-        var s = s
-        while s >> 16 != 0 { s = (s & 0xffff) + (s >> 16) }
-        return UInt16(s)
-    }
-
-    static func put16(_ p: UnsafeMutableRawBufferPointer, _ at: Int, _ v: UInt16) {
-        p[at] = UInt8(v >> 8)
-        p[at + 1] = UInt8(v & 0xff)
     }
 
     static func putLE16(_ p: UnsafeMutableRawBufferPointer, _ at: Int, _ v: UInt16) {
