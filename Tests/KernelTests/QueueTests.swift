@@ -81,6 +81,35 @@ struct NetlinkBytes {
         #expect(bad == .malformed)
     }
 
+    /// Found by FuzzQueue: libmnl walks attributes up to the message's length rounded up
+    /// to 4, so a last message with an unaligned nlmsg_len could carry a payload
+    /// attribute reaching up to 3 bytes past the end of the datagram.
+    @Test func walkNeverLocatesAPayloadPastTheDatagram() {
+        var msg: [UInt8] = [40, 0, 0, 0, 0x00, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]  // header; length fixed below
+        msg += [2, 0, 0, 0]  // nfgenmsg
+        msg += [11, 0, 1, 0] + NetlinkBytes.be32(7) + [0x08, 0x00, 3, 0]  // PACKET_HDR (7 bytes, padded)
+        msg += [7, 0, 10, 0, 0xaa, 0xbb, 0xcc, 0]  // PAYLOAD claiming 3 bytes
+        msg[0] = 37  // the datagram ends after the payload's first byte
+        let datagram = Array(msg[0..<37])
+        let parser = QueueParser()
+        defer { parser.deallocate() }
+        var packets = 0
+        var malformed = 0
+        let whole = datagram.withUnsafeBytes { raw in
+            QueueParser.walk(raw, parser: parser) { kind, _, offset in
+                switch kind {
+                case .packet(let at, let length):
+                    packets += 1
+                    #expect(offset + at + length <= datagram.count, "payload past the datagram")
+                case .malformed: malformed += 1
+                default: break
+                }
+            }
+        }
+        #expect(packets == 0)
+        #expect(!whole || malformed == 1)
+    }
+
     @Test func procQueueStatsParse() throws {
         let text = """
               0  23955     3 2 65531     5     7       12  1

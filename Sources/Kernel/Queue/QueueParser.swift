@@ -34,8 +34,10 @@ public struct QueueParser {
 
     /// Walks the netlink messages of one received datagram, in order, and hands each
     /// parsed one to `visit` with its offset in the datagram. Stops at the first message
-    /// whose length is impossible (shorter than a header, or past the end) and returns
-    /// false then: the rest of the datagram cannot be trusted. The datagram must be
+    /// whose length is impossible (shorter than a header, or past the end once rounded
+    /// up to 4 bytes) and returns false then: the rest of the datagram cannot be
+    /// trusted. libmnl reads attributes up to the rounded length, and the kernel pads
+    /// every message, so an unpadded last message is a forgery. The datagram must be
     /// 4-byte aligned, as the kernel's buffers are.
     @discardableResult
     public static func walk(_ datagram: UnsafeRawBufferPointer, parser: QueueParser,
@@ -45,7 +47,7 @@ public struct QueueParser {
         var offset = 0
         while offset + 16 <= length {
             let len = Int(start.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
-            guard len >= 16, len <= length - offset else { return false }
+            guard len >= 16, (len + 3) & ~3 <= length - offset else { return false }
             var meta = QueuedPacket()
             let kind = parser.parse(start + offset, into: &meta)
             visit(kind, meta, offset)
