@@ -85,6 +85,20 @@ struct NetlinkBytes {
     /// to 4, so a last message with an unaligned nlmsg_len could carry a payload
     /// attribute reaching up to 3 bytes past the end of the datagram.
     @Test func walkNeverLocatesAPayloadPastTheDatagram() {
+        // As the kernel sends it: the payload attribute unpadded, the message ending with it.
+        var real: [UInt8] = [37, 0, 0, 0, 0x00, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0]
+        real += [11, 0, 1, 0] + NetlinkBytes.be32(7) + [0x08, 0x00, 3, 0]
+        real += [5, 0, 10, 0, 0xaa]
+        let parser0 = QueueParser()
+        defer { parser0.deallocate() }
+        var lengths: [Int] = []
+        let whole0 = real.withUnsafeBytes { raw in
+            QueueParser.walk(raw, parser: parser0) { kind, meta, _ in
+                if case .packet(_, let length) = kind { lengths.append(length); #expect(meta.id == 7) }
+            }
+        }
+        #expect(whole0 && lengths == [1])
+        // The forgery: the same message whose payload attribute claims the padding.
         var msg: [UInt8] = [40, 0, 0, 0, 0x00, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]  // header; length fixed below
         msg += [2, 0, 0, 0]  // nfgenmsg
         msg += [11, 0, 1, 0] + NetlinkBytes.be32(7) + [0x08, 0x00, 3, 0]  // PACKET_HDR (7 bytes, padded)

@@ -34,10 +34,8 @@ public struct QueueParser {
 
     /// Walks the netlink messages of one received datagram, in order, and hands each
     /// parsed one to `visit` with its offset in the datagram. Stops at the first message
-    /// whose length is impossible (shorter than a header, or past the end once rounded
-    /// up to 4 bytes) and returns false then: the rest of the datagram cannot be
-    /// trusted. libmnl reads attributes up to the rounded length, and the kernel pads
-    /// every message, so an unpadded last message is a forgery. The datagram must be
+    /// whose length is impossible (shorter than a header, or past the end) and returns
+    /// false then: the rest of the datagram cannot be trusted. The datagram must be
     /// 4-byte aligned, as the kernel's buffers are.
     @discardableResult
     public static func walk(_ datagram: UnsafeRawBufferPointer, parser: QueueParser,
@@ -47,7 +45,7 @@ public struct QueueParser {
         var offset = 0
         while offset + 16 <= length {
             let len = Int(start.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
-            guard len >= 16, (len + 3) & ~3 <= length - offset else { return false }
+            guard len >= 16, len <= length - offset else { return false }
             var meta = QueuedPacket()
             let kind = parser.parse(start + offset, into: &meta)
             visit(kind, meta, offset)
@@ -71,7 +69,8 @@ public struct QueueParser {
         guard nfq_nlmsg_parse(nlh, attrs) >= 0,
               let hdrAttr = attrs[Int(NFQA_PACKET_HDR.rawValue)],
               mnl_attr_get_payload_len(hdrAttr) >= 7,
-              let payloadAttr = attrs[Int(NFQA_PAYLOAD.rawValue)] else { return .malformed }
+              let payloadAttr = attrs[Int(NFQA_PAYLOAD.rawValue)],
+              attributesEnd(within: nlh) else { return .malformed }
 
         let hdr = UnsafeRawPointer(mnl_attr_get_payload(hdrAttr)!)
         meta = QueuedPacket()
@@ -105,6 +104,20 @@ public struct QueueParser {
             meta.originalLength = length
         }
         return .packet(offset: offset, length: length)
+    }
+
+    /// Whether every attribute found ends within the message. libmnl walks attributes up
+    /// to nlmsg_len rounded up to 4, but the kernel does not pad its last attribute
+    /// (the payload: nlmsg_len is the skb's length), so the datagram may end there and
+    /// an attribute claiming the missing padding would reach past it (found by
+    /// FuzzQueue).
+    private func attributesEnd(within nlh: UnsafePointer<nlmsghdr>) -> Bool {
+        let end = Int(nlh.pointee.nlmsg_len)
+        for i in 0..<QueueParser.attrCount {
+            guard let a = attrs[i] else { continue }
+            if UnsafeRawPointer(a) - UnsafeRawPointer(nlh) + Int(a.pointee.nla_len) > end { return false }
+        }
+        return true
     }
 
     private func be32(_ type: UInt32) -> UInt32? {
