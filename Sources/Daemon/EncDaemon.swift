@@ -45,6 +45,8 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
     private var lockFD: Int32 = -1
     private var rulesetConfig = EncdRulesetConfig()
     public static let routeTable: UInt32 = 0xe4c   // "enc"
+    /// Frames enc0 holds for the ipsec-out worker (its transmit queue length).
+    static let enc0TransmitQueue: Int32 = 1000
     public static let rulePriority: UInt32 = 100
 
     public init(options: Options) {
@@ -206,21 +208,25 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         let tun = try TUNDevice(name: rulesetConfig.interface, tap: true, multiQueue: false, nonBlocking: true, vnetHeader: true)
         self.tun = tun
         try tun.configureEthernet(address: StageContext.interfaceMAC)
-        try tun.setTransmitQueueLength(0)
+        // encd reads the outbound side from enc0: whole GSO frames (TCP and, where the
+        // kernel has it, UDP segmentation offload) with their checksums left to do, up
+        // to 1000 frames waiting while a batch is protected.
+        try tun.enableReadOffloads()
+        try tun.setTransmitQueueLength(Self.enc0TransmitQueue)
         try prepareInterface(routing, tun.name)      // before the link is up: no IPv6 link-local, no MLD
         try routing.setLink(name: tun.name, up: true, mtu: 1400)
         try routing.addAddress(Self.interfaceAddress, prefixLength: 32, device: tun.name)
         context.encInterfaceIndex = try routing.interfaceIndex(of: tun.name)
 
         let sender = try RawSocketSender(mark: rulesetConfig.marks.bypass)
-        let fragmentScratch = PacketBuffer()      // the ipsec-out worker's, for fragments
+        let segmentScratch = PacketBuffer()       // the ipsec-out worker's, for the segments of GSO frames
         let ctx = context!
         // [X] reads only headers, and its answer holds for every segment of a GSO packet.
         // Segmenting there would also lose the frame's source MAC (the kernel resets the
         // MAC header before it segments), which names the SA for the inbound check: a
         // decrypted run that encd wrote as one GSO frame must reach the check whole.
         let spdQueue = try NFQueue(queueConfig(rulesetConfig.spdQueue, gso: true))
-        let outQueue = try NFQueue(queueConfig(rulesetConfig.outputQueue))
+        let outQueue = DeviceQueue(device: tun, number: rulesetConfig.outputQueue)
         let inQueue = try NFQueue(queueConfig(rulesetConfig.inputQueue))
         let cleartextQueue = try NFQueue(queueConfig(rulesetConfig.cleartextQueue))
         // The input worker's writes into enc0 wait for the end of its batch, where runs
@@ -230,8 +236,8 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
             Worker(name: "spd", queue: spdQueue, log: log) { b, m, s in
                 SPDStage.handle(b, meta: m, context: ctx, stats: s)
             },
-            Worker(name: "ipsec-out", queue: outQueue, log: log) { b, m, s in
-                OutputStage.handle(b, meta: m, sender: sender, scratch: fragmentScratch, context: ctx, stats: s)
+            Worker(name: "ipsec-out", queue: outQueue, log: log) { b, _, s in
+                OutputStage.handleFrame(b, sender: sender, scratch: segmentScratch, context: ctx, stats: s)
             },
             Worker(name: "ipsec-in", queue: inQueue, log: log, afterBatch: { injector.flush(stats: $0) }) { b, m, s in
                 InputStage.handle(b, meta: m, device: injector, context: ctx, stats: s)
@@ -242,6 +248,14 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         ]
         let nft = try Nftables(log: { [log] in log.debug($0) })
         self.nft = nft
+        // Before anything is routed into enc0: the egress chain that tells the ipsec-out
+        // worker which policy [X] chose (goes with encd: owned, not persistent).
+        let egress = EncdRuleset.egressTable(rulesetConfig)
+        do {
+            try nft.installEgress(egress)
+        } catch {
+            throw KernelConfigError("nftables: could not install table netdev \(egress.name) at \(tun.name)'s egress hook (Linux >= 5.16 with CONFIG_NETFILTER_EGRESS): \(error)")
+        }
         ruleset = RulesetInstaller(nft: nft, config: rulesetConfig, log: log)
         checkPeers(c)
         try plane.start(c)          // builds the policy; prepare() installs the table with it
@@ -265,7 +279,7 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         let snap = plane.box.value
         log.info("control socket \(options.socketPath)")
         let summary = "\(snap.spd.flows.count) flows, \(snap.sad.count) SAs, interface \(tun.name)"
-        log.info("started: \(summary), queues [X] \(rulesetConfig.spdQueue), ipsec-out \(rulesetConfig.outputQueue), ipsec-in \(rulesetConfig.inputQueue), cleartext check \(rulesetConfig.cleartextQueue), NAT-T port \(rulesetConfig.natTraversalPort), mark mask 0x\(String(rulesetConfig.marks.mask, radix: 16)), route table \(Self.routeTable)")
+        log.info("started: \(summary), queues [X] \(rulesetConfig.spdQueue), ipsec-out reads \(tun.name), ipsec-in \(rulesetConfig.inputQueue), cleartext check \(rulesetConfig.cleartextQueue), NAT-T port \(rulesetConfig.natTraversalPort), mark mask 0x\(String(rulesetConfig.marks.mask, radix: 16)), route table \(Self.routeTable)")
         notify.ready("running: \(summary)")
     }
 

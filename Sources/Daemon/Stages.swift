@@ -1,14 +1,15 @@
-// The three packet stages, one per NFQUEUE queue, each run by its own worker. They
+// The four packet stages, each run by its own worker: three read an NFQUEUE queue, IPsec
+// out reads enc0. They
 // hold no kernel handles: a stage gets a packet and its metadata, returns the verdict,
 // and talks to the kernel only through PacketSender/PacketDevice (fakes in tests).
 //
 //   [X]      (spd queue)    packets leaving the host or forwarded by it, before NAT on
 //                           enc0: SPD lookup → bypass / deny / protect(policy in mark);
 //                           packets that came out of enc0 first pass the inbound check
-//   IPsec out (output queue) what routing sent to enc0, after NAT on enc0: ESP/AH with the
-//                           SA the mark names → raw socket → the host's output path;
-//                           a packet too big for enc0 that may not be fragmented goes
-//                           back to the kernel, whose MTU check tells its sender
+//   IPsec out (enc0 read)   what routing sent into enc0, after NAT on enc0, read from the
+//                           TAP (GSO frames cut up): ESP/AH with the SA the mark names
+//                           (carried in the frame's destination MAC) → raw socket → the
+//                           host's output path
 //   IPsec in  (input queue) ESP, AH, ESP-in-UDP for this host, after its input filter:
 //                           decapsulate → write into enc0 as an Ethernet frame whose
 //                           source address carries the SA's number
@@ -149,54 +150,72 @@ public enum CleartextStage {
 }
 
 public enum OutputStage {
-    /// IPsec out: protects the packet routing sent to enc0 and sends it. The queued
-    /// cleartext original is then accepted into enc0, whose zero-length transmit queue
-    /// drops it: accepting lets conntrack confirm the connection, so NAT done on enc0
-    /// is reversed for the replies (a drop verdict would discard the new entry). On
-    /// any failure the original is dropped here.
+    /// IPsec out: protects what routing sent into enc0, read from the device as a frame
+    /// (virtio_net_hdr, Ethernet header, IP packet), and sends it through the raw
+    /// socket. The [X] answer travels in the frame's destination MAC: enc0's netdev
+    /// egress chain writes the packet's mark into its last four bytes
+    /// (EncdRuleset.egressTable), after NAT on enc0 and conntrack, which have seen the
+    /// packet go out. A GSO frame (a TCP super-packet, a UDP GSO packet) is cut into
+    /// the packets the kernel's segmentation would have sent, each protected and sent
+    /// in order; a packet whose checksum was left to the device gets it finished.
     ///
-    /// The kernel checks the MTU of enc0 only after the postrouting hook that queues
-    /// here, so a locally sent packet larger than enc0's MTU reaches encd (a forwarded
-    /// one is refused before, by ip_forward). Protected, it would not fit the path and
-    /// its sender would never learn why. When it may not be fragmented (IPv4 DF, any
-    /// IPv6) it is accepted unprotected: the kernel's MTU check on enc0 then drops it
-    /// and sends "fragmentation needed" / "packet too big" to the sender, whose socket
-    /// lowers its path MTU, exactly as for a forwarded packet.
-    ///
-    /// An IPv4 packet without DF that is larger than enc0's MTU (a forwarded one reaches
-    /// here whole: the kernel would fragment it only after this hook) is cut into
-    /// fragments in `scratch`, as the kernel would have for enc0, and each fragment is
-    /// protected and sent on its own.
-    public static func handle(_ buffer: PacketBuffer, meta: QueuedPacket, sender: PacketSender, scratch: PacketBuffer,
-                              context ctx: StageContext, stats: CounterBlock<Counter>) -> StageVerdict {
-        let oversized = buffer.count > ctx.interfaceMTU
-        if oversized && mayNotFragment(buffer.bytes) {
-            stats.add(.mtuExceeded)
-            return .accept
+    /// The kernel checked enc0's MTU before handing the frame over (a packet too big
+    /// for enc0 that may not be fragmented got "fragmentation needed" / "packet too
+    /// big", or EMSGSIZE for a local socket; one that may, was fragmented), so every
+    /// packet here fits enc0. The verdict is meaningless: the frame is already the
+    /// device's; `.drop` is returned when it was not sent.
+    public static func handleFrame(_ buffer: PacketBuffer, sender: PacketSender, scratch: PacketBuffer,
+                                   context ctx: StageContext, stats: CounterBlock<Counter>) -> StageVerdict {
+        let f = buffer.bytes
+        guard let vnet = VirtioNetHeaderFields.read(UnsafeRawBufferPointer(f)), f.count > VirtioNetHeader.size + 14 else {
+            stats.add(.malformedPacket)
+            return .drop
         }
-        stats.add(.encOutputPackets)
-        stats.add(.encOutputBytes, UInt64(buffer.count))
-        guard let policy = ctx.marks.policy(of: meta.mark), let sa = ctx.snapshot.outbound(policy: policy) else {
-            stats.add(.failClosed)
+        let eth = VirtioNetHeader.size
+        let mark = f.be32(eth + 2)
+        let type = f.be16(eth + 12)
+        guard type == 0x0800 || type == 0x86DD, buffer.trimFront(eth + 14) else {
+            stats.add(.malformedPacket)
+            return .drop
+        }
+        guard let policy = ctx.marks.policy(of: mark), let sa = ctx.snapshot.outbound(policy: policy) else {
+            // The kernel's own link-local multicast (an MLD report when enc0 comes up,
+            // before the rules that drop it exist) is never IPsec: dropped uncounted.
+            if !isLinkLocalMulticast(buffer.bytes) { stats.add(.failClosed) }
             return .drop
         }
         if let refused = disabled(sa, ctx.switches) {
             stats.add(refused)
             return .drop
         }
-        guard oversized else {
+        if vnet.kind == 0 {
+            if vnet.needsChecksum {
+                guard GSOSegmentation.completeChecksum(buffer.bytes, start: vnet.checksumStart - 14, offset: vnet.checksumOffset) else {
+                    stats.add(.malformedPacket)
+                    return .drop
+                }
+            }
+            stats.add(.encOutputPackets)
+            stats.add(.encOutputBytes, UInt64(buffer.count))
             return protectAndSend(buffer, sa: sa, sender: sender, context: ctx, stats: stats) ? .accept : .drop
         }
         var allSent = true
-        let cut = IPv4Fragmenter.fragment(buffer.bytes, mtu: ctx.interfaceMTU, into: scratch) { piece in
+        let cut = GSOSegmentation.segment(buffer.bytes, vnet: vnet, into: scratch) { piece in
+            stats.add(.encOutputPackets)
+            stats.add(.encOutputBytes, UInt64(piece.count))
             allSent = protectAndSend(piece, sa: sa, sender: sender, context: ctx, stats: stats)
             return allSent
         }
         guard cut else {
-            stats.add(sa.spec.proto == .esp ? .espTooBig : .ahTooBig)
+            stats.add(.malformedPacket)
             return .drop
         }
         return allSent ? .accept : .drop
+    }
+
+    /// IPv6 to ff02::/16.
+    @inline(__always) static func isLinkLocalMulticast(_ p: UnsafeMutableRawBufferPointer) -> Bool {
+        p.count >= 40 && p[0] >> 4 == 6 && p[24] == 0xff && p[25] & 0x0f == 0x02
     }
 
     /// Protects one packet with `sa` and sends it; false (counted) when it did not go out.
@@ -232,12 +251,6 @@ public enum OutputStage {
             return .ahDisabledOutput
         }
         return nil
-    }
-
-    /// IPv6 is never fragmented on the way; IPv4 is not when DF is set.
-    @inline(__always) static func mayNotFragment(_ p: UnsafeMutableRawBufferPointer) -> Bool {
-        guard p.count >= 20 else { return false }
-        return p[0] >> 4 == 6 || (p[0] >> 4 == 4 && p[6] & 0x40 != 0)
     }
 }
 

@@ -51,9 +51,8 @@ final class WireQueue: @unchecked Sendable {
                 var meta = QueuedPacket()
                 guard case .acceptWithMark(let mark) = SPDStage.handle(PacketBuffer(packet: packet), meta: meta,
                                                                       context: c1, stats: stats) else { continue }
-                meta.mark = mark
                 let before = out.sent.count
-                _ = OutputStage.handle(PacketBuffer(packet: packet), meta: meta, sender: out, scratch: scratch, context: c1, stats: stats)
+                _ = OutputStage.handleFrame(PacketBuffer(packet: EncFrame.make(packet, mark: mark)), sender: out, scratch: scratch, context: c1, stats: stats)
                 if out.sent.count > before, let w = out.sent.last { wire.withLock { $0.append(w) } }
             }
         }

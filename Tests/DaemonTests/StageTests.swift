@@ -68,15 +68,19 @@ final class Gateway {
         return CleartextStage.handle(PacketBuffer(packet: packet), meta: meta, context: context, stats: stats)
     }
 
-    /// IPsec out for a packet [X] marked; returns what went on the wire.
+    /// IPsec out for a packet [X] marked, read from enc0 as a frame; returns what went
+    /// on the wire.
     func output(_ packet: [UInt8], mark: UInt32) -> [UInt8]? {
+        outputFrame(EncFrame.make(packet, mark: mark)).last
+    }
+
+    /// IPsec out for a frame read from enc0; returns everything it sent.
+    func outputFrame(_ frame: [UInt8]) -> [[UInt8]] {
         let before = sender.sent.count
-        var meta = QueuedPacket()
-        meta.mark = mark
-        let verdict = OutputStage.handle(PacketBuffer(packet: packet), meta: meta, sender: sender, scratch: scratch, context: context, stats: stats)
-        let sent = sender.sent.count > before
-        #expect(verdict == (sent ? .accept : .drop))     // accepted into enc0 (which drops it) only once protected
-        return sent ? sender.sent.last : nil
+        let verdict = OutputStage.handleFrame(PacketBuffer(packet: frame), sender: sender, scratch: scratch, context: context, stats: stats)
+        let sent = Array(sender.sent[before...])
+        #expect(verdict == (sent.isEmpty ? .drop : .accept))
+        return sent
     }
 
     /// IPsec in; returns the packet written into enc0 (without its Ethernet header).
@@ -90,6 +94,17 @@ final class Gateway {
     }
 
     var snapshot: CounterSnapshot { CounterSnapshot(summing: [stats]) }
+}
+
+/// Frames as encd reads them from enc0: virtio_net_hdr, Ethernet header whose
+/// destination MAC carries the packet's mark in its last four bytes (what enc0's egress
+/// chain writes), the IP packet.
+enum EncFrame {
+    static func make(_ packet: [UInt8], mark: UInt32, vnet: [UInt8] = [UInt8](repeating: 0, count: 10)) -> [UInt8] {
+        let type: [UInt8] = packet.first.map { $0 >> 4 == 6 } == true ? [0x86, 0xdd] : [0x08, 0x00]
+        return vnet + [0x02, 0x65, UInt8(mark >> 24), UInt8((mark >> 16) & 0xff), UInt8((mark >> 8) & 0xff), UInt8(mark & 0xff)]
+            + StageContext.interfaceMAC + type + packet
+    }
 }
 
 let k1 = "0x" + String(repeating: "11", count: 20), k2 = "0x" + String(repeating: "22", count: 20)
@@ -267,29 +282,45 @@ func siteConf2() -> String {
         #expect(v == .drop && inner == nil)
         #expect(gw2.events.inputFailures == [.espAuthFailed])
     }
-    @Test func packetTooBigForEnc0GoesBackToTheKernelWhenItMayNotBeFragmented() throws {
-        // Locally sent packets reach the IPsec queue before the kernel's MTU check on
-        // enc0; accepted, the kernel drops them there and tells the sender the MTU.
+    /// What enc0 hands encd: a TCP super-packet (GSO, checksum left to do) is cut into
+    /// the segments the kernel would have sent, each protected and sent in order, and
+    /// gw2 gets back exactly those segments.
+    @Test(arguments: [false, true])
+    func gsoFramesFromEnc0AreSegmentedThenProtected(_ v6: Bool) throws {
+        let gw1 = try Gateway(siteConf() + "\nflow esp from 2001:db8:1::/64 to 2001:db8:2::/64 local 192.0.2.1 peer 192.0.2.2",
+                              local: ["192.0.2.1"])
+        let gw2 = try Gateway(siteConf2() + "\nflow esp from 2001:db8:2::/64 to 2001:db8:1::/64 local 192.0.2.2 peer 192.0.2.1",
+                              local: ["192.0.2.2"])
+        let frames = Frames.run(v6: v6, count: 12, size: 1300, last: 99)
+        let merged = FrameInjectorTests.inject(frames).0[0]
+        guard case .acceptWithMark(let mark) = gw1.spd(Array(frames[0].dropFirst(14))) else { Issue.record("protect"); return }
+        // The frame as enc0 gives it: the merged frame's virtio header, the mark in the MAC.
+        let frame = EncFrame.make(Array(merged.dropFirst(10 + 14)), mark: mark, vnet: Array(merged.prefix(10)))
+        let wire = gw1.outputFrame(frame)
+        #expect(wire.count == 12)
+        #expect(gw1.stats[.encOutputPackets] == 12)
+        let inner = try wire.map { try #require(gw2.input($0).1) }
+        #expect(inner == frames.map { Array($0.dropFirst(14)) })
+    }
+
+    /// A frame whose mark names no policy (PROTECT clear, or a number with no SA) fails
+    /// closed, counted; the kernel's own link-local multicast is dropped uncounted.
+    @Test func framesWithoutAPolicyAreDropped() throws {
         let gw = try Gateway(siteConf(), local: ["192.0.2.1"])
-        gw.context.interfaceMTU = 1400
-        guard case .acceptWithMark(let mark) = gw.spd(ping(h1, h2)) else { Issue.record("protect"); return }
-        func output(_ p: [UInt8]) -> QueueVerdict {
-            var meta = QueuedPacket()
-            meta.mark = mark
-            return OutputStage.handle(PacketBuffer(packet: p), meta: meta, sender: gw.sender, scratch: gw.scratch, context: gw.context, stats: gw.stats)
-        }
-        func udp(_ s: IPAddress, _ d: IPAddress, total: Int, df: Bool) -> [UInt8] {
-            let header = s.family == .inet ? 20 : 40
-            return PacketBuilder.ip(source: s, destination: d, protocol: IPProtocol.udp,
-                                    payload: [UInt8](repeating: 0x5a, count: total - header), dontFragment: df)
-        }
-        #expect(output(udp(h1, h2, total: 1401, df: true)) == .accept)
-        #expect(output(udp(IPAddress("2001:db8:1::10")!, IPAddress("2001:db8:2::20")!, total: 1401, df: false)) == .accept)
-        #expect(gw.sender.sent.isEmpty)                       // neither was protected
-        #expect(gw.stats[.mtuExceeded] == 2 && gw.stats[.encOutputPackets] == 0)
-        #expect(output(udp(h1, h2, total: 1400, df: true)) == .accept)    // fits: protected
-        #expect(output(udp(h1, h2, total: 1401, df: false)) == .accept)   // may be fragmented: two protected fragments
-        #expect(gw.sender.sent.count == 3 && gw.stats[.mtuExceeded] == 2)
+        #expect(gw.outputFrame(EncFrame.make(ping(h1, h2), mark: 0)).isEmpty)
+        let unknown = try #require(MarkLayout.default.protectMark(policy: 77, keeping: 0))
+        #expect(gw.outputFrame(EncFrame.make(ping(h1, h2), mark: unknown)).isEmpty)
+        #expect(gw.stats[.failClosed] == 2)
+        let mld = PacketBuilder.ip(source: IPAddress("fe80::1")!, destination: IPAddress("ff02::16")!, protocol: 0,
+                                   payload: [UInt8](repeating: 0, count: 36))
+        #expect(gw.outputFrame(EncFrame.make(mld, mark: 0)).isEmpty)
+        #expect(gw.stats[.failClosed] == 2 && gw.stats[.malformedPacket] == 0)
+        // Too short for the headers, or not IP: malformed.
+        #expect(gw.outputFrame([UInt8](repeating: 0, count: 20)).isEmpty)
+        var arp = EncFrame.make(ping(h1, h2), mark: 0)
+        arp[22] = 0x08; arp[23] = 0x06
+        #expect(gw.outputFrame(arp).isEmpty)
+        #expect(gw.stats[.malformedPacket] == 2)
     }
 }
 
@@ -311,49 +342,5 @@ func siteConf2() -> String {
         let sa3 = try #require(s3.sad.all.first { $0.direction == .outbound })
         #expect(sa3 !== sa1)
         #expect(try #require(sa3.takeSequence()) > last)
-    }
-}
-
-@Suite struct FragmentationTests {
-    @Test func oversizedPacketWithoutDFIsFragmentedThenProtected() throws {
-        let gw1 = try Gateway(siteConf(), local: ["192.0.2.1"])
-        let gw2 = try Gateway(siteConf2(), local: ["192.0.2.2"])
-        gw1.context.interfaceMTU = 1400
-        let data = (0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 13) }
-        let packet = PacketBuilder.udp(source: IPAddress("198.18.1.10")!, destination: IPAddress("198.18.2.20")!,
-                                       sourcePort: 7, destinationPort: 9, payload: data)
-        guard case .acceptWithMark(let mark) = gw1.spd(packet) else { Issue.record("protect"); return }
-        var meta = QueuedPacket()
-        meta.mark = mark
-        let v = OutputStage.handle(PacketBuffer(packet: packet), meta: meta, sender: gw1.sender, scratch: gw1.scratch,
-                                   context: gw1.context, stats: gw1.stats)
-        #expect(v == .accept)
-        #expect(gw1.sender.sent.count == 3)
-        #expect(gw1.snapshot.value(.output, in: .esp) == 3)
-        var payload: [(Int, [UInt8])] = []
-        for wire in gw1.sender.sent {
-            #expect(wire.count <= 1500)
-            let (_, inner) = gw2.input(wire)
-            let frag = try #require(inner)
-            #expect(frag.count <= 1400)
-            let offset = Int(UInt16(frag[6] & 0x1f) << 8 | UInt16(frag[7])) * 8
-            payload.append((offset, Array(frag[20...])))
-        }
-        let joined = payload.sorted { $0.0 < $1.0 }.flatMap(\.1)
-        #expect(joined == Array(packet[20...]))
-    }
-
-    @Test func oversizedPacketWithDFGoesBackToTheKernel() throws {
-        let gw1 = try Gateway(siteConf(), local: ["192.0.2.1"])
-        gw1.context.interfaceMTU = 1400
-        let packet = PacketBuilder.udp(source: IPAddress("198.18.1.10")!, destination: IPAddress("198.18.2.20")!,
-                                       sourcePort: 7, destinationPort: 9, payload: [UInt8](repeating: 1, count: 3000),
-                                       dontFragment: true)
-        guard case .acceptWithMark(let mark) = gw1.spd(packet) else { Issue.record("protect"); return }
-        var meta = QueuedPacket()
-        meta.mark = mark
-        #expect(OutputStage.handle(PacketBuffer(packet: packet), meta: meta, sender: gw1.sender, scratch: gw1.scratch,
-                                   context: gw1.context, stats: gw1.stats) == .accept)
-        #expect(gw1.sender.sent.isEmpty && gw1.stats[.mtuExceeded] == 1)
     }
 }

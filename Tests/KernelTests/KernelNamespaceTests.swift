@@ -7,8 +7,8 @@ import Testing
 import EncCore
 @testable import Kernel
 
-/// encd's kernel side, set up the way the daemon will: queues bound first, then TUN,
-/// routing, and the nft table.
+/// encd's kernel side, set up the way the daemon will: queues bound first, then enc0 (a
+/// TAP read with its offloads, its egress table), routing, and the nft table.
 final class Rig {
     let config = EncdRulesetConfig()
     var marks: MarkLayout { config.marks }
@@ -17,7 +17,6 @@ final class Rig {
     let routing: Rtnetlink
     let nft: Nftables
     let spd: NFQueue
-    let output: NFQueue
     let input: NFQueue
     let backend: NftQueueBackend
     var logs: [String] = []
@@ -25,9 +24,11 @@ final class Rig {
 
     init() throws {
         spd = try NFQueue(QueueConfig(number: config.spdQueue))
-        output = try NFQueue(QueueConfig(number: config.outputQueue))
         input = try NFQueue(QueueConfig(number: config.inputQueue))
-        tun = try TUNDevice(name: config.interface)
+        tun = try TUNDevice(name: config.interface, tap: true, vnetHeader: true)
+        try tun.configureEthernet(address: Rig.enc0MAC)
+        try tun.enableReadOffloads()
+        try tun.setTransmitQueueLength(1000)
         routing = try Rtnetlink()
         let protect = config.marks.protect
         rules = [AddressFamily.inet, .inet6].map { MarkRule(family: $0, value: protect, mask: protect, table: 100, priority: 100) }
@@ -40,6 +41,7 @@ final class Rig {
         try routing.addDefaultRoute(family: .inet6, table: table, device: tun.name)
         var lines: [String] = []
         nft = try Nftables { lines.append($0) }
+        try nft.installEgress(EncdRuleset.egressTable(config))
         backend = try nft.install(EncdRuleset.table(config))
         // [X] queues only what an outbound flow may match; these tests want everything.
         for (family, name) in [(AddressFamily.inet, EncdRuleset.flowSet4), (.inet6, EncdRuleset.flowSet6)] {
@@ -71,13 +73,28 @@ final class Rig {
         }
     }
 
-    /// Reads from enc0 until `match` or timeout.
-    func readTUN(seconds: Double, _ match: ([UInt8]) -> Bool) -> [UInt8]? {
+    static let enc0MAC: [UInt8] = [0x02, 0x65, 0x6e, 0x63, 0x30, 0x00]
+
+    /// Writes the IP packet in `buffer` into enc0 as encd does: a plain virtio header
+    /// and an Ethernet frame to enc0 from an SA's MAC.
+    func write(_ packet: [UInt8]) -> Bool {
+        let type: [UInt8] = packet[0] >> 4 == 6 ? [0x86, 0xdd] : [0x08, 0x00]
+        let frame = [UInt8](repeating: 0, count: 10) + Rig.enc0MAC + [0x06, 0x65, 0x6e, 0, 0, 1] + type + packet
+        let buffer = PacketBuffer()
+        buffer.load(frame)
+        return tun.write(from: buffer) == .done(frame.count)
+    }
+
+    /// Reads frames from enc0 until one whose IP packet matches, or timeout: the
+    /// packet and the mark enc0's egress chain wrote into the destination MAC.
+    func readTUN(seconds: Double, _ match: ([UInt8]) -> Bool) -> (packet: [UInt8], mark: UInt32)? {
         let buffer = PacketBuffer()
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            if case .done = tun.read(into: buffer) {
-                if match(buffer.array) { return buffer.array }
+            if case .done = tun.read(into: buffer), buffer.count > 24 {
+                let f = buffer.array
+                let ip = Array(f[24...])
+                if match(ip) { return (ip, f[12..<16].reduce(0) { $0 << 8 | UInt32($1) }) }
             } else {
                 usleep(10_000)
             }
@@ -121,9 +138,7 @@ struct KernelNamespaceTests {
         defer { try? rig.tearDown() }
         try rig.routing.deleteAddress(IPAddress("192.0.2.1")!, prefixLength: 32, device: "enc0")
         let before = try Netns.run(["nstat", "-az", "TcpExtIPReversePathFilter"]).1
-        let buffer = PacketBuffer()
-        buffer.load(Packets.echoRequest(from: "203.0.113.5", to: "198.51.100.1", id: 0x4343))
-        #expect(rig.tun.write(from: buffer) == .done(buffer.count))
+        #expect(rig.write(Packets.echoRequest(from: "203.0.113.5", to: "198.51.100.1", id: 0x4343)))
         rig.passInjected(id: 0x43)
         let reply = rig.spd.await(seconds: 1) { _, b in Packets.v4Destination(b) == "203.0.113.5" && b.count > 25 && b[24] == 0x43 && b[25] == 0x43 }
         #expect(reply == nil, "the kernel now accepts injected packets on an address-less enc0; the address can go")
@@ -146,27 +161,22 @@ struct KernelNamespaceTests {
         _ = rig.spd.setVerdict(.acceptWithMark(protect), id: atX.0.id)
         #expect(rig.spd.flushVerdicts() != .failed(EINVAL))
 
-        // Re-routed into enc0 by the fwmark rule; after srcnat it reaches the IPsec queue with the mark.
-        let atIPsec = try #require(rig.output.await(seconds: 3, otherwise: { _ in .drop }, isPing))
-        #expect(atIPsec.0.hook == 4)  // NF_INET_POST_ROUTING
-        #expect(rig.marks.policy(of: atIPsec.0.mark) == 5)
-        #expect(atIPsec.0.outInterface == (try rig.routing.interfaceIndex(of: "enc0")))
-        #expect(atIPsec.1 == atX.1)
-        _ = rig.output.setVerdict(.accept, id: atIPsec.0.id)
-        _ = rig.output.flushVerdicts()
-
-        // Accepted: the kernel hands it to enc0, where encd reads it.
-        let read = try #require(rig.readTUN(seconds: 3) { Packets.v4Destination($0) == "203.0.113.5" })
-        #expect(read == atX.1)
+        // Re-routed into enc0 by the fwmark rule, past srcnat and conntrack; encd reads
+        // it from the TAP, the mark in the frame's destination MAC (enc0's egress table).
+        let read = try #require(rig.readTUN(seconds: 3) { Packets.v4Destination($0) == "203.0.113.5" && $0[9] == 1 })
+        #expect(read.packet == atX.1)
+        #expect(read.mark == protect)
+        #expect(rig.marks.policy(of: read.mark) == 5)
         #expect(rig.spd.counters.received >= 1 && rig.spd.counters.verdictErrors == 0)
         let stats = try QueueStats.read()
-        #expect(stats.map(\.queue).sorted() == [0, 1, 2])
+        #expect(stats.map(\.queue).sorted() == [0, 2])
+        let listing = try Netns.run(["nft", "list", "table", "netdev", "encd_enc0"]).1
+        #expect(listing.contains("@ll,16,32 set meta mark"), "\(listing)")
     }
 
-    /// Kernel behaviour the daemon must design around: a packet dropped by verdict at the
-    /// postrouting IPsec queue never reaches conntrack's confirm (priority INT_MAX), so its
-    /// new conntrack entry (and any NAT binding made on enc0) is thrown away with it.
-    @Test func dropVerdictAtIPsecQueueLeavesNoConntrackEntry() throws {
+    /// What routing sends into enc0 has passed conntrack's confirmation (at the end of
+    /// postrouting) before encd reads it, so NAT done on enc0 is reversed for replies.
+    @Test func aPacketReadFromEnc0HasAConfirmedConntrackEntry() throws {
         let rig = try Rig()
         defer { try? rig.tearDown() }
         // Conntrack only runs once something in the namespace uses it: count new connections.
@@ -178,21 +188,15 @@ struct KernelNamespaceTests {
         _ = try rig.nft.install(probe)
         defer { try? rig.nft.removeTable(named: "encdtest") }
         let isPing: (QueuedPacket, [UInt8]) -> Bool = { _, b in Packets.v4Destination(b) == "203.0.113.9" && Packets.v4Protocol(b) == 1 }
-        for verdict in [QueueVerdict.drop, .accept] {
-            _ = try Netns.run(["conntrack", "-F"])
-            let ping = try Netns.start(["ping", "-c", "1", "-W", "2", "203.0.113.9"])
-            defer { ping.terminate(); ping.waitUntilExit() }
-            let atX = try #require(rig.spd.await(seconds: 3, isPing))
-            _ = rig.spd.setVerdict(.acceptWithMark(rig.marks.protectMark(policy: 2, keeping: 0)!), id: atX.0.id)
-            _ = rig.spd.flushVerdicts()
-            let atIPsec = try #require(rig.output.await(seconds: 3, isPing))
-            _ = rig.output.setVerdict(verdict, id: atIPsec.0.id)
-            _ = rig.output.flushVerdicts()
-            usleep(200_000)
-            let (_, entries) = try Netns.run(["conntrack", "-L", "-p", "icmp", "-d", "203.0.113.9"])
-            let present = entries.contains("dst=203.0.113.9")
-            #expect(present == (verdict == .accept), "verdict \(verdict): conntrack entry present = \(present)")
-        }
+        _ = try Netns.run(["conntrack", "-F"])
+        let ping = try Netns.start(["ping", "-c", "1", "-W", "2", "203.0.113.9"])
+        defer { ping.terminate(); ping.waitUntilExit() }
+        let atX = try #require(rig.spd.await(seconds: 3, isPing))
+        _ = rig.spd.setVerdict(.acceptWithMark(rig.marks.protectMark(policy: 2, keeping: 0)!), id: atX.0.id)
+        _ = rig.spd.flushVerdicts()
+        #expect(rig.readTUN(seconds: 3) { Packets.v4Destination($0) == "203.0.113.9" } != nil)
+        let (_, entries) = try Netns.run(["conntrack", "-L", "-p", "icmp", "-d", "203.0.113.9"])
+        #expect(entries.contains("dst=203.0.113.9"), "no conntrack entry for the packet read from enc0")
     }
 
     @Test func packetWrittenToTUNArrivesOnEnc0AndPassesLooseRPFilter() throws {
@@ -208,10 +212,7 @@ struct KernelNamespaceTests {
         defer { try? rig.nft.removeTable(named: "encdtest") }
         #expect(try Sysctl.read("net/ipv4/conf/enc0/rp_filter") == "2")
 
-        let request = Packets.echoRequest(from: "203.0.113.5", to: "198.51.100.1", id: 0x4242)
-        let buffer = PacketBuffer()
-        buffer.load(request)
-        #expect(rig.tun.write(from: buffer) == .done(request.count))
+        #expect(rig.write(Packets.echoRequest(from: "203.0.113.5", to: "198.51.100.1", id: 0x4242)))
         rig.passInjected(id: 0x42)
 
         // The host answers; the reply meets [X] on its way out (so routing accepted the request).

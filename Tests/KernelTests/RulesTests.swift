@@ -189,7 +189,31 @@ import EncCore
         #expect(batch.bytes[4] == 0x10 && batch.bytes[18] == 0 && batch.bytes[19] == 10)
         #expect(batch.acked[104]?.hasPrefix("add set inet encd flows_out4") == true)
         #expect(batch.acked[106]?.hasPrefix("add set inet encd require_in4") == true)
-        #expect(batch.acked.values.contains("add rule inet encd ipsec_output oifname \"enc0\" counter queue num 1"))
+        #expect(batch.acked.values.contains("add rule inet encd ipsec_output oifname \"enc0\" counter accept"))
+    }
+
+    /// enc0's egress table: replaced in one transaction, one chain at the device's
+    /// egress hook, the rule that copies the mark into the destination MAC.
+    @Test func egressTableBatch() {
+        var batch = NftBatch(firstSeq: 1)
+        let table = EncdRuleset.egressTable(EncdRulesetConfig())
+        batch.replaceEgressTable(table, flags: NftTableFlags.owner)
+        batch.finish()
+        #expect(batch.acked.keys.sorted().map { batch.acked[$0]! } == [
+            "add table netdev encd_enc0 (placeholder for the delete)", "delete table netdev encd_enc0", "add table netdev encd_enc0",
+            "add chain netdev encd_enc0 mark_to_mac { type filter hook egress device \"enc0\" priority 0; }",
+            "add rule netdev encd_enc0 mark_to_mac @ll,16,32 set meta mark",
+        ])
+        // Every message of the table is for family netdev (NFPROTO_NETDEV 5): nfgenmsg
+        // follows each 16-byte netlink header.
+        var at = 0, families: [UInt8] = []
+        while at + 20 <= batch.bytes.count {
+            let len = Int(batch.bytes[at]) | Int(batch.bytes[at + 1]) << 8
+            if batch.bytes[at + 5] == 10 { families.append(batch.bytes[at + 16]) }   // NFNL_SUBSYS_NFTABLES messages
+            at += (len + 3) & ~3
+        }
+        #expect(families == [5, 5, 5, 5, 5])
+        #expect(table.text.contains("type filter hook egress device \"enc0\" priority 0; policy accept;"))
     }
 
     @Test func replacingTheTableFillsItsSetsBeforeAnyRuleInTheSameBatch() {

@@ -83,6 +83,13 @@ static inline int encshim_tun_set_iff(int fd, const char *name, short flags, cha
     return rc;
 }
 
+/* TUNSETOFFLOAD: the offloads the reader of a TUN/TAP descriptor opened with
+ * IFF_VNET_HDR takes (TUN_F_CSUM, TUN_F_TSO4, ...): the kernel then hands it GSO frames
+ * and packets with their checksum left to do, described by the virtio_net_hdr. */
+static inline int encshim_tun_set_offload(int fd, unsigned int flags) {
+    return ioctl(fd, TUNSETOFFLOAD, (unsigned long)flags);
+}
+
 /* recvmmsg(2): glibc declares it only with _GNU_SOURCE, which Swift's Glibc module
  * does not set, so the shim calls it by syscall number. The struct has the kernel's
  * struct mmsghdr layout. */

@@ -15,8 +15,12 @@
 //   useFailOpen (ipsec.use_fail_open): `use` pairs (flows_use4/6) are queued to [X] with
 //   bypass, so with encd gone they pass in cleartext; every other queue drops then.
 //   icmpAcceptClear (ipsec.icmp_accept_clear): require_in lets cleartext ICMP errors in.
-//   ipsec_output   filter/postrouting 110  after srcnat (100): queue what enc0 would get
-//                                           (cleartext after NAT on enc0); leak guard
+//   ipsec_output   filter/postrouting 110  after srcnat (100): counts what goes into enc0
+//                                           (cleartext after NAT on enc0), which encd reads
+//                                           from the TAP; leak guard
+//   table netdev encd_enc0, chain mark_to_mac at enc0's egress hook: the packet's mark
+//   written into the frame's destination MAC (NftEgressTable), so encd's read of enc0
+//   learns [X]'s answer
 //   ipsec_input    filter/input        10  after the admin's input filter (0): ESP, AH,
 //                                           NAT-T ESP to encd; NAT-T keepalives dropped
 //   spd_save_output  filter/output   -169  right after [X]: its decision saved for the
@@ -42,8 +46,9 @@ public struct EncdRulesetConfig: Sendable, Equatable {
     public var table = "encd"
     public var interface = "enc0"
     public var marks = MarkLayout.default
-    /// [X] queue (spd_output and spd_forward), outbound IPsec queue, inbound IPsec queue,
-    /// inbound cleartext check (require_in, where a protocol or ports decide).
+    /// [X] queue (spd_output and spd_forward), the number encstat gives the outbound
+    /// IPsec stage (it reads enc0, no queue), inbound IPsec queue, inbound cleartext
+    /// check (require_in, where a protocol or ports decide).
     public var spdQueue: UInt16 = 0
     public var outputQueue: UInt16 = 1
     public var inputQueue: UInt16 = 2
@@ -192,6 +197,11 @@ public enum EncdRuleset {
         ]
     }
 
+    /// enc0's egress table: named after encd's table and the interface.
+    public static func egressTable(_ c: EncdRulesetConfig) -> NftEgressTable {
+        NftEgressTable(name: "\(c.table)_\(c.interface)", device: c.interface)
+    }
+
     public static func table(_ c: EncdRulesetConfig) -> NftTable {
         let m = c.marks
         let q = c.queuesPerStage
@@ -240,13 +250,14 @@ public enum EncdRuleset {
                 NftRule([.addressPair(.inet6, set: checkSet6)], [.counter, .queue(number: c.cleartextQueue, total: q)]),
             ]),
             NftChain("ipsec_output", base: NftBaseChain(type: "filter", hook: .postrouting, priority: ipsecOutputPriority),
-                     comment: "IPsec, outbound: after srcnat, what routing sent to \(c.interface) goes to encd;\nthe mark says which policy matched at [X].",
+                     comment: "IPsec, outbound: after srcnat, what routing sent to \(c.interface) goes on to it, where encd reads it;\nthe mark says which policy matched at [X] (egress table \(c.table)_\(c.interface) copies it into the frame).",
                      rules: [
                 // The kernel's own link-local multicast (MLD reports when enc0 comes up or
                 // changes) is never IPsec and has no SA: not queued, counted here.
                 NftRule([.oifname(.eq, c.interface), .ip6LinkLocalMulticast], [.counter, .verdict(.drop)],
                         comment: "the kernel's own link-local multicast (MLD)"),
-                NftRule([.oifname(.eq, c.interface)], [.counter, .queue(number: c.outputQueue, total: q)], comment: "encapsulate"),
+                NftRule([.oifname(.eq, c.interface)], [.counter, .verdict(.accept)],
+                        comment: "encd reads it from \(c.interface); the mark goes in the frame's destination MAC"),
                 NftRule([.mark(mask: m.protect, .eq, m.protect), .oifname(.neq, c.interface)], [.counter, .verdict(.drop)],
                         comment: "leak guard"),
             ]),

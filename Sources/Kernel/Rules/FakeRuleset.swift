@@ -35,6 +35,14 @@ public final class FakeRuleset: RulesetControl {
 
     public func tableExists(named name: String) throws -> Bool { tables[name] != nil }
 
+    /// enc0's egress tables installed, by name.
+    public private(set) var egressTables: [String: NftEgressTable] = [:]
+
+    public func installEgress(_ table: NftEgressTable) throws {
+        requests.append("install table netdev \(table.name) (egress \(table.device))")
+        egressTables[table.name] = table
+    }
+
     public func removeTable(named name: String) throws {
         requests.append("delete table inet \(name)")
         tables[name] = nil

@@ -46,8 +46,75 @@ public struct NftBatch {
         if ack { acked[s] = what } else { unacked[s] = what }
     }
 
-    private static func header(_ buf: UnsafeMutablePointer<CChar>, _ type: Int, _ flags: Int32, _ seq: UInt32) -> UnsafeMutablePointer<nlmsghdr> {
+    private static func header(_ buf: UnsafeMutablePointer<CChar>, _ type: Int, _ flags: Int32, _ seq: UInt32,
+                               family: UInt16 = NftBatch.family) -> UnsafeMutablePointer<nlmsghdr> {
         nftnl_nlmsg_build_hdr(buf, UInt16(type), family, UInt16(Int32(NLM_F_ACK) | flags), seq)!
+    }
+
+    // MARK: enc0's egress table
+
+    static let netdevFamily = UInt16(NFPROTO_NETDEV)
+
+    /// A netdev table message for `name` of `type`.
+    private mutating func putNetdevTable(_ what: String, _ name: String, type: UInt32, flags: Int32, tableFlags: UInt32 = 0) {
+        put(what) { b, s in
+            let t = nftnl_table_alloc()!
+            defer { nftnl_table_free(t) }
+            nftnl_table_set_str(t, UInt16(NFTNL_TABLE_NAME.rawValue), name)
+            nftnl_table_set_u32(t, UInt16(NFTNL_TABLE_FAMILY.rawValue), UInt32(Self.netdevFamily))
+            if tableFlags != 0 { nftnl_table_set_u32(t, UInt16(NFTNL_TABLE_FLAGS.rawValue), tableFlags) }
+            let nlh = Self.header(b, Int(type), flags, s, family: Self.netdevFamily)
+            nftnl_table_nlmsg_build_payload(nlh, t)
+            return nlh
+        }
+    }
+
+    /// Creates `table` (family netdev; an old one of that name deleted in the same
+    /// transaction) with one chain at enc0's egress hook that writes each frame's
+    /// packet mark into the last four bytes of its destination MAC
+    /// (`@ll,16,32 set meta mark`): how the [X] answer reaches encd when it reads the
+    /// outbound side from enc0 (the mark itself does not cross a TAP read).
+    public mutating func replaceEgressTable(_ table: NftEgressTable, flags: UInt32 = 0) {
+        let name = table.name
+        putNetdevTable("add table netdev \(name) (placeholder for the delete)", name, type: NFT_MSG_NEWTABLE.rawValue, flags: Int32(NLM_F_CREATE))
+        putNetdevTable("delete table netdev \(name)", name, type: NFT_MSG_DELTABLE.rawValue, flags: 0)
+        putNetdevTable("add table netdev \(name)", name, type: NFT_MSG_NEWTABLE.rawValue, flags: Int32(NLM_F_CREATE) | Int32(NLM_F_EXCL),
+                       tableFlags: flags)
+        put("add chain netdev \(name) \(table.chain) { type filter hook egress device \"\(table.device)\" priority \(table.priority); }") { b, s in
+            let c = nftnl_chain_alloc()!
+            defer { nftnl_chain_free(c) }
+            nftnl_chain_set_str(c, UInt16(NFTNL_CHAIN_TABLE.rawValue), name)
+            nftnl_chain_set_str(c, UInt16(NFTNL_CHAIN_NAME.rawValue), table.chain)
+            nftnl_chain_set_u32(c, UInt16(NFTNL_CHAIN_FAMILY.rawValue), UInt32(Self.netdevFamily))
+            nftnl_chain_set_str(c, UInt16(NFTNL_CHAIN_TYPE.rawValue), "filter")
+            nftnl_chain_set_u32(c, UInt16(NFTNL_CHAIN_HOOKNUM.rawValue), UInt32(NF_NETDEV_EGRESS.rawValue))
+            nftnl_chain_set_s32(c, UInt16(NFTNL_CHAIN_PRIO.rawValue), table.priority)
+            nftnl_chain_set_str(c, UInt16(NFTNL_CHAIN_DEV.rawValue), table.device)
+            nftnl_chain_set_u32(c, UInt16(NFTNL_CHAIN_POLICY.rawValue), UInt32(NF_ACCEPT))
+            let nlh = Self.header(b, Int(NFT_MSG_NEWCHAIN.rawValue), Int32(NLM_F_CREATE), s, family: Self.netdevFamily)
+            nftnl_chain_nlmsg_build_payload(nlh, c)
+            return nlh
+        }
+        put("add rule netdev \(name) \(table.chain) \(NftEgressTable.ruleText)") { b, s in
+            let r = nftnl_rule_alloc()!
+            defer { nftnl_rule_free(r) }
+            nftnl_rule_set_str(r, UInt16(NFTNL_RULE_TABLE.rawValue), name)
+            nftnl_rule_set_str(r, UInt16(NFTNL_RULE_CHAIN.rawValue), table.chain)
+            nftnl_rule_set_u32(r, UInt16(NFTNL_RULE_FAMILY.rawValue), UInt32(Self.netdevFamily))
+            nftnl_rule_add_expr(r, NftBatch.make(.meta(key: UInt32(NFT_META_MARK.rawValue), dreg: .r1), setIDs: [:]))
+            // The register holds the mark in host order; the frame gets network order.
+            let order = nftnl_expr_alloc("byteorder")!
+            nftnl_expr_set_u32(order, UInt16(NFTNL_EXPR_BYTEORDER_SREG), NftRegister.r1.rawValue)
+            nftnl_expr_set_u32(order, UInt16(NFTNL_EXPR_BYTEORDER_DREG), NftRegister.r1.rawValue)
+            nftnl_expr_set_u32(order, UInt16(NFTNL_EXPR_BYTEORDER_OP), UInt32(NFT_BYTEORDER_HTON.rawValue))
+            nftnl_expr_set_u32(order, UInt16(NFTNL_EXPR_BYTEORDER_LEN), 4)
+            nftnl_expr_set_u32(order, UInt16(NFTNL_EXPR_BYTEORDER_SIZE), 4)
+            nftnl_rule_add_expr(r, order)
+            nftnl_rule_add_expr(r, NftBatch.make(.payloadSet(base: UInt32(NFT_PAYLOAD_LL_HEADER.rawValue), offset: 2, length: 4, sreg: .r1), setIDs: [:]))
+            let nlh = Self.header(b, Int(NFT_MSG_NEWRULE.rawValue), Int32(NLM_F_CREATE) | Int32(NLM_F_APPEND), s, family: Self.netdevFamily)
+            nftnl_rule_nlmsg_build_payload(nlh, r)
+            return nlh
+        }
     }
 
     // MARK: tables
@@ -299,6 +366,9 @@ public struct NftBatch {
             u32(NFTNL_EXPR_CT_KEY, key); u32(NFTNL_EXPR_CT_DREG, dreg.rawValue)
         case .payload(let base, let offset, let length, let dreg):
             u32(NFTNL_EXPR_PAYLOAD_DREG, dreg.rawValue); u32(NFTNL_EXPR_PAYLOAD_BASE, base)
+            u32(NFTNL_EXPR_PAYLOAD_OFFSET, offset); u32(NFTNL_EXPR_PAYLOAD_LEN, length)
+        case .payloadSet(let base, let offset, let length, let sreg):
+            u32(NFTNL_EXPR_PAYLOAD_SREG, sreg.rawValue); u32(NFTNL_EXPR_PAYLOAD_BASE, base)
             u32(NFTNL_EXPR_PAYLOAD_OFFSET, offset); u32(NFTNL_EXPR_PAYLOAD_LEN, length)
         case .cmp(let sreg, let op, let d):
             u32(NFTNL_EXPR_CMP_SREG, sreg.rawValue); u32(NFTNL_EXPR_CMP_OP, op)

@@ -32,6 +32,8 @@ public enum NftExpr: Equatable, Sendable {
     case metaSet(key: UInt32, sreg: NftRegister)
     case ct(key: UInt32, dreg: NftRegister)
     case payload(base: UInt32, offset: UInt32, length: UInt32, dreg: NftRegister)
+    /// Writes `length` bytes from `sreg` into the packet (no checksum to fix).
+    case payloadSet(base: UInt32, offset: UInt32, length: UInt32, sreg: NftRegister)
     case cmp(sreg: NftRegister, op: UInt32, data: [UInt8])
     case bitwise(sreg: NftRegister, dreg: NftRegister, mask: [UInt8], xor: [UInt8])
     /// A set lookup; with `dreg`, a map lookup that loads the element's data.
@@ -49,7 +51,7 @@ public enum NftExpr: Equatable, Sendable {
         switch self {
         case .meta, .metaSet: return "meta"
         case .ct: return "ct"
-        case .payload: return "payload"
+        case .payload, .payloadSet: return "payload"
         case .cmp: return "cmp"
         case .bitwise: return "bitwise"
         case .lookup: return "lookup"

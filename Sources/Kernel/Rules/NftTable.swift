@@ -188,6 +188,35 @@ public struct NftTable: Sendable, Equatable {
     }
 }
 
+/// enc0's egress table (family netdev): one chain at the device's egress hook whose
+/// only rule copies the packet mark into the frame's destination MAC, bytes 2-5
+/// (`@ll,16,32 set meta mark`), so encd, reading the frame from the TAP, learns the
+/// [X] answer. It runs after everything the inet family does to the packet (NAT on
+/// enc0, the admin's filter, conntrack's confirmation). nft(8) 1.0.6 lists this rule
+/// but refuses it as input (a mark where it expects an integer), so encd builds it
+/// with libnftnl.
+public struct NftEgressTable: Sendable, Equatable {
+    public var name: String
+    public var chain = "mark_to_mac"
+    public var device: String
+    public var priority: Int32 = 0
+    public init(name: String, device: String) {
+        self.name = name
+        self.device = device
+    }
+    public static let ruleText = "@ll,16,32 set meta mark"
+
+    /// The table as nft(8) lists it.
+    public var text: String {
+        ["table netdev \(name) {",
+         "    chain \(chain) {",
+         "        type filter hook egress device \"\(device)\" priority \(priority); policy accept;",
+         "        " + Self.ruleText,
+         "    }",
+         "}", ""].joined(separator: "\n")
+    }
+}
+
 /// Elements for a set, installed together with its table (`RulesetControl.install`).
 public struct NftSetContents {
     public var set: NftAddressPairSet

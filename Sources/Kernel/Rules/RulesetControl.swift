@@ -24,6 +24,9 @@ public protocol RulesetControl: AnyObject {
     func flush(caches: [String], table: String) throws
     /// Whether the table exists (someone may have removed it: `nft flush ruleset`).
     func tableExists(named name: String) throws -> Bool
+    /// Installs enc0's egress table (replacing one of that name), owned by this socket
+    /// without persisting: it goes when encd exits, as enc0 does.
+    func installEgress(_ table: NftEgressTable) throws
 }
 
 extension RulesetControl {
@@ -128,6 +131,14 @@ public final class Nftables: RulesetControl {
         guard !caches.isEmpty else { return }
         try send { batch in
             for name in caches { batch.flushSet(named: name, table: table) }
+        }
+    }
+
+    public func installEgress(_ table: NftEgressTable) throws {
+        do {
+            try send { $0.replaceEgressTable(table, flags: tableFlags & NftTableFlags.owner) }
+        } catch let e as SystemError where e.call.hasPrefix("add table") && (e.errno == EOPNOTSUPP || e.errno == EINVAL) {
+            try send { $0.replaceEgressTable(table) }
         }
     }
 

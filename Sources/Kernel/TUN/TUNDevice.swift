@@ -62,13 +62,31 @@ public final class TUNDevice: PacketDevice {
 
     deinit { closeDescriptor(fileDescriptor) }
 
-    /// Sets the device's transmit queue length. With 0, whatever routing sends into
-    /// the device is dropped by it (after conntrack has confirmed the packet), which
-    /// is what encd wants for the cleartext originals it has already protected.
+    /// Sets the device's transmit queue length: how many frames routing may send into
+    /// the device before the reader takes them (beyond that the device drops them).
     public func setTransmitQueueLength(_ length: Int32) throws {
         let sock = Int32(try Syscall.check("socket(AF_INET, SOCK_DGRAM)") { socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) })
         defer { close(sock) }
         _ = try Syscall.check("ioctl(SIOCSIFTXQLEN, \(name), \(length))") { encshim_set_txqlen(sock, name, length) }
+    }
+
+    /// TUNSETOFFLOAD flags (linux/if_tun.h; Debian bookworm's headers lack the USO ones,
+    /// which came with Linux 6.2).
+    public enum Offload {
+        public static let checksum: UInt32 = 0x01, tso4: UInt32 = 0x02, tso6: UInt32 = 0x04, tsoECN: UInt32 = 0x08
+        public static let uso4: UInt32 = 0x20, uso6: UInt32 = 0x40
+    }
+
+    /// Lets the kernel hand reads GSO frames and packets whose TCP/UDP checksum is
+    /// left to finish (needs IFF_VNET_HDR): TCP segmentation for IPv4 and IPv6 with
+    /// ECN, and UDP segmentation where the kernel has it. Returns the flags taken.
+    @discardableResult
+    public func enableReadOffloads() throws -> UInt32 {
+        precondition(vnetHeader, "offloads need IFF_VNET_HDR")
+        let tcp = Offload.checksum | Offload.tso4 | Offload.tso6 | Offload.tsoECN
+        if encshim_tun_set_offload(fileDescriptor, tcp | Offload.uso4 | Offload.uso6) == 0 { return tcp | Offload.uso4 | Offload.uso6 }
+        _ = try Syscall.check("ioctl(TUNSETOFFLOAD, \(name))") { encshim_tun_set_offload(fileDescriptor, tcp) }
+        return tcp
     }
 
     public func read(into buffer: PacketBuffer, headroom: Int, tailroom: Int) -> IOResult {
