@@ -411,8 +411,15 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
     private func queueStatus(_ queues: [(UInt16, String)]) -> [QueueStatus] {
         let kernel = (try? QueueStats.read()) ?? []
         let workers = self.workers
+        let interface = rulesetConfig.interface
         return queues.map { number, role in
             let worker = workers.first { $0.name == role }
+            if role == "ipsec-out" {
+                // No NFQUEUE: the worker reads enc0, whose transmit queue drops what it cannot hold.
+                let dropped = ((try? KernelStats.transmitDrops(interface)) ?? nil) ?? 0
+                return QueueStatus(number: number, role: role, waiting: 0, queueDropped: dropped, userDropped: 0,
+                                   received: worker?.queueCounters.received ?? 0)
+            }
             let k = kernel.first { $0.queue == number }
             return QueueStatus(number: number, role: role, waiting: k?.waiting ?? 0, queueDropped: k?.queueDropped ?? 0,
                                userDropped: k?.userDropped ?? 0, received: worker?.queueCounters.received ?? 0)

@@ -108,7 +108,7 @@ public enum Counter: Int, Sendable, CaseIterable {
     case denyFlowDropped, requireWithoutSA, dontacqWithoutSA, acquireRequested
     case inboundCleartextDropped
     case malformedPacket, queueOverflow, failClosed, keepaliveDropped
-    case mtuExceeded, encInputPackets, encInputBytes, encOutputPackets, encOutputBytes
+    case encInputPackets, encInputBytes, encOutputPackets, encOutputBytes
     // Turned off at run time (net.inet.esp.enable, net.inet.ah.enable, net.inet.esp.udpencap)
     case espDisabledInput, espDisabledOutput, ahDisabledInput, ahDisabledOutput
     case udpEncapDisabledInput, udpEncapDisabledOutput
@@ -196,7 +196,7 @@ public enum Counter: Int, Sendable, CaseIterable {
         case .espSequenceWrap, .espTooBig, .espOutputCryptoFailed, .espSendFailed, .espQueueFull,
              .espSequenceReserveFailed, .ahSequenceWrap, .ahTooBig, .ahOutputCryptoFailed, .ahSendFailed,
              .ahQueueFull, .ahSequenceReserveFailed, .denyFlowDropped, .requireWithoutSA, .dontacqWithoutSA,
-             .failClosed, .mtuExceeded, .espDisabledOutput, .ahDisabledOutput, .udpEncapDisabledOutput:
+             .failClosed, .espDisabledOutput, .ahDisabledOutput, .udpEncapDisabledOutput:
             return .outbound
         case .malformedPacket, .queueOverflow, .verdictSendFailed:
             return .inbound
@@ -228,7 +228,6 @@ public enum Counter: Int, Sendable, CaseIterable {
         case .queueOverflow: return "packet%s lost to a full queue (counted by the kernel)"
         case .failClosed: return "packet%s dropped closed (no SA, or SA unusable)"
         case .keepaliveDropped: return "NAT-T keepalive%s dropped"
-        case .mtuExceeded: return "packet%s larger than enc0's MTU handed back to the kernel, which tells the sender"
         case .encInputPackets: return "packet%s in on enc0"
         case .encInputBytes: return "byte%s in on enc0"
         case .encOutputPackets: return "packet%s out on enc0"

@@ -117,7 +117,6 @@ import Testing
         \t2 packets lost to a full queue (counted by the kernel)
         \t1 packet dropped closed (no SA, or SA unusable)
         \t0 NAT-T keepalives dropped
-        \t0 packets larger than enc0's MTU handed back to the kernel, which tells the sender
         \t0 monitor events dropped for a slow client
         \t0 ESP packets dropped: not yet recorded as accepted in the state directory
         \t0 AH packets dropped: not yet recorded as accepted in the state directory

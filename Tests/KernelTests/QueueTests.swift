@@ -138,6 +138,22 @@ struct NetlinkBytes {
         #expect(try QueueStats.parse("") == [])
     }
 
+    /// /proc/net/dev as Linux 6.18 prints it: enc0's transmit drops are what the
+    /// ipsec-out worker's "queue" dropped.
+    @Test func interfaceTransmitDropsParse() {
+        let text = """
+        Inter-|   Receive                                                |  Transmit
+         face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+            lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0
+          enc0: 1234567    1000    0    3    0     0          0         0 98765432   70000    0  417    0     0       0          0
+
+        """
+        #expect(KernelStats.transmitDrops("enc0", in: text) == 417)
+        #expect(KernelStats.transmitDrops("lo", in: text) == 0)
+        #expect(KernelStats.transmitDrops("enc1", in: text) == nil)
+        #expect(KernelStats.transmitDrops("enc0", in: "  enc0: 1 2 3\n") == nil)
+    }
+
     @Test func fakeQueueHandsOutPacketsAndRecordsVerdicts() {
         let q = FakeQueue(number: 1)
         let id = q.enqueue([0x45, 0, 0, 20])

@@ -25,4 +25,21 @@ public enum KernelStats {
     public static func netstat(_ group: String, _ name: String) throws -> UInt64? {
         value(group, name, in: try ProcFile.read("/proc/net/netstat"))
     }
+
+    /// The transmit drops of `interface` in /proc/net/dev's text (`face |bytes packets
+    /// errs drop ... | bytes packets errs drop ...`: the 12th number), nil when absent.
+    public static func transmitDrops(_ interface: String, in text: String) -> UInt64? {
+        for line in text.split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":"),
+                  line[..<colon].split(separator: " ").last.map(String.init) == interface else { continue }
+            let fields = line[line.index(after: colon)...].split(separator: " ")
+            return fields.count >= 12 ? UInt64(fields[11]) : nil
+        }
+        return nil
+    }
+
+    /// `interface`'s transmit drops (frames its queue could not hold), from /proc/net/dev.
+    public static func transmitDrops(_ interface: String) throws -> UInt64? {
+        transmitDrops(interface, in: try ProcFile.read("/proc/net/dev"))
+    }
 }
