@@ -88,6 +88,9 @@ CONF
 start_encd() {
     local name=$1 conf=$2
     mkdir -p "$IT_TMP/$name/state" "$IT_TMP/$name/run"
+    # The log is appended to across restarts: wait for one more "started" than it has.
+    local started
+    started=$(grep -c "encd: started" "$IT_TMP/$name-encd.log" 2>/dev/null || true); started=${started:-0}
     # Not through `on`: a backgrounded function runs in a subshell, and $! would be that
     # shell's PID rather than encd's (stop_encd and the cleanup would miss encd).
     ip netns exec "$IT_ID-$name" "$ENCD" -d -f "$conf" -L "$IT_TMP/$name/state" -R "$IT_TMP/$name/run" >>"$IT_TMP/$name-encd.log" 2>&1 &
@@ -95,7 +98,7 @@ start_encd() {
     IT_PIDS+=("$pid")
     eval "ENCD_PID_${name//-/_}=$pid"
     for _ in $(seq 100); do
-        grep -q "encd: started" "$IT_TMP/$name-encd.log" 2>/dev/null && return 0
+        (( $(grep -c "encd: started" "$IT_TMP/$name-encd.log" 2>/dev/null || true) > started )) && return 0
         kill -0 "$pid" 2>/dev/null || fail "encd in $name exited: $(tail -5 "$IT_TMP/$name-encd.log")"
         sleep 0.1
     done
