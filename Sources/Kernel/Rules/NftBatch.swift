@@ -58,14 +58,12 @@ public struct NftBatch {
     /// A netdev table message for `name` of `type`.
     private mutating func putNetdevTable(_ what: String, _ name: String, type: UInt32, flags: Int32, tableFlags: UInt32 = 0) {
         put(what) { b, s in
-            let t = nftnl_table_alloc()!
-            defer { nftnl_table_free(t) }
-            nftnl_table_set_str(t, UInt16(NFTNL_TABLE_NAME.rawValue), name)
-            nftnl_table_set_u32(t, UInt16(NFTNL_TABLE_FAMILY.rawValue), UInt32(Self.netdevFamily))
-            if tableFlags != 0 { nftnl_table_set_u32(t, UInt16(NFTNL_TABLE_FLAGS.rawValue), tableFlags) }
-            let nlh = Self.header(b, Int(type), flags, s, family: Self.netdevFamily)
-            nftnl_table_nlmsg_build_payload(nlh, t)
-            return nlh
+            Self.withTable(name, family: Self.netdevFamily) { t in
+                if tableFlags != 0 { nftnl_table_set_u32(t, UInt16(NFTNL_TABLE_FLAGS.rawValue), tableFlags) }
+                let nlh = Self.header(b, Int(type), flags, s, family: Self.netdevFamily)
+                nftnl_table_nlmsg_build_payload(nlh, t)
+                return nlh
+            }
         }
     }
 
@@ -80,41 +78,8 @@ public struct NftBatch {
         putNetdevTable("delete table netdev \(name)", name, type: NFT_MSG_DELTABLE.rawValue, flags: 0)
         putNetdevTable("add table netdev \(name)", name, type: NFT_MSG_NEWTABLE.rawValue, flags: Int32(NLM_F_CREATE) | Int32(NLM_F_EXCL),
                        tableFlags: flags)
-        put("add chain netdev \(name) \(table.chain) { type filter hook egress device \"\(table.device)\" priority \(table.priority); }") { b, s in
-            let c = nftnl_chain_alloc()!
-            defer { nftnl_chain_free(c) }
-            nftnl_chain_set_str(c, UInt16(NFTNL_CHAIN_TABLE.rawValue), name)
-            nftnl_chain_set_str(c, UInt16(NFTNL_CHAIN_NAME.rawValue), table.chain)
-            nftnl_chain_set_u32(c, UInt16(NFTNL_CHAIN_FAMILY.rawValue), UInt32(Self.netdevFamily))
-            nftnl_chain_set_str(c, UInt16(NFTNL_CHAIN_TYPE.rawValue), "filter")
-            nftnl_chain_set_u32(c, UInt16(NFTNL_CHAIN_HOOKNUM.rawValue), UInt32(NF_NETDEV_EGRESS.rawValue))
-            nftnl_chain_set_s32(c, UInt16(NFTNL_CHAIN_PRIO.rawValue), table.priority)
-            nftnl_chain_set_str(c, UInt16(NFTNL_CHAIN_DEV.rawValue), table.device)
-            nftnl_chain_set_u32(c, UInt16(NFTNL_CHAIN_POLICY.rawValue), UInt32(NF_ACCEPT))
-            let nlh = Self.header(b, Int(NFT_MSG_NEWCHAIN.rawValue), Int32(NLM_F_CREATE), s, family: Self.netdevFamily)
-            nftnl_chain_nlmsg_build_payload(nlh, c)
-            return nlh
-        }
-        put("add rule netdev \(name) \(table.chain) \(NftEgressTable.ruleText)") { b, s in
-            let r = nftnl_rule_alloc()!
-            defer { nftnl_rule_free(r) }
-            nftnl_rule_set_str(r, UInt16(NFTNL_RULE_TABLE.rawValue), name)
-            nftnl_rule_set_str(r, UInt16(NFTNL_RULE_CHAIN.rawValue), table.chain)
-            nftnl_rule_set_u32(r, UInt16(NFTNL_RULE_FAMILY.rawValue), UInt32(Self.netdevFamily))
-            nftnl_rule_add_expr(r, NftBatch.make(.meta(key: UInt32(NFT_META_MARK.rawValue), dreg: .r1), setIDs: [:]))
-            // The register holds the mark in host order; the frame gets network order.
-            let order = nftnl_expr_alloc("byteorder")!
-            nftnl_expr_set_u32(order, UInt16(NFTNL_EXPR_BYTEORDER_SREG), NftRegister.r1.rawValue)
-            nftnl_expr_set_u32(order, UInt16(NFTNL_EXPR_BYTEORDER_DREG), NftRegister.r1.rawValue)
-            nftnl_expr_set_u32(order, UInt16(NFTNL_EXPR_BYTEORDER_OP), UInt32(NFT_BYTEORDER_HTON.rawValue))
-            nftnl_expr_set_u32(order, UInt16(NFTNL_EXPR_BYTEORDER_LEN), 4)
-            nftnl_expr_set_u32(order, UInt16(NFTNL_EXPR_BYTEORDER_SIZE), 4)
-            nftnl_rule_add_expr(r, order)
-            nftnl_rule_add_expr(r, NftBatch.make(.payloadSet(base: UInt32(NFT_PAYLOAD_LL_HEADER.rawValue), offset: 2, length: 4, sreg: .r1), setIDs: [:]))
-            let nlh = Self.header(b, Int(NFT_MSG_NEWRULE.rawValue), Int32(NLM_F_CREATE) | Int32(NLM_F_APPEND), s, family: Self.netdevFamily)
-            nftnl_rule_nlmsg_build_payload(nlh, r)
-            return nlh
-        }
+        addChain(table.chain, table: name, family: Self.netdevFamily)
+        for rule in table.chain.rules { addRule(rule, chain: table.chain.name, table: name, queue: .native, family: Self.netdevFamily) }
     }
 
     // MARK: tables
@@ -179,11 +144,11 @@ public struct NftBatch {
         return scratch.prefix(length).map { UInt8(bitPattern: $0) }
     }
 
-    static func withTable<R>(_ name: String, _ body: (OpaquePointer) -> R) -> R {
+    static func withTable<R>(_ name: String, family: UInt16 = NftBatch.family, _ body: (OpaquePointer) -> R) -> R {
         let t = nftnl_table_alloc()!
         defer { nftnl_table_free(t) }
         nftnl_table_set_str(t, UInt16(NFTNL_TABLE_NAME.rawValue), name)
-        nftnl_table_set_u32(t, UInt16(NFTNL_TABLE_FAMILY.rawValue), UInt32(NftBatch.family))
+        nftnl_table_set_u32(t, UInt16(NFTNL_TABLE_FAMILY.rawValue), UInt32(family))
         return body(t)
     }
 
@@ -315,38 +280,44 @@ public struct NftBatch {
 
     // MARK: chains and rules
 
-    mutating func addChain(_ chain: NftChain, table: String) {
-        let what = chain.base.map { "add chain inet \(table) \(chain.name) { type \($0.type) hook \($0.hook.rawValue) priority \($0.priority); }" }
-            ?? "add chain inet \(table) \(chain.name)"
+    static func familyName(_ family: UInt16) -> String { family == netdevFamily ? "netdev" : "inet" }
+
+    mutating func addChain(_ chain: NftChain, table: String, family: UInt16 = NftBatch.family) {
+        let f = Self.familyName(family)
+        let what = chain.base.map { b in
+            "add chain \(f) \(table) \(chain.name) { type \(b.type) hook \(b.hook.rawValue)\(b.device.map { " device \"\($0)\"" } ?? "") priority \(b.priority); }"
+        } ?? "add chain \(f) \(table) \(chain.name)"
         put(what) { b, s in
             let c = nftnl_chain_alloc()!
             defer { nftnl_chain_free(c) }
             nftnl_chain_set_str(c, UInt16(NFTNL_CHAIN_TABLE.rawValue), table)
             nftnl_chain_set_str(c, UInt16(NFTNL_CHAIN_NAME.rawValue), chain.name)
-            nftnl_chain_set_u32(c, UInt16(NFTNL_CHAIN_FAMILY.rawValue), UInt32(NftBatch.family))
+            nftnl_chain_set_u32(c, UInt16(NFTNL_CHAIN_FAMILY.rawValue), UInt32(family))
             if let base = chain.base {
                 nftnl_chain_set_str(c, UInt16(NFTNL_CHAIN_TYPE.rawValue), base.type)
                 nftnl_chain_set_u32(c, UInt16(NFTNL_CHAIN_HOOKNUM.rawValue), base.hook.number)
                 nftnl_chain_set_s32(c, UInt16(NFTNL_CHAIN_PRIO.rawValue), base.priority)
+                if let device = base.device { nftnl_chain_set_str(c, UInt16(NFTNL_CHAIN_DEV.rawValue), device) }
                 nftnl_chain_set_u32(c, UInt16(NFTNL_CHAIN_POLICY.rawValue), UInt32(NF_ACCEPT))
             }
-            let nlh = Self.header(b, Int(NFT_MSG_NEWCHAIN.rawValue), Int32(NLM_F_CREATE), s)
+            let nlh = Self.header(b, Int(NFT_MSG_NEWCHAIN.rawValue), Int32(NLM_F_CREATE), s, family: family)
             nftnl_chain_nlmsg_build_payload(nlh, c)
             return nlh
         }
     }
 
-    mutating func addRule(_ rule: NftRule, chain: String, table: String, queue backend: NftQueueBackend) {
+    mutating func addRule(_ rule: NftRule, chain: String, table: String, queue backend: NftQueueBackend,
+                          family: UInt16 = NftBatch.family) {
         let exprs = rule.expressions(queue: backend)
         let ids = setIDs
-        put("add rule inet \(table) \(chain) \(rule.text)") { b, s in
+        put("add rule \(Self.familyName(family)) \(table) \(chain) \(rule.text)") { b, s in
             let r = nftnl_rule_alloc()!
             defer { nftnl_rule_free(r) }
             nftnl_rule_set_str(r, UInt16(NFTNL_RULE_TABLE.rawValue), table)
             nftnl_rule_set_str(r, UInt16(NFTNL_RULE_CHAIN.rawValue), chain)
-            nftnl_rule_set_u32(r, UInt16(NFTNL_RULE_FAMILY.rawValue), UInt32(NftBatch.family))
+            nftnl_rule_set_u32(r, UInt16(NFTNL_RULE_FAMILY.rawValue), UInt32(family))
             for e in exprs { nftnl_rule_add_expr(r, NftBatch.make(e, setIDs: ids)) }
-            let nlh = Self.header(b, Int(NFT_MSG_NEWRULE.rawValue), Int32(NLM_F_CREATE) | Int32(NLM_F_APPEND), s)
+            let nlh = Self.header(b, Int(NFT_MSG_NEWRULE.rawValue), Int32(NLM_F_CREATE) | Int32(NLM_F_APPEND), s, family: family)
             nftnl_rule_nlmsg_build_payload(nlh, r)
             return nlh
         }
@@ -367,6 +338,9 @@ public struct NftBatch {
         case .payload(let base, let offset, let length, let dreg):
             u32(NFTNL_EXPR_PAYLOAD_DREG, dreg.rawValue); u32(NFTNL_EXPR_PAYLOAD_BASE, base)
             u32(NFTNL_EXPR_PAYLOAD_OFFSET, offset); u32(NFTNL_EXPR_PAYLOAD_LEN, length)
+        case .byteorder(let sreg, let dreg, let op, let length, let size):
+            u32(NFTNL_EXPR_BYTEORDER_SREG, sreg.rawValue); u32(NFTNL_EXPR_BYTEORDER_DREG, dreg.rawValue)
+            u32(NFTNL_EXPR_BYTEORDER_OP, op); u32(NFTNL_EXPR_BYTEORDER_LEN, length); u32(NFTNL_EXPR_BYTEORDER_SIZE, size)
         case .payloadSet(let base, let offset, let length, let sreg):
             u32(NFTNL_EXPR_PAYLOAD_SREG, sreg.rawValue); u32(NFTNL_EXPR_PAYLOAD_BASE, base)
             u32(NFTNL_EXPR_PAYLOAD_OFFSET, offset); u32(NFTNL_EXPR_PAYLOAD_LEN, length)

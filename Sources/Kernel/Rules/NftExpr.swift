@@ -34,6 +34,8 @@ public enum NftExpr: Equatable, Sendable {
     case payload(base: UInt32, offset: UInt32, length: UInt32, dreg: NftRegister)
     /// Writes `length` bytes from `sreg` into the packet (no checksum to fix).
     case payloadSet(base: UInt32, offset: UInt32, length: UInt32, sreg: NftRegister)
+    /// Converts `length` bytes of `size`-byte words between host and network order.
+    case byteorder(sreg: NftRegister, dreg: NftRegister, op: UInt32, length: UInt32, size: UInt32)
     case cmp(sreg: NftRegister, op: UInt32, data: [UInt8])
     case bitwise(sreg: NftRegister, dreg: NftRegister, mask: [UInt8], xor: [UInt8])
     /// A set lookup; with `dreg`, a map lookup that loads the element's data.
@@ -52,6 +54,7 @@ public enum NftExpr: Equatable, Sendable {
         case .meta, .metaSet: return "meta"
         case .ct: return "ct"
         case .payload, .payloadSet: return "payload"
+        case .byteorder: return "byteorder"
         case .cmp: return "cmp"
         case .bitwise: return "bitwise"
         case .lookup: return "lookup"

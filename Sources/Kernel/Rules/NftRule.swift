@@ -72,6 +72,9 @@ public enum NftStatement: Sendable, Equatable {
     /// `update @MAP { ct id : meta mark & MASK }`: the packet's answer kept for its
     /// connection; an entry already there keeps its answer and only lives longer.
     case saveDecision(map: String, key: NftCacheKey, mask: UInt32)
+    /// `@ll,16,32 set meta mark`: the packet mark, in network order, into bytes 2-5 of
+    /// the frame's destination MAC (enc0's egress chain, NftEgressTable).
+    case markIntoDestinationMAC
     case verdict(NftVerdict)
 }
 
@@ -136,6 +139,7 @@ public struct NftRule: Sendable, Equatable {
         case .setMark(let mask, let value): return "meta mark set meta mark & \(hex(~mask)) | \(hex(value))"
         case .restoreDecision(let map, let key): return "meta mark set \(key.text) map @\(map)"
         case .saveDecision(let map, let key, let mask): return "update @\(map) { \(key.text) : meta mark & \(hex(mask)) }"
+        case .markIntoDestinationMAC: return "@ll,16,32 set meta mark"
         case .verdict(.accept): return "accept"
         case .verdict(.drop): return "drop"
         case .verdict(.return): return "return"
@@ -237,6 +241,11 @@ public struct NftRule: Sendable, Equatable {
     static func lower(_ s: NftStatement, _ backend: NftQueueBackend) -> [NftExpr] {
         switch s {
         case .counter: return [.counter]
+        case .markIntoDestinationMAC:
+            // The register holds the mark in host order; the frame gets network order.
+            return [.meta(key: UInt32(NFT_META_MARK.rawValue), dreg: .r1),
+                    .byteorder(sreg: .r1, dreg: .r1, op: UInt32(NFT_BYTEORDER_HTON.rawValue), length: 4, size: 4),
+                    .payloadSet(base: UInt32(NFT_PAYLOAD_LL_HEADER.rawValue), offset: 2, length: 4, sreg: .r1)]
         case .queue(let n, let total):
             return lowerQueue(n, total, bypass: false, backend)
         case .queueFailOpen(let n, let total):

@@ -7,8 +7,11 @@ import EncCore
 
 public enum NftHook: String, Sendable {
     case prerouting, input, forward, output, postrouting
+    /// A netdev chain's hook on one device's transmit path (NF_NETDEV_EGRESS).
+    case egress
     var number: UInt32 {
         switch self {
+        case .egress: return UInt32(NF_NETDEV_EGRESS.rawValue)
         case .prerouting: return UInt32(NF_INET_PRE_ROUTING.rawValue)
         case .input: return UInt32(NF_INET_LOCAL_IN.rawValue)
         case .forward: return UInt32(NF_INET_FORWARD.rawValue)
@@ -23,10 +26,13 @@ public struct NftBaseChain: Sendable, Equatable {
     public var type: String
     public var hook: NftHook
     public var priority: Int32
-    public init(type: String, hook: NftHook, priority: Int32) {
+    /// The device of a netdev chain.
+    public var device: String?
+    public init(type: String, hook: NftHook, priority: Int32, device: String? = nil) {
         self.type = type
         self.hook = hook
         self.priority = priority
+        self.device = device
     }
 }
 
@@ -197,23 +203,24 @@ public struct NftTable: Sendable, Equatable {
 /// with libnftnl.
 public struct NftEgressTable: Sendable, Equatable {
     public var name: String
-    public var chain = "mark_to_mac"
     public var device: String
-    public var priority: Int32 = 0
+    public let chain: NftChain
     public init(name: String, device: String) {
         self.name = name
         self.device = device
+        chain = NftChain("mark_to_mac", base: NftBaseChain(type: "filter", hook: .egress, priority: 0, device: device),
+                         rules: [NftRule([], [.markIntoDestinationMAC])])
     }
-    public static let ruleText = "@ll,16,32 set meta mark"
 
     /// The table as nft(8) lists it.
     public var text: String {
-        ["table netdev \(name) {",
-         "    chain \(chain) {",
-         "        type filter hook egress device \"\(device)\" priority \(priority); policy accept;",
-         "        " + Self.ruleText,
-         "    }",
-         "}", ""].joined(separator: "\n")
+        var out = ["table netdev \(name) {", "    chain \(chain.name) {"]
+        if let b = chain.base {
+            out.append("        type \(b.type) hook \(b.hook.rawValue) device \"\(device)\" priority \(b.priority); policy accept;")
+        }
+        out += chain.rules.map { "        " + $0.text }
+        out += ["    }", "}", ""]
+        return out.joined(separator: "\n")
     }
 }
 
