@@ -1,0 +1,57 @@
+#!/bin/bash
+# Two charons (PSK, IKEv2) in namespaces ikecap-a / ikecap-b over one veth; capture the exchange.
+set -u
+D=/tmp/ikecap
+cleanup() { for p in $(cat $D/pids 2>/dev/null); do kill $p 2>/dev/null; done; ip netns del ikecap-a 2>/dev/null; ip netns del ikecap-b 2>/dev/null; }
+trap cleanup EXIT
+rm -f $D/pids
+ip netns add ikecap-a; ip netns add ikecap-b
+ip link add ika type veth peer name ikb
+ip link set ika netns ikecap-a; ip link set ikb netns ikecap-b
+ip -n ikecap-a addr add 192.0.2.1/24 dev ika; ip -n ikecap-b addr add 192.0.2.2/24 dev ikb
+ip -n ikecap-a link set ika up; ip -n ikecap-b link set ikb up; ip -n ikecap-a link set lo up; ip -n ikecap-b link set lo up
+for gw in a b; do
+  if [[ $gw == a ]]; then l=192.0.2.1; r=192.0.2.2; lts=198.18.1.0/24; rts=198.18.2.0/24; id=gw1; else l=192.0.2.2; r=192.0.2.1; lts=198.18.2.0/24; rts=198.18.1.0/24; id=gw2; fi
+  mkdir -p $D/$gw/run
+  cat > $D/$gw/strongswan.conf <<C
+charon {
+  load_modular = no
+  load = random nonce openssl aes sha1 sha2 hmac gcm kdf curve25519 kernel-libipsec kernel-netlink socket-default vici
+  plugins { vici { socket = unix://$D/$gw/run/charon.vici } }
+  filelog { k { path = $D/$gw/charon.log
+               default = 1
+               ike = 4
+               enc = 4
+               flush_line = yes } }
+  syslog { daemon { default = -1 } }
+}
+C
+  cat > $D/$gw/swanctl.conf <<C
+connections { s2s { version = 2
+    local_addrs = $l
+    remote_addrs = $r
+    proposals = aes256gcm16-prfsha256-x25519
+    local { auth = psk
+            id = $id }
+    remote { auth = psk }
+    children { net { local_ts = $lts
+                     remote_ts = $rts
+                     esp_proposals = aes128gcm16
+                     mode = tunnel } } } }
+secrets { ike-x { id-1 = gw1
+                  id-2 = gw2
+                  secret = "encd-ike-fixture-psk-0123456789" } }
+C
+  rm -f $D/$gw/charon.log
+  STRONGSWAN_CONF=$D/$gw/strongswan.conf ip netns exec ikecap-$gw sh -c "mount --bind $D/$gw/run /run && exec /usr/lib/ipsec/charon" >$D/$gw/stdout 2>&1 &
+  echo $! >> $D/pids
+  for _ in $(seq 100); do [[ -S $D/$gw/run/charon.vici ]] && break; sleep 0.1; done
+  swanctl --load-all --noprompt --uri unix://$D/$gw/run/charon.vici --file $D/$gw/swanctl.conf > $D/$gw/load.txt 2>&1
+done
+ip netns exec ikecap-a tcpdump -i ika -n -U -w $D/ike.pcap "udp port 500 or udp port 4500" >$D/tcpdump.log 2>&1 &
+echo $! >> $D/pids
+sleep 1
+swanctl --initiate --child net --ike s2s --uri unix://$D/a/run/charon.vici --timeout 15 > $D/initiate.txt 2>&1; echo "initiate rc=$?"
+sleep 1
+kill -INT $(tail -1 $D/pids); sleep 0.5
+tcpdump -n -r $D/ike.pcap 2>/dev/null
