@@ -32,6 +32,7 @@ let package = Package(
         .target(name: "Control", dependencies: ["EncCore", "IPsec", "Config"]),
         // encd-iked's IKEv2 (issue #10): pure, clock and randomness injected.
         .target(name: "IKE"),
+        .target(name: "IKECrypto", dependencies: ["CCrypto", "Crypto"]),
 
         // Kernel glue and the daemon.
         .target(name: "Kernel", dependencies: ["CNetfilter", "CEncShim", "EncCore"]),
@@ -50,7 +51,7 @@ let package = Package(
         .testTarget(name: "AllocationTests", dependencies: ["IPsec", "Crypto", "EncCore", "CAllocCounter"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "IPsec", "Crypto", "EncCore"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "EncCore"]),
-        .testTarget(name: "IKETests", dependencies: ["IKE"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "IKETests", dependencies: ["IKE", "IKECrypto", "Crypto"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ControlTests", dependencies: ["Control", "Config", "IPsec", "EncCore"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Kernel", "Config", "IPsec", "Crypto", "EncCore", "CAllocCounter"]),
     ],

@@ -17,4 +17,6 @@
 #include <openssl/md5.h>
 #include <openssl/ripemd.h>
 #include <openssl/sha.h>
+#include <openssl/hmac.h>
+#include <openssl/kdf.h>
 #endif

@@ -1,0 +1,180 @@
+// IKEv2 key derivation and the SK payload's AEAD (RFC 7296 §2.13-§2.15, §3.14;
+// RFC 5282), encd-iked's crypto.c (issue #10). Control path: allocates freely; keys are
+// SecretKeys, wiped when released.
+//
+// Stages for a new IKE SA:
+//   SKEYSEED = prf(Ni | Nr, g^ir)                                      (§2.14)
+//   {SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr}
+//            = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr)                   (§2.14, §2.13)
+//   PSK AUTH = prf(prf(secret, "Key Pad for IKEv2"), octets)           (§2.15)
+// and each SK payload sealed or opened with SK_e of its sender.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import CCrypto
+import Crypto
+
+public enum IKECryptoError: Error, Equatable, Sendable {
+    case openssl(String)
+    /// The SK payload is shorter than its IV and ICV, or its padding is impossible.
+    case malformed(String)
+    /// The ICV did not verify: the message is not the peer's (§2.21: silently dropped).
+    case authenticationFailed
+}
+
+/// A pseudorandom function (§3.3.2 transform type 2): HMAC with SHA-2.
+public enum IKEPRF: UInt16, Sendable {
+    case hmacSHA256 = 5, hmacSHA384 = 6, hmacSHA512 = 7
+
+    /// Output (and preferred key) length in bytes.
+    public var length: Int {
+        switch self {
+        case .hmacSHA256: return 32
+        case .hmacSHA384: return 48
+        case .hmacSHA512: return 64
+        }
+    }
+
+    var digest: OpaquePointer {
+        switch self {
+        case .hmacSHA256: return EVP_sha256()
+        case .hmacSHA384: return EVP_sha384()
+        case .hmacSHA512: return EVP_sha512()
+        }
+    }
+
+    /// prf(key, data).
+    public func callAsFunction(_ key: [UInt8], _ data: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var n: UInt32 = 0
+        let ok = key.withUnsafeBytes { k in
+            data.withUnsafeBytes { d in
+                out.withUnsafeMutableBytes { o in
+                    HMAC(digest, k.baseAddress, Int32(k.count), d.baseAddress?.assumingMemoryBound(to: UInt8.self), d.count,
+                         o.baseAddress?.assumingMemoryBound(to: UInt8.self), &n) != nil
+                }
+            }
+        }
+        precondition(ok && Int(n) == length, "HMAC failed")   // only on memory exhaustion
+        return Array(out.prefix(length))
+    }
+
+    /// prf+(key, seed) (§2.13): T1 | T2 | ..., Tn = prf(key, Tn-1 | seed | n), cut to
+    /// `count` bytes; at most 255 blocks.
+    public func plus(_ key: [UInt8], _ seed: [UInt8], count: Int) -> [UInt8]? {
+        guard count >= 0, count <= 255 * length else { return nil }
+        var out: [UInt8] = []
+        var t: [UInt8] = []
+        var n: UInt8 = 1
+        while out.count < count {
+            t = self(key, t + seed + [n])
+            out += t
+            n &+= 1
+        }
+        return Array(out.prefix(count))
+    }
+}
+
+/// The keys of an IKE SA (§2.14).
+public struct IKESAKeys {
+    public let d: SecretKey, ai: SecretKey, ar: SecretKey, ei: SecretKey, er: SecretKey, pi: SecretKey, pr: SecretKey
+
+    /// Derives them from the Diffie-Hellman secret, the nonces and the SPIs.
+    /// `integrityLength` is 0 with an AEAD; `encryptionLength` includes an AEAD's salt.
+    public init?(prf: IKEPRF, sharedSecret: [UInt8], ni: [UInt8], nr: [UInt8], spii: UInt64, spir: UInt64,
+                 encryptionLength: Int, integrityLength: Int) {
+        let skeyseed = prf(ni + nr, sharedSecret)
+        let spis: [UInt8] = IKESAKeys.bigEndian(spii) + IKESAKeys.bigEndian(spir)
+        let lengths = [prf.length, integrityLength, integrityLength, encryptionLength, encryptionLength, prf.length, prf.length]
+        guard let all = prf.plus(skeyseed, ni + nr + spis, count: lengths.reduce(0, +)) else { return nil }
+        var keys: [SecretKey] = []
+        var at = 0
+        for n in lengths {
+            keys.append(SecretKey(Array(all[at..<(at + n)])))
+            at += n
+        }
+        (d, ai, ar, ei, er, pi, pr) = (keys[0], keys[1], keys[2], keys[3], keys[4], keys[5], keys[6])
+    }
+
+    static func bigEndian(_ v: UInt64) -> [UInt8] {
+        var out: [UInt8] = []
+        for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: v >> UInt64(shift))) }
+        return out
+    }
+
+    /// SKEYSEED alone (tests and IKE SA rekeying).
+    public static func skeyseed(prf: IKEPRF, sharedSecret: [UInt8], ni: [UInt8], nr: [UInt8]) -> [UInt8] {
+        prf(ni + nr, sharedSecret)
+    }
+}
+
+/// Shared-key authentication (§2.15).
+public enum IKEPSKAuth {
+    static let keyPad = Array("Key Pad for IKEv2".utf8)
+
+    /// The signed octets: the sender's first message, the peer's nonce, and
+    /// prf(SK_p of the sender, the sender's ID payload body).
+    public static func octets(firstMessage: [UInt8], peerNonce: [UInt8], prf: IKEPRF, skP: SecretKey, idBody: [UInt8]) -> [UInt8] {
+        firstMessage + peerNonce + skP.withUnsafeBytes { prf(Array($0), idBody) }
+    }
+
+    /// AUTH = prf(prf(secret, "Key Pad for IKEv2"), octets).
+    public static func auth(prf: IKEPRF, secret: SecretKey, octets: [UInt8]) -> [UInt8] {
+        let padded = secret.withUnsafeBytes { prf(Array($0), keyPad) }
+        return prf(padded, octets)
+    }
+}
+
+/// AES-GCM with a 16-byte ICV for the SK payload (RFC 5282): the key's last 4 bytes
+/// are the salt, an 8-byte IV follows the generic payload header, and the AAD is the
+/// IKE header plus the SK payload's generic header.
+public enum IKEAESGCM {
+    public static let ivLength = 8, icvLength = 16
+
+    /// Opens the SK payload whose body (IV, ciphertext, ICV) starts at `bodyOffset` of
+    /// `message` (the whole message, as received) and returns the inner payloads'
+    /// bytes with the padding removed.
+    public static func open(message: [UInt8], bodyOffset: Int, key: SecretKey) -> Result<[UInt8], IKECryptoError> {
+        guard bodyOffset >= 4, bodyOffset <= message.count, message.count - bodyOffset >= ivLength + icvLength + 1 else {
+            return .failure(.malformed("SK payload shorter than IV, pad length and ICV"))
+        }
+        let aad = Array(message[0..<bodyOffset])
+        let iv = Array(message[bodyOffset..<(bodyOffset + ivLength)])
+        let ciphertext = Array(message[(bodyOffset + ivLength)..<(message.count - icvLength)])
+        let tag = Array(message[(message.count - icvLength)...])
+        return key.withUnsafeBytes { k -> Result<[UInt8], IKECryptoError> in
+            guard k.count == 20 || k.count == 28 || k.count == 36 else { return .failure(.malformed("AES-GCM key of \(k.count) bytes")) }
+            let nonce = Array(k[(k.count - 4)...]) + iv
+            guard let plain = gcm(decrypt: true, key: Array(k[0..<(k.count - 4)]), nonce: nonce, aad: aad, input: ciphertext, tag: tag) else {
+                return .failure(.authenticationFailed)
+            }
+            // Padding, then its length (§3.14).
+            guard let padLength = plain.last, Int(padLength) < plain.count else { return .failure(.malformed("pad length")) }
+            return .success(Array(plain[0..<(plain.count - 1 - Int(padLength))]))
+        }
+    }
+
+    /// One AES-GCM operation; for decryption, nil when the tag does not verify.
+    static func gcm(decrypt: Bool, key: [UInt8], nonce: [UInt8], aad: [UInt8], input: [UInt8], tag: [UInt8]) -> [UInt8]? {
+        guard let ctx = EVP_CIPHER_CTX_new() else { return nil }
+        defer { EVP_CIPHER_CTX_free(ctx) }
+        let cipher: OpaquePointer? = key.count == 16 ? EVP_aes_128_gcm() : key.count == 24 ? EVP_aes_192_gcm() : EVP_aes_256_gcm()
+        var out = [UInt8](repeating: 0, count: input.count + 16)
+        var n: Int32 = 0, total = 0
+        guard EVP_CipherInit_ex(ctx, cipher, nil, nil, nil, decrypt ? 0 : 1) == 1,
+              EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, Int32(nonce.count), nil) == 1,
+              EVP_CipherInit_ex(ctx, nil, nil, key, nonce, -1) == 1,
+              EVP_CipherUpdate(ctx, nil, &n, aad, Int32(aad.count)) == 1,
+              out.withUnsafeMutableBufferPointer({ EVP_CipherUpdate(ctx, $0.baseAddress, &n, input, Int32(input.count)) }) == 1
+        else { return nil }
+        total = Int(n)
+        if decrypt {
+            var t = tag
+            guard EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, Int32(t.count), &t) == 1 else { return nil }
+        }
+        guard out.withUnsafeMutableBufferPointer({ EVP_CipherFinal_ex(ctx, $0.baseAddress! + total, &n) }) == 1 else { return nil }
+        total += Int(n)
+        return Array(out.prefix(total))
+    }
+}
