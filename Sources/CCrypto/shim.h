@@ -19,4 +19,14 @@
 #include <openssl/sha.h>
 #include <openssl/hmac.h>
 #include <openssl/kdf.h>
+#include <openssl/param_build.h>
+#include <openssl/bn.h>
+/* Composite macros Swift does not import. */
+static inline int ccrypto_select_public_key(void) { return EVP_PKEY_PUBLIC_KEY; }
+static inline int ccrypto_select_keypair(void) { return EVP_PKEY_KEYPAIR; }
+/* Parameter names with static storage: OSSL_PARAM_BLD keeps the key pointer until
+ * OSSL_PARAM_BLD_to_param, so a temporary C string from Swift would dangle. */
+static inline const char *ccrypto_param_group_name(void) { return OSSL_PKEY_PARAM_GROUP_NAME; }
+static inline const char *ccrypto_param_pub_key(void) { return OSSL_PKEY_PARAM_PUB_KEY; }
+static inline const char *ccrypto_param_priv_key(void) { return OSSL_PKEY_PARAM_PRIV_KEY; }
 #endif

@@ -17,7 +17,7 @@ enum Fixture {
                            "informational_request", "informational_response"]
 }
 
-func hex(_ s: String) -> [UInt8] {
+func hex(_ s: String) -> [UInt8] {   // upper or lower case
     var out: [UInt8] = []
     var it = s.makeIterator()
     while let a = it.next(), let b = it.next() { out.append(UInt8(String([a, b]), radix: 16)!) }
