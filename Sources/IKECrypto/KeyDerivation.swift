@@ -142,11 +142,11 @@ public enum IKEAESGCM {
         let aad = Array(message[0..<bodyOffset])
         let iv = Array(message[bodyOffset..<(bodyOffset + ivLength)])
         let ciphertext = Array(message[(bodyOffset + ivLength)..<(message.count - icvLength)])
-        let tag = Array(message[(message.count - icvLength)...])
+        var tag = Array(message[(message.count - icvLength)...])
         return key.withUnsafeBytes { k -> Result<[UInt8], IKECryptoError> in
             guard k.count == 20 || k.count == 28 || k.count == 36 else { return .failure(.malformed("AES-GCM key of \(k.count) bytes")) }
             let nonce = Array(k[(k.count - 4)...]) + iv
-            guard let plain = gcm(decrypt: true, key: Array(k[0..<(k.count - 4)]), nonce: nonce, aad: aad, input: ciphertext, tag: tag) else {
+            guard let plain = gcm(decrypt: true, key: Array(k[0..<(k.count - 4)]), nonce: nonce, aad: aad, input: ciphertext, tag: &tag) else {
                 return .failure(.authenticationFailed)
             }
             // Padding, then its length (§3.14).
@@ -155,8 +155,48 @@ public enum IKEAESGCM {
         }
     }
 
+    /// The padding an SK payload carried (tests: rebuilding a peer's message exactly).
+    static func padding(message: [UInt8], bodyOffset: Int, key: SecretKey) -> [UInt8]? {
+        guard case .success(let inner) = open(message: message, bodyOffset: bodyOffset, key: key) else { return nil }
+        let plainLength = message.count - bodyOffset - ivLength - icvLength
+        return key.withUnsafeBytes { k -> [UInt8]? in
+            let nonce = Array(k[(k.count - 4)...]) + Array(message[bodyOffset..<(bodyOffset + ivLength)])
+            var tag = Array(message[(message.count - icvLength)...])
+            guard let plain = gcm(decrypt: true, key: Array(k[0..<(k.count - 4)]), nonce: nonce, aad: Array(message[0..<bodyOffset]),
+                                  input: Array(message[(bodyOffset + ivLength)..<(message.count - icvLength)]), tag: &tag) else { return nil }
+            return Array(plain[inner.count..<(plainLength - 1)])
+        }
+    }
+
+    /// Seals `inner` (the encoded payloads inside) into a whole message: the IKE header
+    /// (its length set here), an SK payload whose "next payload" is `firstInner`, the
+    /// IV, the ciphertext of inner | padding | pad length, and the ICV. The IV must never
+    /// repeat under one key (a counter or random; RFC 5282 §3.1).
+    public static func seal(header: [UInt8], firstInner: UInt8, inner: [UInt8], padding: [UInt8] = [], iv: [UInt8],
+                            key: SecretKey) -> Result<[UInt8], IKECryptoError> {
+        guard header.count == 28, iv.count == ivLength, padding.count < 256 else { return .failure(.malformed("header, IV or padding size")) }
+        let plain = inner + padding + [UInt8(padding.count)]
+        let skLength = 4 + ivLength + plain.count + icvLength
+        let total = header.count + skLength
+        guard skLength <= 0xffff else { return .failure(.malformed("SK payload of \(skLength) bytes")) }
+        var aad = header
+        aad[24] = UInt8(truncatingIfNeeded: total >> 24); aad[25] = UInt8(truncatingIfNeeded: total >> 16)
+        aad[26] = UInt8(truncatingIfNeeded: total >> 8); aad[27] = UInt8(truncatingIfNeeded: total)
+        aad[16] = 46   // the first payload is SK
+        aad += [firstInner, 0, UInt8(skLength >> 8), UInt8(skLength & 0xff)]
+        return key.withUnsafeBytes { k -> Result<[UInt8], IKECryptoError> in
+            guard k.count == 20 || k.count == 28 || k.count == 36 else { return .failure(.malformed("AES-GCM key of \(k.count) bytes")) }
+            let nonce = Array(k[(k.count - 4)...]) + iv
+            var tag = [UInt8](repeating: 0, count: icvLength)
+            guard let sealed = gcm(decrypt: false, key: Array(k[0..<(k.count - 4)]), nonce: nonce, aad: aad, input: plain, tag: &tag) else {
+                return .failure(.openssl("AES-GCM encryption"))
+            }
+            return .success(aad + iv + sealed + tag)
+        }
+    }
+
     /// One AES-GCM operation; for decryption, nil when the tag does not verify.
-    static func gcm(decrypt: Bool, key: [UInt8], nonce: [UInt8], aad: [UInt8], input: [UInt8], tag: [UInt8]) -> [UInt8]? {
+    static func gcm(decrypt: Bool, key: [UInt8], nonce: [UInt8], aad: [UInt8], input: [UInt8], tag: inout [UInt8]) -> [UInt8]? {
         guard let ctx = EVP_CIPHER_CTX_new() else { return nil }
         defer { EVP_CIPHER_CTX_free(ctx) }
         let cipher: OpaquePointer? = key.count == 16 ? EVP_aes_128_gcm() : key.count == 24 ? EVP_aes_192_gcm() : EVP_aes_256_gcm()
@@ -170,11 +210,13 @@ public enum IKEAESGCM {
         else { return nil }
         total = Int(n)
         if decrypt {
-            var t = tag
-            guard EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, Int32(t.count), &t) == 1 else { return nil }
+            guard EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, Int32(tag.count), &tag) == 1 else { return nil }
         }
         guard out.withUnsafeMutableBufferPointer({ EVP_CipherFinal_ex(ctx, $0.baseAddress! + total, &n) }) == 1 else { return nil }
         total += Int(n)
+        if !decrypt {
+            guard EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, Int32(tag.count), &tag) == 1 else { return nil }
+        }
         return Array(out.prefix(total))
     }
 }

@@ -109,6 +109,30 @@ enum CharonLog {
         }
     }
 
+    /// Sealing: charon's IKE_AUTH messages rebuilt from their opened payloads, with the
+    /// same IV and padding, come out byte for byte as charon sent them.
+    @Test func sealingRebuildsCharonsMessages() throws {
+        let x = try Exchange()
+        let k = try x.keys()
+        for (name, key) in [("ike_auth_request", k.ei), ("ike_auth_response", k.er)] {
+            let m = try Fixture.bytes(name)
+            let msg = try IKEMessage.decode(m).get()
+            guard case .encrypted(let first, _) = msg.payloads[0].body else { Issue.record("no SK"); continue }
+            let inner = try IKEPayloads.decode(try IKEAESGCM.open(message: m, bodyOffset: 32, key: key).get(), first: first).get()
+            var w = IKEWriter()
+            IKEPayloads.encode(inner, into: &w)
+            let padding = try #require(IKEAESGCM.padding(message: m, bodyOffset: 32, key: key))
+            let rebuilt = try IKEAESGCM.seal(header: Array(m.prefix(28)), firstInner: first, inner: w.bytes, padding: padding,
+                                             iv: Array(m[32..<40]), key: key).get()
+            #expect(rebuilt == m, "\(name) rebuilt")
+        }
+        // A message sealed here opens again, with padding removed.
+        let sealed = try IKEAESGCM.seal(header: Array(x.request.prefix(28)), firstInner: IKEPayloadType.notify,
+                                        inner: [0, 0, 0, 8, 0, 0, 0x40, 0], padding: [0, 0, 0], iv: [1, 2, 3, 4, 5, 6, 7, 8], key: k.ei).get()
+        #expect(try IKEAESGCM.open(message: sealed, bodyOffset: 32, key: k.ei).get() == [0, 0, 0, 8, 0, 0, 0x40, 0])
+        #expect(try IKEMessage.decode(sealed).get().payloads.count == 1)
+    }
+
     @Test func aChangedByteFailsTheICV() throws {
         let x = try Exchange()
         var m = try Fixture.bytes("ike_auth_request")
