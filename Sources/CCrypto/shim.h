@@ -21,6 +21,7 @@
 #include <openssl/kdf.h>
 #include <openssl/param_build.h>
 #include <openssl/bn.h>
+#include <openssl/dh.h>
 /* Composite macros Swift does not import. */
 static inline int ccrypto_select_public_key(void) { return EVP_PKEY_PUBLIC_KEY; }
 static inline int ccrypto_select_keypair(void) { return EVP_PKEY_KEYPAIR; }

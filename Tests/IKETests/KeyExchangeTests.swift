@@ -1,7 +1,9 @@
 // Diffie-Hellman for IKEv2 against published vectors: RFC 7748 §6.1 (X25519) and
-// RFC 5903 §8.1 (ECP-256: KE data x | y, secret x), both also checked with Python's
-// cryptography package when the vectors were copied; fresh key pairs agree with each
-// other for every group; hostile KE data is refused.
+// RFC 5903 §8.1 (ECP-256: KE data x | y, secret x), both checked with Python's
+// cryptography package when the vectors were copied; MODP-2048 values computed with
+// Python's integers over RFC 3526's prime, chosen so both the public value and the
+// secret start with a zero byte; fresh key pairs agree for every group; hostile KE
+// data is refused.
 
 import Testing
 @testable import IKECrypto
@@ -29,12 +31,27 @@ import Testing
         #expect(throws: IKECryptoError.self) { try i.sharedSecret(peer: Array(gr.prefix(32))) }
     }
 
+    /// MODP-2048 (RFC 3526 §3) where the public value and the shared secret both start
+    /// with a zero byte: each must still be 256 bytes (§2.14). Values computed with
+    /// Python's integers over the RFC's prime.
+    @Test func modp2048PadsPublicValueAndSecret() throws {
+        let x = hex("4670805742727f2711a38ff9e846d3d158752145b1d1ff9201d3eae5aa5c32a14670805742727f2711a38ff9e846d3d158752145b1d1ff9201d3eae5aa5c32a1")
+        let y = hex("004caf4e778bad59551635feb2525ca1d1ed852405b712cf6bd6a8c1d093121d631bf2c62b6218a31a45bb60e8cb5cec739b1f52853bcb589f5ec6552177c92602443a744c50283341bfab2e018939834a935b0d7829209882d02fd28c0b6189ddc7b7ead33c9084b3116f9f5efdf150fda474314a6bad748e1c3fbbe382f3a85a22e845be325f1c02f6e1ec91dcc32f2bd088f6cb14ba4e4c8a7609f6a8d547a7f5ca3c81756628cbd9df5456cfb405201332534b773debdc9b92fe8e537b101df5f6a6d3bec60a5652d0ee5c2c7a96e2582377de2687695307b2f29a5433fd38e029f80d295c6346511884fb098ad3b4b1eb4a4c85cb1a0f97b48e442425e7")
+        let peer = hex("edf40ca892d0f280040669eae106a78f0495871cb5f0f7f1915e5544e5e85586377b6a6ffc8e1e3500c5e9022b17175490fea77c2ab0c740fa6791975f4c44b5bdcde634559849e555a2475ca636ba796d98e04f13662b4919d97614eb42e8b4a0243b2586a0b3333fdaf348f20956d3d749bba56f85e2cf2163f7c475ed43e8fafc77fde83873191dfcc4bdba986bd8629c708e3824d2767c5c5b77b764ad9fd9867ccaeca2bc65bc6fee8a06edcc692016b9347837fba57504d4ae9f1f66fac35e62f51dc76e51b44cf5076c06305de8afd99f950bcd3f418799623527871836fcc3ff0c0f0bca6c37c7e284c383659ab22b3ece8b684cda173e87242e37f0")
+        let secret = hex("00d322ef4d92d2c3493ec3b1dfe36b5ee5c6ad3b4f5ab975a1a29f8ee0203739bff3c9c5231adf0410db06f39c13b35d3b3f71a067c89da03aee42f94f19566f737ecf5b0abeddbe412c909c7e6880d667484a53210e69896954ed5be2976f6554f003965365d3e6f754c0e8a3d99571be18618e9317bc01c8c998590937bfd0b8d691cb9c3f31af0ac11ccbcbe77ad101608ca74ad0fcf033a179e1658e92505a41ddb3394c3747d645f3dc97ff97aa19467f630e85c2e6fb9ed8bf24c12df3aa24d511c70eade0315365f03baefd952a411f8957e6323ab972d531905de5e002ec5db6f7ecf114bfcf0bf083ce17c60f4bb38e309aea553696de85d33a6e6e")
+        let mine = try IKEKeyPair(group: .modp2048, privateKey: x, publicValue: y)
+        #expect(mine.publicValue == y)
+        #expect(try mine.sharedSecret(peer: peer) == secret)
+        // 1 and p - 1 are refused (a peer forcing the secret).
+        #expect(throws: IKECryptoError.self) { try mine.sharedSecret(peer: [UInt8](repeating: 0, count: 255) + [1]) }
+    }
+
     @Test(arguments: IKEGroup.allCases)
     func freshPairsAgree(_ group: IKEGroup) throws {
         let a = try IKEKeyPair(group: group), b = try IKEKeyPair(group: group)
         #expect(a.publicValue.count == group.publicLength && a.publicValue != b.publicValue)
         let s = try a.sharedSecret(peer: b.publicValue)
         #expect(s == (try b.sharedSecret(peer: a.publicValue)))
-        #expect(s.count == (group == .ecp384 ? 48 : 32))
+        #expect(s.count == (group == .ecp384 ? 48 : group == .modp2048 ? 256 : 32))
     }
 }
