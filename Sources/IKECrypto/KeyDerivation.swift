@@ -126,16 +126,28 @@ public enum IKEPSKAuth {
     }
 }
 
-/// AES-GCM with a 16-byte ICV for the SK payload (RFC 5282): the key's last 4 bytes
-/// are the salt, an 8-byte IV follows the generic payload header, and the AAD is the
-/// IKE header plus the SK payload's generic header.
-public enum IKEAESGCM {
+/// The AEADs of the SK payload, AES-GCM with a 16-byte ICV (RFC 5282) and
+/// ChaCha20-Poly1305 (RFC 7634 §3): the key's last 4 bytes are the salt, the nonce is
+/// salt | IV, an 8-byte IV follows the generic payload header, and the AAD is the IKE
+/// header plus the SK payload's generic header.
+public enum IKEAEADCipher: Sendable {
+    case aesGCM, chacha20Poly1305
+
+    func evp(keyBytes: Int) -> OpaquePointer? {
+        switch self {
+        case .chacha20Poly1305: return keyBytes == 32 ? EVP_chacha20_poly1305() : nil
+        case .aesGCM: return keyBytes == 16 ? EVP_aes_128_gcm() : keyBytes == 24 ? EVP_aes_192_gcm() : keyBytes == 32 ? EVP_aes_256_gcm() : nil
+        }
+    }
+}
+
+public enum IKEAEAD {
     public static let ivLength = 8, icvLength = 16
 
     /// Opens the SK payload whose body (IV, ciphertext, ICV) starts at `bodyOffset` of
     /// `message` (the whole message, as received) and returns the inner payloads'
     /// bytes with the padding removed.
-    public static func open(message: [UInt8], bodyOffset: Int, key: SecretKey) -> Result<[UInt8], IKECryptoError> {
+    public static func open(message: [UInt8], bodyOffset: Int, key: SecretKey, cipher: IKEAEADCipher = .aesGCM) -> Result<[UInt8], IKECryptoError> {
         guard bodyOffset >= 4, bodyOffset <= message.count, message.count - bodyOffset >= ivLength + icvLength + 1 else {
             return .failure(.malformed("SK payload shorter than IV, pad length and ICV"))
         }
@@ -144,9 +156,9 @@ public enum IKEAESGCM {
         let ciphertext = Array(message[(bodyOffset + ivLength)..<(message.count - icvLength)])
         var tag = Array(message[(message.count - icvLength)...])
         return key.withUnsafeBytes { k -> Result<[UInt8], IKECryptoError> in
-            guard k.count == 20 || k.count == 28 || k.count == 36 else { return .failure(.malformed("AES-GCM key of \(k.count) bytes")) }
+            guard k.count > 4, cipher.evp(keyBytes: k.count - 4) != nil else { return .failure(.malformed("\(cipher) key of \(k.count) bytes")) }
             let nonce = Array(k[(k.count - 4)...]) + iv
-            guard let plain = gcm(decrypt: true, key: Array(k[0..<(k.count - 4)]), nonce: nonce, aad: aad, input: ciphertext, tag: &tag) else {
+            guard let plain = aead(cipher, decrypt: true, key: Array(k[0..<(k.count - 4)]), nonce: nonce, aad: aad, input: ciphertext, tag: &tag) else {
                 return .failure(.authenticationFailed)
             }
             // Padding, then its length (§3.14).
@@ -156,13 +168,13 @@ public enum IKEAESGCM {
     }
 
     /// The padding an SK payload carried (tests: rebuilding a peer's message exactly).
-    static func padding(message: [UInt8], bodyOffset: Int, key: SecretKey) -> [UInt8]? {
-        guard case .success(let inner) = open(message: message, bodyOffset: bodyOffset, key: key) else { return nil }
+    static func padding(message: [UInt8], bodyOffset: Int, key: SecretKey, cipher: IKEAEADCipher = .aesGCM) -> [UInt8]? {
+        guard case .success(let inner) = open(message: message, bodyOffset: bodyOffset, key: key, cipher: cipher) else { return nil }
         let plainLength = message.count - bodyOffset - ivLength - icvLength
         return key.withUnsafeBytes { k -> [UInt8]? in
             let nonce = Array(k[(k.count - 4)...]) + Array(message[bodyOffset..<(bodyOffset + ivLength)])
             var tag = Array(message[(message.count - icvLength)...])
-            guard let plain = gcm(decrypt: true, key: Array(k[0..<(k.count - 4)]), nonce: nonce, aad: Array(message[0..<bodyOffset]),
+            guard let plain = aead(cipher, decrypt: true, key: Array(k[0..<(k.count - 4)]), nonce: nonce, aad: Array(message[0..<bodyOffset]),
                                   input: Array(message[(bodyOffset + ivLength)..<(message.count - icvLength)]), tag: &tag) else { return nil }
             return Array(plain[inner.count..<(plainLength - 1)])
         }
@@ -173,7 +185,7 @@ public enum IKEAESGCM {
     /// IV, the ciphertext of inner | padding | pad length, and the ICV. The IV must never
     /// repeat under one key (a counter or random; RFC 5282 §3.1).
     public static func seal(header: [UInt8], firstInner: UInt8, inner: [UInt8], padding: [UInt8] = [], iv: [UInt8],
-                            key: SecretKey) -> Result<[UInt8], IKECryptoError> {
+                            key: SecretKey, cipher: IKEAEADCipher = .aesGCM) -> Result<[UInt8], IKECryptoError> {
         guard header.count == 28, iv.count == ivLength, padding.count < 256 else { return .failure(.malformed("header, IV or padding size")) }
         let plain = inner + padding + [UInt8(padding.count)]
         let skLength = 4 + ivLength + plain.count + icvLength
@@ -185,37 +197,37 @@ public enum IKEAESGCM {
         aad[16] = 46   // the first payload is SK
         aad += [firstInner, 0, UInt8(skLength >> 8), UInt8(skLength & 0xff)]
         return key.withUnsafeBytes { k -> Result<[UInt8], IKECryptoError> in
-            guard k.count == 20 || k.count == 28 || k.count == 36 else { return .failure(.malformed("AES-GCM key of \(k.count) bytes")) }
+            guard k.count > 4, cipher.evp(keyBytes: k.count - 4) != nil else { return .failure(.malformed("\(cipher) key of \(k.count) bytes")) }
             let nonce = Array(k[(k.count - 4)...]) + iv
             var tag = [UInt8](repeating: 0, count: icvLength)
-            guard let sealed = gcm(decrypt: false, key: Array(k[0..<(k.count - 4)]), nonce: nonce, aad: aad, input: plain, tag: &tag) else {
-                return .failure(.openssl("AES-GCM encryption"))
+            guard let sealed = aead(cipher, decrypt: false, key: Array(k[0..<(k.count - 4)]), nonce: nonce, aad: aad, input: plain, tag: &tag) else {
+                return .failure(.openssl("\(cipher) encryption"))
             }
             return .success(aad + iv + sealed + tag)
         }
     }
 
-    /// One AES-GCM operation; for decryption, nil when the tag does not verify.
-    static func gcm(decrypt: Bool, key: [UInt8], nonce: [UInt8], aad: [UInt8], input: [UInt8], tag: inout [UInt8]) -> [UInt8]? {
-        guard let ctx = EVP_CIPHER_CTX_new() else { return nil }
+    /// One AEAD operation; for decryption, nil when the tag does not verify.
+    static func aead(_ kind: IKEAEADCipher, decrypt: Bool, key: [UInt8], nonce: [UInt8], aad: [UInt8], input: [UInt8],
+                     tag: inout [UInt8]) -> [UInt8]? {
+        guard let ctx = EVP_CIPHER_CTX_new(), let cipher = kind.evp(keyBytes: key.count) else { return nil }
         defer { EVP_CIPHER_CTX_free(ctx) }
-        let cipher: OpaquePointer? = key.count == 16 ? EVP_aes_128_gcm() : key.count == 24 ? EVP_aes_192_gcm() : EVP_aes_256_gcm()
         var out = [UInt8](repeating: 0, count: input.count + 16)
         var n: Int32 = 0, total = 0
         guard EVP_CipherInit_ex(ctx, cipher, nil, nil, nil, decrypt ? 0 : 1) == 1,
-              EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, Int32(nonce.count), nil) == 1,
+              EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, Int32(nonce.count), nil) == 1,
               EVP_CipherInit_ex(ctx, nil, nil, key, nonce, -1) == 1,
               EVP_CipherUpdate(ctx, nil, &n, aad, Int32(aad.count)) == 1,
               out.withUnsafeMutableBufferPointer({ EVP_CipherUpdate(ctx, $0.baseAddress, &n, input, Int32(input.count)) }) == 1
         else { return nil }
         total = Int(n)
         if decrypt {
-            guard EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, Int32(tag.count), &tag) == 1 else { return nil }
+            guard EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, Int32(tag.count), &tag) == 1 else { return nil }
         }
         guard out.withUnsafeMutableBufferPointer({ EVP_CipherFinal_ex(ctx, $0.baseAddress! + total, &n) }) == 1 else { return nil }
         total += Int(n)
         if !decrypt {
-            guard EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, Int32(tag.count), &tag) == 1 else { return nil }
+            guard EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, Int32(tag.count), &tag) == 1 else { return nil }
         }
         return Array(out.prefix(total))
     }

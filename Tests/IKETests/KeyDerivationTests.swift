@@ -91,7 +91,7 @@ enum CharonLog {
             let m = try Fixture.bytes(name)
             let msg = try IKEMessage.decode(m).get()
             guard case .encrypted(let inner, _) = msg.payloads[0].body else { Issue.record("no SK in \(name)"); continue }
-            let plain = try IKEAESGCM.open(message: m, bodyOffset: IKEHeader.size + 4, key: key).get()
+            let plain = try IKEAEAD.open(message: m, bodyOffset: IKEHeader.size + 4, key: key).get()
             let payloads = try IKEPayloads.decode(plain, first: inner).get()
             guard case .identification(let idType, let id) = payloads[0].body,
                   let auth = payloads.lazy.compactMap({ p -> [UInt8]? in if case .authentication(2, let a) = p.body { return a }; return nil }).first
@@ -118,30 +118,42 @@ enum CharonLog {
             let m = try Fixture.bytes(name)
             let msg = try IKEMessage.decode(m).get()
             guard case .encrypted(let first, _) = msg.payloads[0].body else { Issue.record("no SK"); continue }
-            let inner = try IKEPayloads.decode(try IKEAESGCM.open(message: m, bodyOffset: 32, key: key).get(), first: first).get()
+            let inner = try IKEPayloads.decode(try IKEAEAD.open(message: m, bodyOffset: 32, key: key).get(), first: first).get()
             var w = IKEWriter()
             IKEPayloads.encode(inner, into: &w)
-            let padding = try #require(IKEAESGCM.padding(message: m, bodyOffset: 32, key: key))
-            let rebuilt = try IKEAESGCM.seal(header: Array(m.prefix(28)), firstInner: first, inner: w.bytes, padding: padding,
+            let padding = try #require(IKEAEAD.padding(message: m, bodyOffset: 32, key: key))
+            let rebuilt = try IKEAEAD.seal(header: Array(m.prefix(28)), firstInner: first, inner: w.bytes, padding: padding,
                                              iv: Array(m[32..<40]), key: key).get()
             #expect(rebuilt == m, "\(name) rebuilt")
         }
         // A message sealed here opens again, with padding removed.
-        let sealed = try IKEAESGCM.seal(header: Array(x.request.prefix(28)), firstInner: IKEPayloadType.notify,
+        let sealed = try IKEAEAD.seal(header: Array(x.request.prefix(28)), firstInner: IKEPayloadType.notify,
                                         inner: [0, 0, 0, 8, 0, 0, 0x40, 0], padding: [0, 0, 0], iv: [1, 2, 3, 4, 5, 6, 7, 8], key: k.ei).get()
-        #expect(try IKEAESGCM.open(message: sealed, bodyOffset: 32, key: k.ei).get() == [0, 0, 0, 8, 0, 0, 0x40, 0])
+        #expect(try IKEAEAD.open(message: sealed, bodyOffset: 32, key: k.ei).get() == [0, 0, 0, 8, 0, 0, 0x40, 0])
         #expect(try IKEMessage.decode(sealed).get().payloads.count == 1)
+    }
+
+    /// ChaCha20-Poly1305 for SK (RFC 7634 §3: nonce = salt | IV), against Python's
+    /// cryptography package sealing the same header, payload and IV.
+    @Test func chachaSealsAsPythonDoes() throws {
+        let key = SecretKey(Array(0..<32) + [0xa0, 0xa1, 0xa2, 0xa3])
+        let header = Array(try Fixture.bytes("ike_auth_request").prefix(28))
+        let sealed = try IKEAEAD.seal(header: header, firstInner: IKEPayloadType.notify, inner: [0, 0, 0, 8, 0, 0, 0x40, 0],
+                                      iv: [1, 2, 3, 4, 5, 6, 7, 8], key: key, cipher: .chacha20Poly1305).get()
+        #expect(sealed == hex("565ea6f5201cc8ca0a6be1b468c943182e2023080000000100000041290000250102030405060708a923478b49bc6f97a695558fb72601774224c57d5b94c0dbab"))
+        #expect(try IKEAEAD.open(message: sealed, bodyOffset: 32, key: key, cipher: .chacha20Poly1305).get() == [0, 0, 0, 8, 0, 0, 0x40, 0])
+        #expect(IKEAEAD.open(message: sealed, bodyOffset: 32, key: key, cipher: .aesGCM) != .success([0, 0, 0, 8, 0, 0, 0x40, 0]))
     }
 
     @Test func aChangedByteFailsTheICV() throws {
         let x = try Exchange()
         var m = try Fixture.bytes("ike_auth_request")
         m[m.count - 20] ^= 1
-        #expect(IKEAESGCM.open(message: m, bodyOffset: 32, key: try x.keys().ei) == .failure(.authenticationFailed))
+        #expect(IKEAEAD.open(message: m, bodyOffset: 32, key: try x.keys().ei) == .failure(.authenticationFailed))
         // The header is authenticated too (AAD).
         var h = try Fixture.bytes("ike_auth_request")
         h[23] ^= 1
-        #expect(IKEAESGCM.open(message: h, bodyOffset: 32, key: try x.keys().ei) == .failure(.authenticationFailed))
-        #expect(IKEAESGCM.open(message: Array(m.prefix(40)), bodyOffset: 32, key: try x.keys().ei) != .failure(.authenticationFailed))
+        #expect(IKEAEAD.open(message: h, bodyOffset: 32, key: try x.keys().ei) == .failure(.authenticationFailed))
+        #expect(IKEAEAD.open(message: Array(m.prefix(40)), bodyOffset: 32, key: try x.keys().ei) != .failure(.authenticationFailed))
     }
 }
