@@ -232,3 +232,21 @@ public enum IKEAEAD {
         return Array(out.prefix(total))
     }
 }
+
+/// NAT detection (§2.23): SHA-1(SPIi | SPIr | IP address | port) for the
+/// NAT_DETECTION_SOURCE_IP / NAT_DETECTION_DESTINATION_IP notifies; `address` is 4 or
+/// 16 bytes, the SPIr is 0 in the IKE_SA_INIT request.
+public enum IKENATDetection {
+    public static func hash(spii: UInt64, spir: UInt64, address: [UInt8], port: UInt16) -> [UInt8] {
+        let data = IKESAKeys.bigEndian(spii) + IKESAKeys.bigEndian(spir) + address + [UInt8(port >> 8), UInt8(port & 0xff)]
+        var out = [UInt8](repeating: 0, count: 20)
+        var n: UInt32 = 0
+        let ok = data.withUnsafeBytes { d in
+            out.withUnsafeMutableBytes { o in
+                EVP_Digest(d.baseAddress, d.count, o.baseAddress?.assumingMemoryBound(to: UInt8.self), &n, EVP_sha1(), nil) == 1
+            }
+        }
+        precondition(ok && n == 20, "SHA-1 failed")   // only on memory exhaustion
+        return out
+    }
+}

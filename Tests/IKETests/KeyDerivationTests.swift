@@ -145,6 +145,21 @@ enum CharonLog {
         #expect(IKEAEAD.open(message: sealed, bodyOffset: 32, key: key, cipher: .aesGCM) != .success([0, 0, 0, 8, 0, 0, 0x40, 0]))
     }
 
+    /// §2.23's NAT-D hashes against charon's IKE_SA_INIT request (192.0.2.1:500 to
+    /// 192.0.2.2:500): the destination hash is what charon sent; the source hash is
+    /// not, because charon with kernel-libipsec 5.9.8 fakes it on purpose (ESP only in
+    /// UDP: every peer is made to see a NAT), so it must not match the real address.
+    @Test func natDetectionHashes() throws {
+        let msg = try IKEMessage.decode(try Fixture.bytes("ike_sa_init_request")).get()
+        func notify(_ type: UInt16) -> [UInt8]? {
+            msg.payloads.lazy.compactMap { if case .notify(_, type, _, let d) = $0.body { return d }; return nil }.first
+        }
+        let spii = msg.header.initiatorSPI
+        #expect(IKENATDetection.hash(spii: spii, spir: 0, address: [192, 0, 2, 2], port: 500) == notify(16389))
+        #expect(IKENATDetection.hash(spii: spii, spir: 0, address: [192, 0, 2, 1], port: 500) != notify(16388))
+        #expect(notify(16388)?.count == 20)
+    }
+
     @Test func aChangedByteFailsTheICV() throws {
         let x = try Exchange()
         var m = try Fixture.bytes("ike_auth_request")
