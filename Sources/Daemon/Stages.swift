@@ -1,7 +1,7 @@
-// The four packet stages, each run by its own worker: three read an NFQUEUE queue, IPsec
-// out reads enc0. They
-// hold no kernel handles: a stage gets a packet and its metadata, returns the verdict,
-// and talks to the kernel only through PacketSender/PacketDevice (fakes in tests).
+// The four packet stages, each run by its own worker: three read an NFQUEUE queue,
+// IPsec out reads enc0. They hold no kernel handles: a stage gets a packet and its
+// metadata, returns the verdict, and talks to the kernel only through
+// PacketSender/PacketDevice (fakes in tests).
 //
 //   [X]      (spd queue)    packets leaving the host or forwarded by it, before NAT on
 //                           enc0: SPD lookup → bypass / deny / protect(policy in mark);
@@ -57,7 +57,7 @@ public final class StageContext: @unchecked Sendable {
     /// esp/ah/udpencap enable, changed at run time by encctl or a reload.
     public let switches: RuntimeSwitches
     private let mtu = Atomic<Int>(1400)
-    /// enc0's MTU as encd set it (changes on reload); one relaxed load per packet.
+    /// enc0's MTU as encd last set it (the control thread compares before setting it again).
     public var interfaceMTU: Int {
         get { mtu.load(ordering: .relaxed) }
         set { mtu.store(newValue, ordering: .relaxed) }
