@@ -250,3 +250,27 @@ public enum IKENATDetection {
         return out
     }
 }
+
+/// A CHILD SA's keys (§2.17): KEYMAT = prf+(SK_d, [g^ir (new) |] Ni | Nr), taken in
+/// order: initiator-to-responder encryption and integrity keys, then responder-to-
+/// initiator's. `encryptionLength` includes an AEAD's salt (ESP's 160/224/288-bit
+/// AES-GCM and ChaCha20-Poly1305 keys); `integrityLength` is 0 with an AEAD.
+public struct IKEChildKeys {
+    public let encryptionIR: SecretKey, integrityIR: SecretKey, encryptionRI: SecretKey, integrityRI: SecretKey
+
+    public init?(prf: IKEPRF, skD: SecretKey, ni: [UInt8], nr: [UInt8], pfsSecret: [UInt8]? = nil,
+                 encryptionLength: Int, integrityLength: Int) {
+        let seed = (pfsSecret ?? []) + ni + nr
+        let total = 2 * (encryptionLength + integrityLength)
+        guard let keymat = skD.withUnsafeBytes({ prf.plus(Array($0), seed, count: total) }) else { return nil }
+        var at = 0
+        func take(_ n: Int) -> SecretKey {
+            defer { at += n }
+            return SecretKey(Array(keymat[at..<(at + n)]))
+        }
+        encryptionIR = take(encryptionLength)
+        integrityIR = take(integrityLength)
+        encryptionRI = take(encryptionLength)
+        integrityRI = take(integrityLength)
+    }
+}

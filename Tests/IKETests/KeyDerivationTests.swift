@@ -172,3 +172,54 @@ enum CharonLog {
         #expect(IKEAEAD.open(message: Array(m.prefix(40)), bodyOffset: 32, key: try x.keys().ei) != .failure(.authenticationFailed))
     }
 }
+
+/// The CHILD SA of a second recording (Fixtures/charon-5.9.8-child: the sites'
+/// addresses present, so charon installed the CHILD SA and logged its keys at chd 4):
+/// from the logged Diffie-Hellman secret, SK_d and then the ESP keys (AES-GCM-16-128:
+/// 16-byte key and 4-byte salt each way) come out as charon derived them, and the ESP
+/// SPIs are the ones in the opened IKE_AUTH messages.
+@Suite struct ChildKeyTests {
+    static let dir = "Fixtures/charon-5.9.8-child"
+
+    static func bytes(_ name: String) throws -> [UInt8] {
+        let url = try #require(Bundle.module.url(forResource: name, withExtension: "bin", subdirectory: dir))
+        return [UInt8](try Data(contentsOf: url))
+    }
+
+    static func logged(_ name: String) throws -> [UInt8] {
+        let url = try #require(Bundle.module.url(forResource: "initiator-ike4", withExtension: "log", subdirectory: dir))
+        var value: [UInt8]?
+        for line in try String(contentsOf: url, encoding: .utf8).split(separator: "\n") {
+            if line.hasPrefix(name + " => ") { value = [] ; continue }
+            if value != nil, line.hasPrefix(" "), let colon = line.firstIndex(of: ":") {
+                value! += line[line.index(after: colon)...].prefix(49).split(separator: " ").compactMap { $0.count == 2 ? UInt8($0, radix: 16) : nil }
+            } else if value != nil {
+                break
+            }
+        }
+        return try #require(value)
+    }
+
+    @Test func espKeysMatchWhatCharonDerived() throws {
+        let request = try Self.bytes("ike_sa_init_request"), response = try Self.bytes("ike_sa_init_response")
+        let q = try IKEMessage.decode(request).get(), r = try IKEMessage.decode(response).get()
+        func nonce(_ m: IKEMessage) -> [UInt8]? { m.payloads.lazy.compactMap { if case .nonce(let n) = $0.body { return n }; return nil }.first }
+        let ni = try #require(nonce(q)), nr = try #require(nonce(r))
+        let ike = try #require(IKESAKeys(prf: .hmacSHA256, sharedSecret: try Self.logged("shared Diffie Hellman secret"), ni: ni, nr: nr,
+                                         spii: r.header.initiatorSPI, spir: r.header.responderSPI, encryptionLength: 36, integrityLength: 0))
+        #expect(ike.d.withUnsafeBytes { Array($0) } == (try Self.logged("Sk_d secret")))
+        let child = try #require(IKEChildKeys(prf: .hmacSHA256, skD: ike.d, ni: ni, nr: nr, encryptionLength: 20, integrityLength: 0))
+        #expect(child.encryptionIR.withUnsafeBytes { Array($0) } == (try Self.logged("encryption initiator key")))
+        #expect(child.encryptionRI.withUnsafeBytes { Array($0) } == (try Self.logged("encryption responder key")))
+        #expect(child.integrityIR.withUnsafeBytes { $0.count } == 0)
+        // Each side's ESP SPI, from the SA payloads inside IKE_AUTH.
+        for (name, key) in [("ike_auth_request", ike.ei), ("ike_auth_response", ike.er)] {
+            let m = try Self.bytes(name)
+            guard case .encrypted(let first, _) = try IKEMessage.decode(m).get().payloads[0].body else { Issue.record("no SK"); continue }
+            let inner = try IKEPayloads.decode(try IKEAEAD.open(message: m, bodyOffset: 32, key: key).get(), first: first).get()
+            let esp = inner.lazy.compactMap { p -> IKEProposal? in if case .sa(let ps) = p.body { return ps.first }; return nil }.first
+            #expect(esp?.protocolID == 3 && esp?.spi.count == 4, "\(name): an ESP proposal with a 4-byte SPI")
+            #expect(esp?.transforms.first.map { [$0.type, UInt8($0.id)] } == [1, 20])
+        }
+    }
+}

@@ -1,7 +1,12 @@
 #!/bin/bash
-# Two charons (PSK, IKEv2) in namespaces ikecap-a / ikecap-b over one veth; capture the exchange.
+# Two charons (PSK, IKEv2) in namespaces ikecap-a / ikecap-b over one veth; capture the
+# exchange and the initiator's log at ike 4 / chd 4 (derived keys).
+#   record-charon.sh [DIR]        (DIR default /tmp/ikecap)
+# With LAN=1 each namespace gets its site's first address on lo, so the CHILD SA's
+# routes install and charon logs the CHILD keys too.
 set -u
-D=/tmp/ikecap
+D=${1:-/tmp/ikecap}
+mkdir -p "$D"
 cleanup() { for p in $(cat $D/pids 2>/dev/null); do kill $p 2>/dev/null; done; ip netns del ikecap-a 2>/dev/null; ip netns del ikecap-b 2>/dev/null; }
 trap cleanup EXIT
 rm -f $D/pids
@@ -10,6 +15,7 @@ ip link add ika type veth peer name ikb
 ip link set ika netns ikecap-a; ip link set ikb netns ikecap-b
 ip -n ikecap-a addr add 192.0.2.1/24 dev ika; ip -n ikecap-b addr add 192.0.2.2/24 dev ikb
 ip -n ikecap-a link set ika up; ip -n ikecap-b link set ikb up; ip -n ikecap-a link set lo up; ip -n ikecap-b link set lo up
+if [[ ${LAN:-0} == 1 ]]; then ip -n ikecap-a addr add 198.18.1.1/32 dev lo; ip -n ikecap-b addr add 198.18.2.1/32 dev lo; fi
 for gw in a b; do
   if [[ $gw == a ]]; then l=192.0.2.1; r=192.0.2.2; lts=198.18.1.0/24; rts=198.18.2.0/24; id=gw1; else l=192.0.2.2; r=192.0.2.1; lts=198.18.2.0/24; rts=198.18.1.0/24; id=gw2; fi
   mkdir -p $D/$gw/run
@@ -21,6 +27,7 @@ charon {
   filelog { k { path = $D/$gw/charon.log
                default = 1
                ike = 4
+               chd = 4
                enc = 4
                flush_line = yes } }
   syslog { daemon { default = -1 } }
@@ -55,3 +62,30 @@ swanctl --initiate --child net --ike s2s --uri unix://$D/a/run/charon.vici --tim
 sleep 1
 kill -INT $(tail -1 $D/pids); sleep 0.5
 tcpdump -n -r $D/ike.pcap 2>/dev/null
+
+# The fixtures: each IKE message's UDP payload (non-ESP marker removed) and the
+# initiator's derived values with their hex dumps.
+python3 - "$D" <<'PY'
+import re, struct, sys
+d = sys.argv[1]
+raw = open(d + "/ike.pcap", "rb").read()
+names = ["ike_sa_init_request", "ike_sa_init_response", "ike_auth_request", "ike_auth_response"]
+off, n = 24, 0
+while off < len(raw) and n < len(names):
+    incl = struct.unpack("<IIII", raw[off:off + 16])[2]; off += 16
+    pkt = raw[off:off + incl]; off += incl
+    ip = pkt[14:]; udp = ip[(ip[0] & 15) * 4:]; payload = udp[8:]
+    if struct.unpack(">H", udp[2:4])[0] == 4500: payload = payload[4:]
+    open("%s/%s.bin" % (d, names[n]), "wb").write(payload); n += 1
+lines = open(d + "/a/charon.log").read().splitlines()
+pat = re.compile(r"(shared Diffie|SKEYSEED|Sk_\w+ secret|octets|secret|(initiator|responder) key|prf)", re.I)
+out, keep = [], False
+for l in lines:
+    body = re.sub(r"^.*?\[\w+\] ", "", l)
+    if " => " in body and "bytes @" in body and pat.search(body):
+        keep = True; out.append(re.sub(r" @ 0x[0-9a-f]+", "", body)); continue
+    if keep and re.match(r"^\s*\d+: ", body): out.append(body); continue
+    keep = False
+    if re.search(r"(selected proposal|sending packet|received packet|established)", body): out.append(body)
+open(d + "/initiator-ike4.log", "w").write("\n".join(out) + "\n")
+PY
