@@ -51,7 +51,7 @@ let package = Package(
         .testTarget(name: "AllocationTests", dependencies: ["IPsec", "Crypto", "EncCore", "CAllocCounter"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "IPsec", "Crypto", "EncCore"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "EncCore"]),
-        .testTarget(name: "IKETests", dependencies: ["IKE", "IKECrypto", "Crypto"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "IKETests", dependencies: ["IKE", "IKECrypto", "Crypto", "IPsec", "EncCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ControlTests", dependencies: ["Control", "Config", "IPsec", "EncCore"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Kernel", "Config", "IPsec", "Crypto", "EncCore", "CAllocCounter"]),
     ],

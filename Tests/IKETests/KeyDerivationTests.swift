@@ -6,7 +6,9 @@
 // payload charon sent.
 
 import Crypto
+import EncCore
 import Foundation
+import IPsec
 import Testing
 @testable import IKE
 @testable import IKECrypto
@@ -176,8 +178,9 @@ enum CharonLog {
 /// The CHILD SA of a second recording (Fixtures/charon-5.9.8-child: the sites'
 /// addresses present, so charon installed the CHILD SA and logged its keys at chd 4):
 /// from the logged Diffie-Hellman secret, SK_d and then the ESP keys (AES-GCM-16-128:
-/// 16-byte key and 4-byte salt each way) come out as charon derived them, and the ESP
-/// SPIs are the ones in the opened IKE_AUTH messages.
+/// 16-byte key and 4-byte salt each way) come out as charon derived them, the ESP SPIs
+/// are the ones in the opened IKE_AUTH messages, and with those keys and SPIs encd's
+/// ESP input opens the ping that crossed the CHILD SA in both directions.
 @Suite struct ChildKeyTests {
     static let dir = "Fixtures/charon-5.9.8-child"
 
@@ -212,14 +215,33 @@ enum CharonLog {
         #expect(child.encryptionIR.withUnsafeBytes { Array($0) } == (try Self.logged("encryption initiator key")))
         #expect(child.encryptionRI.withUnsafeBytes { Array($0) } == (try Self.logged("encryption responder key")))
         #expect(child.integrityIR.withUnsafeBytes { $0.count } == 0)
-        // Each side's ESP SPI, from the SA payloads inside IKE_AUTH.
+        // Each side's ESP SPI, from the SA payloads inside IKE_AUTH: the initiator's is
+        // what the responder sends to, and the other way round.
+        var spis: [UInt32] = []
         for (name, key) in [("ike_auth_request", ike.ei), ("ike_auth_response", ike.er)] {
             let m = try Self.bytes(name)
             guard case .encrypted(let first, _) = try IKEMessage.decode(m).get().payloads[0].body else { Issue.record("no SK"); continue }
             let inner = try IKEPayloads.decode(try IKEAEAD.open(message: m, bodyOffset: 32, key: key).get(), first: first).get()
-            let esp = inner.lazy.compactMap { p -> IKEProposal? in if case .sa(let ps) = p.body { return ps.first }; return nil }.first
-            #expect(esp?.protocolID == 3 && esp?.spi.count == 4, "\(name): an ESP proposal with a 4-byte SPI")
-            #expect(esp?.transforms.first.map { [$0.type, UInt8($0.id)] } == [1, 20])
+            let esp = try #require(inner.lazy.compactMap { p -> IKEProposal? in if case .sa(let ps) = p.body { return ps.first }; return nil }.first)
+            #expect(esp.protocolID == 3 && esp.spi.count == 4, "\(name): an ESP proposal with a 4-byte SPI")
+            #expect(esp.transforms.first.map { [$0.type, UInt8($0.id)] } == [1, 20])
+            spis.append(esp.spi.reduce(0) { $0 << 8 | UInt32($1) })
+        }
+        // encd's own ESP input opens the ping charon's kernel-libipsec sent through the
+        // CHILD SA (ESP in UDP 4500) with these keys, and the echo reply coming back.
+        let gcm = try #require(EncryptionAlgorithm.named("aes-128-gcm"))
+        for (name, key, spi, to, inner) in [("esp_request", child.encryptionIR, spis[1], "192.0.2.2", [UInt8]([198, 18, 1, 1, 198, 18, 2, 1])),
+                                            ("esp_reply", child.encryptionRI, spis[0], "192.0.2.1", [UInt8]([198, 18, 2, 1, 198, 18, 1, 1]))] {
+            let spec = SASpec(proto: .esp, mode: .tunnel, source: IPAddress(to == "192.0.2.2" ? "192.0.2.1" : "192.0.2.2")!,
+                              destination: IPAddress(to)!, spi: spi, encapsulation: UDPEncapsulation(port: 4500),
+                              encryption: gcm, encryptionKey: key, replayWindow: 64)
+            let sa = try SecurityAssociation(spec, direction: .inbound, store: nil, now: 0)
+            let buffer = PacketBuffer()
+            buffer.load(try Self.bytes(name))
+            let result = ESPInput.process(buffer, sad: SAD([sa]), now: 0, stats: CounterBlock<Counter>())
+            guard case .decapsulated = result else { Issue.record("\(name): \(result)"); continue }
+            let p = buffer.array
+            #expect(p.count == 84 && p[9] == 1 && Array(p[12..<20]) == inner, "\(name): the inner ICMP echo between the sites")
         }
     }
 }

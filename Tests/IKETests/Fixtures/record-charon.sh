@@ -59,6 +59,9 @@ ip netns exec ikecap-a tcpdump -i ika -n -U -w $D/ike.pcap "udp port 500 or udp 
 echo $! >> $D/pids
 sleep 1
 swanctl --initiate --child net --ike s2s --uri unix://$D/a/run/charon.vici --timeout 15 > $D/initiate.txt 2>&1; echo "initiate rc=$?"
+# With LAN=1, one ping from site 1 to site 2 through the CHILD SA (kernel-libipsec
+# 5.9.8 sends ESP in UDP 4500): the ESP packets for an interop check of the keys.
+if [[ ${LAN:-0} == 1 ]]; then ip netns exec ikecap-a ping -c 1 -W 2 -I 198.18.1.1 198.18.2.1; fi
 sleep 1
 kill -INT $(tail -1 $D/pids); sleep 0.5
 tcpdump -n -r $D/ike.pcap 2>/dev/null
@@ -70,13 +73,18 @@ import re, struct, sys
 d = sys.argv[1]
 raw = open(d + "/ike.pcap", "rb").read()
 names = ["ike_sa_init_request", "ike_sa_init_response", "ike_auth_request", "ike_auth_response"]
-off, n = 24, 0
-while off < len(raw) and n < len(names):
+off, n, esp = 24, 0, 0
+while off < len(raw):
     incl = struct.unpack("<IIII", raw[off:off + 16])[2]; off += 16
     pkt = raw[off:off + incl]; off += incl
     ip = pkt[14:]; udp = ip[(ip[0] & 15) * 4:]; payload = udp[8:]
-    if struct.unpack(">H", udp[2:4])[0] == 4500: payload = payload[4:]
-    open("%s/%s.bin" % (d, names[n]), "wb").write(payload); n += 1
+    if struct.unpack(">H", udp[2:4])[0] == 4500:
+        if payload[:4] != b"\0\0\0\0":
+            # ESP in UDP: kept whole (outer IPv4 and UDP headers), as encd receives it.
+            open("%s/esp_%s.bin" % (d, "request" if ip[12:16] == bytes([192, 0, 2, 1]) else "reply"), "wb").write(ip[:struct.unpack(">H", ip[2:4])[0]])
+            esp += 1; continue
+        payload = payload[4:]
+    if n < len(names): open("%s/%s.bin" % (d, names[n]), "wb").write(payload); n += 1
 lines = open(d + "/a/charon.log").read().splitlines()
 pat = re.compile(r"(shared Diffie|SKEYSEED|Sk_\w+ secret|octets|secret|(initiator|responder) key|prf)", re.I)
 out, keep = [], False
