@@ -52,7 +52,7 @@ enum CharonLog {
         #expect(IKEPRF.hmacSHA256.plus([1], [2], count: 255 * 32 + 1) == nil)
     }
 
-    struct Exchange {
+    struct Exchange {   // the recorded IKE_SA_INIT and its keys
         let request: [UInt8], response: [UInt8], ni: [UInt8], nr: [UInt8], spii: UInt64, spir: UInt64
         init() throws {
             request = try Fixture.bytes("ike_sa_init_request")
