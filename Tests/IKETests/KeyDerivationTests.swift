@@ -16,8 +16,8 @@ import Testing
 /// The hex dumps charon logged at `ike 4`, by the text before "=>" (in order; a name
 /// logged twice, as AUTH for both directions, gives both).
 enum CharonLog {
-    static func values() throws -> [(String, [UInt8])] {
-        let url = try #require(Bundle.module.url(forResource: "initiator-ike4", withExtension: "log", subdirectory: "Fixtures/charon-5.9.8"))
+    static func values(in dir: String = Fixture.main) throws -> [(String, [UInt8])] {
+        let url = try #require(Bundle.module.url(forResource: "initiator-ike4", withExtension: "log", subdirectory: dir))
         let lines = try String(contentsOf: url, encoding: .utf8).split(separator: "\n")
         var out: [(String, [UInt8])] = []
         for line in lines {
@@ -31,8 +31,8 @@ enum CharonLog {
         }
         return out
     }
-    static func value(_ name: String, _ n: Int = 0) throws -> [UInt8] {
-        try #require(try values().filter { $0.0 == name }.dropFirst(n).first?.1)
+    static func value(_ name: String, _ n: Int = 0, in dir: String = Fixture.main) throws -> [UInt8] {
+        try #require(try values(in: dir).filter { $0.0 == name }.dropFirst(n).first?.1)
     }
 }
 
@@ -52,11 +52,14 @@ enum CharonLog {
         #expect(IKEPRF.hmacSHA256.plus([1], [2], count: 255 * 32 + 1) == nil)
     }
 
-    struct Exchange {   // the recorded IKE_SA_INIT and its keys
+    /// A recorded IKE_SA_INIT (of `dir`) and the IKE SA's keys.
+    struct Exchange {
+        let dir: String
         let request: [UInt8], response: [UInt8], ni: [UInt8], nr: [UInt8], spii: UInt64, spir: UInt64
-        init() throws {
-            request = try Fixture.bytes("ike_sa_init_request")
-            response = try Fixture.bytes("ike_sa_init_response")
+        init(_ dir: String = Fixture.main) throws {
+            self.dir = dir
+            request = try Fixture.bytes("ike_sa_init_request", in: dir)
+            response = try Fixture.bytes("ike_sa_init_response", in: dir)
             let q = try IKEMessage.decode(request).get(), r = try IKEMessage.decode(response).get()
             func nonce(_ m: IKEMessage) -> [UInt8]? { m.payloads.lazy.compactMap { if case .nonce(let n) = $0.body { return n }; return nil }.first }
             ni = try #require(nonce(q))
@@ -66,8 +69,16 @@ enum CharonLog {
         }
         /// AES-256-GCM (a 32-byte key and a 4-byte salt), PRF HMAC-SHA2-256.
         func keys() throws -> IKESAKeys {
-            try #require(IKESAKeys(prf: .hmacSHA256, sharedSecret: try CharonLog.value("shared Diffie Hellman secret"),
-                                   ni: ni, nr: nr, spii: spii, spir: spir, encryptionLength: 36, integrityLength: 0))
+            let secret = try CharonLog.value("shared Diffie Hellman secret", in: dir)
+            return try #require(IKESAKeys(prf: .hmacSHA256, sharedSecret: secret, ni: ni, nr: nr, spii: spii, spir: spir,
+                                          encryptionLength: 36, integrityLength: 0))
+        }
+
+        /// The inner payloads of the recorded message `name`, opened with `key`.
+        func opened(_ name: String, _ key: SecretKey) throws -> [IKEPayload] {
+            let m = try Fixture.bytes(name, in: dir)
+            guard case .encrypted(let first, _) = try IKEMessage.decode(m).get().payloads[0].body else { throw IKEDecodeError.malformed("no SK in \(name)") }
+            return try IKEPayloads.decode(try IKEAEAD.open(message: m, bodyOffset: 32, key: key).get(), first: first).get()
         }
     }
 
@@ -182,46 +193,19 @@ enum CharonLog {
 /// are the ones in the opened IKE_AUTH messages, and with those keys and SPIs encd's
 /// ESP input opens the ping that crossed the CHILD SA in both directions.
 @Suite struct ChildKeyTests {
-    static let dir = "Fixtures/charon-5.9.8-child"
-
-    static func bytes(_ name: String) throws -> [UInt8] {
-        let url = try #require(Bundle.module.url(forResource: name, withExtension: "bin", subdirectory: dir))
-        return [UInt8](try Data(contentsOf: url))
-    }
-
-    static func logged(_ name: String) throws -> [UInt8] {
-        let url = try #require(Bundle.module.url(forResource: "initiator-ike4", withExtension: "log", subdirectory: dir))
-        var value: [UInt8]?
-        for line in try String(contentsOf: url, encoding: .utf8).split(separator: "\n") {
-            if line.hasPrefix(name + " => ") { value = [] ; continue }
-            if value != nil, line.hasPrefix(" "), let colon = line.firstIndex(of: ":") {
-                value! += line[line.index(after: colon)...].prefix(49).split(separator: " ").compactMap { $0.count == 2 ? UInt8($0, radix: 16) : nil }
-            } else if value != nil {
-                break
-            }
-        }
-        return try #require(value)
-    }
-
     @Test func espKeysMatchWhatCharonDerived() throws {
-        let request = try Self.bytes("ike_sa_init_request"), response = try Self.bytes("ike_sa_init_response")
-        let q = try IKEMessage.decode(request).get(), r = try IKEMessage.decode(response).get()
-        func nonce(_ m: IKEMessage) -> [UInt8]? { m.payloads.lazy.compactMap { if case .nonce(let n) = $0.body { return n }; return nil }.first }
-        let ni = try #require(nonce(q)), nr = try #require(nonce(r))
-        let ike = try #require(IKESAKeys(prf: .hmacSHA256, sharedSecret: try Self.logged("shared Diffie Hellman secret"), ni: ni, nr: nr,
-                                         spii: r.header.initiatorSPI, spir: r.header.responderSPI, encryptionLength: 36, integrityLength: 0))
-        #expect(ike.d.withUnsafeBytes { Array($0) } == (try Self.logged("Sk_d secret")))
-        let child = try #require(IKEChildKeys(prf: .hmacSHA256, skD: ike.d, ni: ni, nr: nr, encryptionLength: 20, integrityLength: 0))
-        #expect(child.encryptionIR.withUnsafeBytes { Array($0) } == (try Self.logged("encryption initiator key")))
-        #expect(child.encryptionRI.withUnsafeBytes { Array($0) } == (try Self.logged("encryption responder key")))
+        let x = try KeyDerivationTests.Exchange(Fixture.child)
+        let ike = try x.keys()
+        #expect(ike.d.withUnsafeBytes { Array($0) } == (try CharonLog.value("Sk_d secret", in: Fixture.child)))
+        let child = try #require(IKEChildKeys(prf: .hmacSHA256, skD: ike.d, ni: x.ni, nr: x.nr, encryptionLength: 20, integrityLength: 0))
+        #expect(child.encryptionIR.withUnsafeBytes { Array($0) } == (try CharonLog.value("encryption initiator key", in: Fixture.child)))
+        #expect(child.encryptionRI.withUnsafeBytes { Array($0) } == (try CharonLog.value("encryption responder key", in: Fixture.child)))
         #expect(child.integrityIR.withUnsafeBytes { $0.count } == 0)
         // Each side's ESP SPI, from the SA payloads inside IKE_AUTH: the initiator's is
         // what the responder sends to, and the other way round.
         var spis: [UInt32] = []
         for (name, key) in [("ike_auth_request", ike.ei), ("ike_auth_response", ike.er)] {
-            let m = try Self.bytes(name)
-            guard case .encrypted(let first, _) = try IKEMessage.decode(m).get().payloads[0].body else { Issue.record("no SK"); continue }
-            let inner = try IKEPayloads.decode(try IKEAEAD.open(message: m, bodyOffset: 32, key: key).get(), first: first).get()
+            let inner = try x.opened(name, key)
             let esp = try #require(inner.lazy.compactMap { p -> IKEProposal? in if case .sa(let ps) = p.body { return ps.first }; return nil }.first)
             #expect(esp.protocolID == 3 && esp.spi.count == 4, "\(name): an ESP proposal with a 4-byte SPI")
             #expect(esp.transforms.first.map { [$0.type, UInt8($0.id)] } == [1, 20])
@@ -237,7 +221,7 @@ enum CharonLog {
                               encryption: gcm, encryptionKey: key, replayWindow: 64)
             let sa = try SecurityAssociation(spec, direction: .inbound, store: nil, now: 0)
             let buffer = PacketBuffer()
-            buffer.load(try Self.bytes(name))
+            buffer.load(try Fixture.bytes(name, in: Fixture.child))
             let result = ESPInput.process(buffer, sad: SAD([sa]), now: 0, stats: CounterBlock<Counter>())
             guard case .decapsulated = result else { Issue.record("\(name): \(result)"); continue }
             let p = buffer.array

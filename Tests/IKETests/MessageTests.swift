@@ -9,8 +9,11 @@ import Testing
 @testable import IKE
 
 enum Fixture {
-    static func bytes(_ name: String) throws -> [UInt8] {
-        let url = try #require(Bundle.module.url(forResource: name, withExtension: "bin", subdirectory: "Fixtures/charon-5.9.8"))
+    /// The first recording, and the one whose CHILD SA came up (README.md there).
+    static let main = "Fixtures/charon-5.9.8", child = "Fixtures/charon-5.9.8-child"
+
+    static func bytes(_ name: String, in dir: String = main) throws -> [UInt8] {
+        let url = try #require(Bundle.module.url(forResource: name, withExtension: "bin", subdirectory: dir))
         return [UInt8](try Data(contentsOf: url))
     }
     static let messages = ["ike_sa_init_request", "ike_sa_init_response", "ike_auth_request", "ike_auth_response",

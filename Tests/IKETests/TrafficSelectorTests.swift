@@ -16,17 +16,10 @@ import Testing
     /// The recording where the CHILD SA came up (the first one's was refused, TS_UNACCEPTABLE,
     /// as the responder could not install its routes).
     @Test func charonsAnswerIsTheNarrowingOfItsOffer() throws {
-        let request = try ChildKeyTests.bytes("ike_sa_init_request"), response = try ChildKeyTests.bytes("ike_sa_init_response")
-        let q = try IKEMessage.decode(request).get(), r = try IKEMessage.decode(response).get()
-        func nonce(_ m: IKEMessage) -> [UInt8]? { m.payloads.lazy.compactMap { if case .nonce(let n) = $0.body { return n }; return nil }.first }
-        let ni = try #require(nonce(q)), nr = try #require(nonce(r))
-        let secret = try ChildKeyTests.logged("shared Diffie Hellman secret")
-        let k = try #require(IKESAKeys(prf: .hmacSHA256, sharedSecret: secret, ni: ni, nr: nr, spii: r.header.initiatorSPI,
-                                       spir: r.header.responderSPI, encryptionLength: 36, integrityLength: 0))
+        let x = try KeyDerivationTests.Exchange(Fixture.child)
+        let k = try x.keys()
         func selectors(_ name: String, _ key: SecretKey) throws -> (IKETrafficSelector?, IKETrafficSelector?) {
-            let m = try ChildKeyTests.bytes(name)
-            guard case .encrypted(let first, _) = try IKEMessage.decode(m).get().payloads[0].body else { return (nil, nil) }
-            let inner = try IKEPayloads.decode(try IKEAEAD.open(message: m, bodyOffset: 32, key: key).get(), first: first).get()
+            let inner = try x.opened(name, key)
             func ts(_ type: UInt8) -> IKETrafficSelector? {
                 inner.lazy.compactMap { p -> IKETrafficSelector? in if p.type == type, case .trafficSelectors(let t) = p.body { return t.first }; return nil }.first
             }
