@@ -194,7 +194,7 @@ public enum IKEAEAD {
         var aad = header
         aad[24] = UInt8(truncatingIfNeeded: total >> 24); aad[25] = UInt8(truncatingIfNeeded: total >> 16)
         aad[26] = UInt8(truncatingIfNeeded: total >> 8); aad[27] = UInt8(truncatingIfNeeded: total)
-        aad[16] = 46   // the first payload is SK
+        aad[16] = IKEPayloadTypeSK
         aad += [firstInner, 0, UInt8(skLength >> 8), UInt8(skLength & 0xff)]
         return key.withUnsafeBytes { k -> Result<[UInt8], IKECryptoError> in
             guard k.count > 4, cipher.evp(keyBytes: k.count - 4) != nil else { return .failure(.malformed("\(cipher) key of \(k.count) bytes")) }
@@ -274,3 +274,92 @@ public struct IKEChildKeys {
         integrityRI = take(integrityLength)
     }
 }
+
+/// Integrity for a non-AEAD SK payload (transform type 3): HMAC-SHA2 truncated to half
+/// its length (RFC 4868: 256-128, 384-192, 512-256).
+public enum IKEIntegrity: UInt16, Sendable {
+    case hmacSHA256_128 = 12, hmacSHA384_192 = 13, hmacSHA512_256 = 14
+
+    var prf: IKEPRF {
+        switch self {
+        case .hmacSHA256_128: return .hmacSHA256
+        case .hmacSHA384_192: return .hmacSHA384
+        case .hmacSHA512_256: return .hmacSHA512
+        }
+    }
+    /// Key length in bytes (SK_ai, SK_ar).
+    public var keyLength: Int { prf.length }
+    public var icvLength: Int { prf.length / 2 }
+
+    func icv(_ key: SecretKey, _ data: [UInt8]) -> [UInt8] {
+        Array(key.withUnsafeBytes { prf(Array($0), data) }.prefix(icvLength))
+    }
+}
+
+/// AES-CBC with HMAC-SHA2 for the SK payload (§3.14): a 16-byte IV after the generic
+/// payload header, the payloads padded to the block size, and the ICV, computed over
+/// the whole message up to it, after the ciphertext (the RFC 8247 MUST for vendor
+/// gateways that have no AEAD).
+public enum IKECBC {
+    public static let ivLength = 16, blockSize = 16
+
+    /// Verifies the ICV, then decrypts; the inner payloads' bytes, padding removed.
+    public static func open(message: [UInt8], bodyOffset: Int, encryptionKey: SecretKey, integrityKey: SecretKey,
+                            integrity: IKEIntegrity) -> Result<[UInt8], IKECryptoError> {
+        let icvLength = integrity.icvLength
+        guard bodyOffset >= 4, bodyOffset <= message.count, message.count - bodyOffset >= ivLength + blockSize + icvLength,
+              (message.count - bodyOffset - ivLength - icvLength) % blockSize == 0 else {
+            return .failure(.malformed("SK payload is not IV, whole blocks and ICV"))
+        }
+        let icv = integrity.icv(integrityKey, Array(message[0..<(message.count - icvLength)]))
+        let got = Array(message[(message.count - icvLength)...])
+        guard CRYPTO_memcmp(icv, got, icvLength) == 0 else { return .failure(.authenticationFailed) }
+        let iv = Array(message[bodyOffset..<(bodyOffset + ivLength)])
+        guard let plain = encryptionKey.withUnsafeBytes({ cbc(decrypt: true, key: Array($0), iv: iv,
+                                                               input: Array(message[(bodyOffset + ivLength)..<(message.count - icvLength)])) }),
+              let padLength = plain.last, Int(padLength) < plain.count else {
+            return .failure(.malformed("AES-CBC decryption or pad length"))
+        }
+        return .success(Array(plain[0..<(plain.count - 1 - Int(padLength))]))
+    }
+
+    /// Seals `inner` into a whole message (header length, SK header set here). Without
+    /// `padding`, zero bytes fill the last block.
+    public static func seal(header: [UInt8], firstInner: UInt8, inner: [UInt8], padding: [UInt8]? = nil, iv: [UInt8],
+                            encryptionKey: SecretKey, integrityKey: SecretKey, integrity: IKEIntegrity) -> Result<[UInt8], IKECryptoError> {
+        let pad = padding ?? [UInt8](repeating: 0, count: (blockSize - (inner.count + 1) % blockSize) % blockSize)
+        let plain = inner + pad + [UInt8(truncatingIfNeeded: pad.count)]
+        guard header.count == 28, iv.count == ivLength, pad.count < 256, plain.count % blockSize == 0 else {
+            return .failure(.malformed("header, IV or padding size"))
+        }
+        let skLength = 4 + ivLength + plain.count + integrity.icvLength
+        guard skLength <= 0xffff else { return .failure(.malformed("SK payload of \(skLength) bytes")) }
+        let total = header.count + skLength
+        var out = header
+        out[16] = IKEPayloadTypeSK
+        out[24] = UInt8(truncatingIfNeeded: total >> 24); out[25] = UInt8(truncatingIfNeeded: total >> 16)
+        out[26] = UInt8(truncatingIfNeeded: total >> 8); out[27] = UInt8(truncatingIfNeeded: total)
+        out += [firstInner, 0, UInt8(skLength >> 8), UInt8(skLength & 0xff)] + iv
+        guard let cipher = encryptionKey.withUnsafeBytes({ cbc(decrypt: false, key: Array($0), iv: iv, input: plain) }) else {
+            return .failure(.openssl("AES-CBC encryption"))
+        }
+        out += cipher
+        return .success(out + integrity.icv(integrityKey, out))
+    }
+
+    static func cbc(decrypt: Bool, key: [UInt8], iv: [UInt8], input: [UInt8]) -> [UInt8]? {
+        let cipher: OpaquePointer? = key.count == 16 ? EVP_aes_128_cbc() : key.count == 24 ? EVP_aes_192_cbc() : key.count == 32 ? EVP_aes_256_cbc() : nil
+        guard let cipher, let ctx = EVP_CIPHER_CTX_new() else { return nil }
+        defer { EVP_CIPHER_CTX_free(ctx) }
+        var out = [UInt8](repeating: 0, count: input.count + blockSize)
+        var n: Int32 = 0, total = 0
+        guard EVP_CipherInit_ex(ctx, cipher, nil, key, iv, decrypt ? 0 : 1) == 1, EVP_CIPHER_CTX_set_padding(ctx, 0) == 1,
+              out.withUnsafeMutableBufferPointer({ EVP_CipherUpdate(ctx, $0.baseAddress, &n, input, Int32(input.count)) }) == 1 else { return nil }
+        total = Int(n)
+        guard out.withUnsafeMutableBufferPointer({ EVP_CipherFinal_ex(ctx, $0.baseAddress! + total, &n) }) == 1 else { return nil }
+        return Array(out.prefix(total + Int(n)))
+    }
+}
+
+/// The SK payload's type (46), for the header's first-payload field.
+let IKEPayloadTypeSK: UInt8 = 46

@@ -67,11 +67,11 @@ enum CharonLog {
             spii = r.header.initiatorSPI
             spir = r.header.responderSPI
         }
-        /// AES-256-GCM (a 32-byte key and a 4-byte salt), PRF HMAC-SHA2-256.
-        func keys() throws -> IKESAKeys {
+        /// PRF HMAC-SHA2-256; by default AES-256-GCM (a 32-byte key and a 4-byte salt).
+        func keys(encryptionLength: Int = 36, integrityLength: Int = 0) throws -> IKESAKeys {
             let secret = try CharonLog.value("shared Diffie Hellman secret", in: dir)
             return try #require(IKESAKeys(prf: .hmacSHA256, sharedSecret: secret, ni: ni, nr: nr, spii: spii, spir: spir,
-                                          encryptionLength: 36, integrityLength: 0))
+                                          encryptionLength: encryptionLength, integrityLength: integrityLength))
         }
 
         /// The inner payloads of the recorded message `name`, opened with `key`.
@@ -227,5 +227,42 @@ enum CharonLog {
             let p = buffer.array
             #expect(p.count == 84 && p[9] == 1 && Array(p[12..<20]) == inner, "\(name): the inner ICMP echo between the sites")
         }
+    }
+}
+
+/// AES-CBC-256 with HMAC-SHA2-256-128 (a third recording, Fixtures/charon-5.9.8-cbc,
+/// proposal aes256-sha256-x25519): SK_a* and SK_e* as charon derived them, both
+/// IKE_AUTH messages verified and opened, and sealed again (same IV and padding) to
+/// charon's bytes; a changed byte fails the ICV.
+@Suite struct CBCTests {
+    @Test func cbcHMACMatchesCharon() throws {
+        let x = try KeyDerivationTests.Exchange(Fixture.cbc)
+        let k = try x.keys(encryptionLength: 32, integrityLength: 32)
+        for (key, name) in [(k.ai, "Sk_ai secret"), (k.ar, "Sk_ar secret"), (k.ei, "Sk_ei secret"), (k.er, "Sk_er secret")] {
+            #expect(key.withUnsafeBytes { Array($0) } == (try CharonLog.value(name, in: Fixture.cbc)), "\(name)")
+        }
+        for (name, e, a, n) in [("ike_auth_request", k.ei, k.ai, 0), ("ike_auth_response", k.er, k.ar, 1)] {
+            let m = try Fixture.bytes(name, in: Fixture.cbc)
+            guard case .encrypted(let first, _) = try IKEMessage.decode(m).get().payloads[0].body else { Issue.record("no SK"); continue }
+            let plain = try IKECBC.open(message: m, bodyOffset: 32, encryptionKey: e, integrityKey: a, integrity: .hmacSHA256_128).get()
+            let inner = try IKEPayloads.decode(plain, first: first).get()
+            let auth = inner.lazy.compactMap { p -> [UInt8]? in if case .authentication(2, let d) = p.body { return d }; return nil }.first
+            #expect(auth == (try CharonLog.value("AUTH = prf(prf(secret, keypad), octets)", n, in: Fixture.cbc)))
+            // The padding charon chose, from the whole decrypted block run.
+            let iv = Array(m[32..<48]), body = Array(m[48..<(m.count - 16)])
+            let whole = try #require(e.withUnsafeBytes { IKECBC.cbc(decrypt: true, key: Array($0), iv: iv, input: body) })
+            let padding = Array(whole[plain.count..<(whole.count - 1)])
+            let again = try IKECBC.seal(header: Array(m.prefix(28)), firstInner: first, inner: plain, padding: padding, iv: iv,
+                                        encryptionKey: e, integrityKey: a, integrity: .hmacSHA256_128).get()
+            #expect(again == m, "\(name) sealed again")
+            var bad = m
+            bad[40] ^= 1
+            #expect(IKECBC.open(message: bad, bodyOffset: 32, encryptionKey: e, integrityKey: a, integrity: .hmacSHA256_128) == .failure(.authenticationFailed))
+        }
+        // Sealed here with zero padding, opened again.
+        let sealed = try IKECBC.seal(header: Array(x.request.prefix(28)), firstInner: 41, inner: [0, 0, 0, 8, 0, 0, 0x40, 0],
+                                     iv: [UInt8](repeating: 9, count: 16), encryptionKey: k.ei, integrityKey: k.ai, integrity: .hmacSHA256_128).get()
+        #expect(try IKECBC.open(message: sealed, bodyOffset: 32, encryptionKey: k.ei, integrityKey: k.ai, integrity: .hmacSHA256_128).get()
+                == [0, 0, 0, 8, 0, 0, 0x40, 0])
     }
 }

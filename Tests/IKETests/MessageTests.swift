@@ -10,7 +10,7 @@ import Testing
 
 enum Fixture {
     /// The first recording, and the one whose CHILD SA came up (README.md there).
-    static let main = "Fixtures/charon-5.9.8", child = "Fixtures/charon-5.9.8-child"
+    static let main = "Fixtures/charon-5.9.8", child = "Fixtures/charon-5.9.8-child", cbc = "Fixtures/charon-5.9.8-cbc"
 
     static func bytes(_ name: String, in dir: String = main) throws -> [UInt8] {
         let url = try #require(Bundle.module.url(forResource: name, withExtension: "bin", subdirectory: dir))

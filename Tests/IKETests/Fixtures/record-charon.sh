@@ -37,7 +37,7 @@ C
 connections { s2s { version = 2
     local_addrs = $l
     remote_addrs = $r
-    proposals = aes256gcm16-prfsha256-x25519
+    proposals = ${PROPOSAL:-aes256gcm16-prfsha256-x25519}
     local { auth = psk
             id = $id }
     remote { auth = psk }
