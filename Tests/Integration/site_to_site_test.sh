@@ -55,9 +55,9 @@ on h1 ping -6 -c 1 -W 2 -s 1452 2001:db8:2::20 >/dev/null 2>&1 || true
 on h1 ip -6 route get 2001:db8:2::20 | grep -q "mtu $mtu" || fail "IPv6: h1 learned no path MTU from gw1's packet too big: $(on h1 ip -6 route get 2001:db8:2::20)"
 ok "enc0 MTU $mtu: DF packets above it get ICMP fragmentation needed (IPv4) / packet too big (IPv6)"
 # Without DF, a packet larger than enc0's MTU is fragmented (gw1's conntrack reassembles
-# h1's fragments, so the IPsec queue sees it whole) and each fragment is protected.
+# h1's fragments, then the kernel fragments again for enc0) and each fragment is protected.
 on h1 ping -M dont -c 3 -i 0.2 -W 2 -s 3000 198.18.2.20 >/dev/null || fail "3000-byte IPv4 ping without DF through the tunnel"
-ok "IPv4 without DF above enc0's MTU: fragmented by encd, protected, answered"
+ok "IPv4 without DF above enc0's MTU: fragmented for enc0, protected, answered"
 
 # TCP: 2 MB from h1 to h2 over each family, bytes checked.
 for dst in 198.18.2.20 2001:db8:2::20; do
