@@ -98,7 +98,8 @@ start_encd() {
     IT_PIDS+=("$pid")
     eval "ENCD_PID_${name//-/_}=$pid"
     for _ in $(seq 100); do
-        (( $(grep -c "encd: started" "$IT_TMP/$name-encd.log" 2>/dev/null || true) > started )) && return 0
+        local now; now=$(grep -c "encd: started" "$IT_TMP/$name-encd.log" 2>/dev/null || true)
+        (( ${now:-0} > started )) && return 0
         kill -0 "$pid" 2>/dev/null || fail "encd in $name exited: $(tail -5 "$IT_TMP/$name-encd.log")"
         sleep 0.1
     done
