@@ -26,14 +26,21 @@ public struct CryptoError: Error, CustomStringConvertible, Equatable, Sendable {
     /// An internal libcrypto failure, with OpenSSL's own reason appended and the
     /// thread's error queue cleared.
     static func openssl(_ what: String) -> CryptoError {
+        let reason = opensslReason()
+        return CryptoError(.openssl, "OpenSSL failed to \(what)\(reason.isEmpty ? "" : ": " + reason)")
+    }
+
+    /// OpenSSL's reason for the thread's last failure ("" when none), the error queue
+    /// cleared (also for encd-iked's IKECrypto).
+    public static func opensslReason() -> String {
         var reason = ""
         let code = ERR_get_error()
         if code != 0 {
             var buf = [CChar](repeating: 0, count: 256)
             ERR_error_string_n(code, &buf, buf.count)
-            reason = ": " + String(cString: buf)
+            reason = String(cString: buf)
         }
         ERR_clear_error()
-        return CryptoError(.openssl, "OpenSSL failed to \(what)\(reason)")
+        return reason
     }
 }

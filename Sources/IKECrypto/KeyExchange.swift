@@ -12,6 +12,7 @@
 import Glibc
 #endif
 import CCrypto
+import Crypto
 
 public enum IKEGroup: UInt16, Sendable, CaseIterable {
     case modp2048 = 14, ecp256 = 19, ecp384 = 20, curve25519 = 31
@@ -109,18 +110,9 @@ public final class IKEKeyPair {
         var k: OpaquePointer?
         let selection = privateKey.isEmpty ? ccrypto_select_public_key() : ccrypto_select_keypair()
         guard EVP_PKEY_fromdata_init(ctx) == 1, EVP_PKEY_fromdata(ctx, &k, selection, params) == 1, let k else {
-            throw .openssl("\(group.algorithm) key from its parts: \(Self.lastError())")
+            throw .openssl("\(group.algorithm) key from its parts: \(CryptoError.opensslReason())")
         }
         return k
-    }
-
-    /// OpenSSL's last error, as text (the queue is emptied).
-    static func lastError() -> String {
-        var text = [CChar](repeating: 0, count: 256)
-        let code = ERR_get_error()
-        ERR_clear_error()
-        ERR_error_string_n(code, &text, text.count)
-        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// The KE payload's data.
