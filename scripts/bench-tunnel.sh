@@ -19,6 +19,9 @@
 # BENCH_ROUNDS=N runs every build N times, interleaved (before, after, before, ...); the
 # last lines are a table of medians per build.
 #
+# BENCH_RSS_SECONDS=600 adds a 10-minute flood through the last build, with encd's
+# resident memory on each gateway at its start, peak and end.
+#
 # When strongSwan's charon is installed (Debian: strongswan-charon strongswan-swanctl
 # libcharon-extra-plugins libstrongswan-standard-plugins), every round also runs the
 # same measurements through strongSwan 5.9 with kernel-libipsec (userspace ESP through
@@ -212,7 +215,7 @@ fi
 
 for round in $(seq "$ROUNDS"); do
     for b in $BUILDS; do
-        label=${b%%=*}; ENCD=${b#*=}
+        label=${b%%=*}; ENCD=${b#*=}; LAST_LABEL=$label
         for gw in gw1 gw2; do start_encd $gw "$IT_TMP/$gw.conf"; done
         PID1=$(encd_pid gw1); PID2=$(encd_pid gw2)
         measure "$label"
@@ -229,6 +232,37 @@ for round in $(seq "$ROUNDS"); do
         echo "$(date +%T.%N) after libipsec (round $round): $(others_sent) cleartext packets of the site on the wire so far"
     fi
 done
+# Resident memory under a flood (issue #9: flat over 10 minutes): with
+# BENCH_RSS_SECONDS=N, the last build runs on both gateways while h1 sends 1400-byte
+# UDP at an unlimited rate for N seconds and a TCP stream beside it; encd's VmRSS on
+# each gateway is read every 10 seconds: start (after the first 10 s), peak and end.
+if [[ -n ${BENCH_RSS_SECONDS:-} ]]; then
+    for gw in gw1 gw2; do start_encd $gw "$IT_TMP/$gw.conf"; done
+    PID1=$(encd_pid gw1); PID2=$(encd_pid gw2)
+    on h1 ping -c 2 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "no ping through the tunnel (memory run)"
+    rss() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+    ip netns exec "$IT_ID-h2" iperf3 -s -p 5202 >/dev/null 2>&1 &
+    IT_PIDS+=("$!"); srv1=$!
+    ip netns exec "$IT_ID-h2" iperf3 -s -p 5203 >/dev/null 2>&1 &
+    IT_PIDS+=("$!"); srv2=$!
+    sleep 0.5
+    ip netns exec "$IT_ID-h1" iperf3 -c 198.18.2.20 -p 5202 -u -l 1400 -b 0 -t "$BENCH_RSS_SECONDS" >"$IT_TMP/rss-udp.txt" 2>&1 &
+    IT_PIDS+=("$!"); c1=$!
+    ip netns exec "$IT_ID-h1" iperf3 -c 198.18.2.20 -p 5203 -t "$BENCH_RSS_SECONDS" >"$IT_TMP/rss-tcp.txt" 2>&1 &
+    IT_PIDS+=("$!"); c2=$!
+    samples=()
+    for _ in $(seq $((BENCH_RSS_SECONDS / 10))); do
+        sleep 10
+        samples+=("$(rss "$PID1") $(rss "$PID2")")
+    done
+    wait $c1 $c2 2>/dev/null || true
+    kill $srv1 $srv2 2>/dev/null || true
+    printf '%s\n' "${samples[@]}" | awk -v s="$BENCH_RSS_SECONDS" -v label="${LAST_LABEL:-encd}" '
+        NR == 1 { a1 = $1; a2 = $2 } { if ($1 > p1) p1 = $1; if ($2 > p2) p2 = $2; e1 = $1; e2 = $2 }
+        END { printf "memory under a %d s flood (UDP 1400 B unlimited + TCP), %s, VmRSS KiB start / peak / end: gw1 %d / %d / %d, gw2 %d / %d / %d\n", s, label, a1, p1, e1, a2, p2, e2 }' | tee -a "$RESULTS"
+    grep -h "receiver" "$IT_TMP/rss-udp.txt" "$IT_TMP/rss-tcp.txt" | tee -a "$RESULTS"
+    for gw in gw1 gw2; do stop_encd $gw; done
+fi
 esp=$(esp_sent); other=$(others_sent)
 if [[ ${other:-0} -ne 0 || ${esp:-0} -eq 0 ]]; then
     sleep 1; tcpdump -tttt -n -v -r "$IT_TMP/leak.pcap" 2>/dev/null | head -20

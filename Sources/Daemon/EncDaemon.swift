@@ -227,11 +227,17 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         // decrypted run that encd wrote as one GSO frame must reach the check whole.
         let spdQueue = try NFQueue(queueConfig(rulesetConfig.spdQueue, gso: true))
         let outQueue = DeviceQueue(device: tun, number: rulesetConfig.outputQueue)
+        // ESP and AH arrive on raw sockets, after every input hook, with no verdict; ESP
+        // in UDP stays on a queue (its port is shared with IKE, whose packets the queue
+        // accepts on to their socket). Each has its own worker: an SA's encapsulation
+        // says which one owns it (ESPInput refuses the other kind before touching it).
+        let rawInput = try RawInputQueue(number: rulesetConfig.inputQueue)
         let inQueue = try NFQueue(queueConfig(rulesetConfig.inputQueue))
         let cleartextQueue = try NFQueue(queueConfig(rulesetConfig.cleartextQueue))
-        // The input worker's writes into enc0 wait for the end of its batch, where runs
+        // The input workers' writes into enc0 wait for the end of their batch, where runs
         // of one TCP or UDP flow go in as one GSO frame (FrameInjector).
         let injector = FrameInjector(device: tun, capacity: Worker.defaultBatchSize, vnetHeader: tun.vnetHeader)
+        let udpInjector = FrameInjector(device: tun, capacity: Worker.defaultBatchSize, vnetHeader: tun.vnetHeader)
         workers = [
             Worker(name: "spd", queue: spdQueue, log: log) { b, m, s in
                 SPDStage.handle(b, meta: m, context: ctx, stats: s)
@@ -239,8 +245,11 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
             Worker(name: "ipsec-out", queue: outQueue, log: log) { b, _, s in
                 OutputStage.handleFrame(b, sender: sender, scratch: segmentScratch, context: ctx, stats: s)
             },
-            Worker(name: "ipsec-in", queue: inQueue, log: log, afterBatch: { injector.flush(stats: $0) }) { b, m, s in
+            Worker(name: "ipsec-in", queue: rawInput, log: log, afterBatch: { injector.flush(stats: $0) }) { b, m, s in
                 InputStage.handle(b, meta: m, device: injector, context: ctx, stats: s)
+            },
+            Worker(name: "ipsec-in-udp", queue: inQueue, log: log, afterBatch: { udpInjector.flush(stats: $0) }) { b, m, s in
+                InputStage.handle(b, meta: m, device: udpInjector, context: ctx, stats: s)
             },
             Worker(name: "cleartext", queue: cleartextQueue, log: log) { b, m, s in
                 CleartextStage.handle(b, meta: m, context: ctx, stats: s)
@@ -279,7 +288,7 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         let snap = plane.box.value
         log.info("control socket \(options.socketPath)")
         let summary = "\(snap.spd.flows.count) flows, \(snap.sad.count) SAs, interface \(tun.name)"
-        log.info("started: \(summary), queues [X] \(rulesetConfig.spdQueue), ipsec-out reads \(tun.name), ipsec-in \(rulesetConfig.inputQueue), cleartext check \(rulesetConfig.cleartextQueue), NAT-T port \(rulesetConfig.natTraversalPort), mark mask 0x\(String(rulesetConfig.marks.mask, radix: 16)), route table \(Self.routeTable)")
+        log.info("started: \(summary), queues [X] \(rulesetConfig.spdQueue), ipsec-out reads \(tun.name), ipsec-in raw ESP/AH sockets and queue \(rulesetConfig.inputQueue) (NAT-T), cleartext check \(rulesetConfig.cleartextQueue), NAT-T port \(rulesetConfig.natTraversalPort), mark mask 0x\(String(rulesetConfig.marks.mask, radix: 16)), route table \(Self.routeTable)")
         notify.ready("running: \(summary)")
     }
 
@@ -421,6 +430,14 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
                                    received: worker?.queueCounters.received ?? 0)
             }
             let k = kernel.first { $0.queue == number }
+            if role == "ipsec-in" {
+                // Two readers: raw ESP/AH sockets (what they could not hold counts as the
+                // socket being full) and the NAT-T queue of this number.
+                let raw = worker?.queueCounters ?? QueueCounters()
+                let udp = workers.first { $0.name == "ipsec-in-udp" }?.queueCounters.received ?? 0
+                return QueueStatus(number: number, role: role, waiting: k?.waiting ?? 0, queueDropped: k?.queueDropped ?? 0,
+                                   userDropped: (k?.userDropped ?? 0) &+ raw.overruns, received: raw.received &+ udp)
+            }
             return QueueStatus(number: number, role: role, waiting: k?.waiting ?? 0, queueDropped: k?.queueDropped ?? 0,
                                userDropped: k?.userDropped ?? 0, received: worker?.queueCounters.received ?? 0)
         }

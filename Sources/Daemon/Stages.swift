@@ -1,5 +1,6 @@
-// The four packet stages, each run by its own worker: three read an NFQUEUE queue,
-// IPsec out reads enc0. They hold no kernel handles: a stage gets a packet and its
+// The four packet stages, each run by its own worker (IPsec in by two): [X] and the
+// cleartext check read an NFQUEUE queue, IPsec out reads enc0, IPsec in reads raw ESP
+// and AH sockets and the NAT-T queue. They hold no kernel handles: a stage gets a packet and its
 // metadata, returns the verdict, and talks to the kernel only through
 // PacketSender/PacketDevice (fakes in tests).
 //
@@ -10,9 +11,10 @@
 //                           TAP (GSO frames cut up): ESP/AH with the SA the mark names
 //                           (carried in the frame's destination MAC) → raw socket → the
 //                           host's output path
-//   IPsec in  (input queue) ESP, AH, ESP-in-UDP for this host, after its input filter:
-//                           decapsulate → write into enc0 as an Ethernet frame whose
-//                           source address carries the SA's number
+//   IPsec in  (raw sockets, ESP and AH for this host, after every input hook (raw
+//              NAT-T queue) sockets), ESP-in-UDP (queue): decapsulate → write into enc0
+//                           as an Ethernet frame whose source address carries the SA's
+//                           number
 //   cleartext (cleartext    inbound cleartext where a flow naming a protocol or ports
 //              queue)       decides whether a require flow forbids it: drop or accept
 //
@@ -24,8 +26,9 @@
 // really carried it (OpenBSD's ipsec_forward_check/ipsec_local_check order).
 //
 // Packet order per SA: every outbound SA is handled by the output worker and every
-// inbound SA by the input worker, so each SA's sequence numbers and replay window
-// have one owner. With several queues per stage (fanout), SAs will be pinned to
+// inbound SA by one input worker (the raw sockets' or, UDP-encapsulated, the NAT-T
+// queue's: ESPInput refuses the other kind first), so each SA's sequence numbers and
+// replay window have one owner. With several queues per stage (fanout), SAs will be pinned to
 // workers; the stages already take a per-worker CounterBlock.
 
 #if canImport(Glibc)

@@ -80,10 +80,13 @@ public enum ESPInput {
         guard let sa = sad.lookup(destination: outer.destination, spi: spi, proto: .esp) else {
             return drop(.espNoSA)
         }
+        // Before anything of the SA is touched: ESP in UDP and plain ESP arrive on
+        // different workers (a queue for UDP, raw sockets for ESP), and an SA's state
+        // belongs to the one its encapsulation names.
+        if viaUDP && sa.spec.encapsulation == nil { return drop(.espUDPForPlainSA) }
+        if !viaUDP && sa.spec.encapsulation != nil { return drop(.espRawForUDPSA) }
         guard let esp = sa.esp else { return drop(.espNoTransform, sa) }
         guard !sa.hardExpired else { return drop(.espInvalidSA, sa) }
-        if viaUDP && sa.spec.encapsulation == nil { return drop(.espUDPForPlainSA, sa) }
-        if !viaUDP && sa.spec.encapsulation != nil { return drop(.espRawForUDPSA, sa) }
 
         // 3. Length, then the replay pre-check.
         let espLength = outer.packetLength - espStart

@@ -134,6 +134,11 @@ import Testing
         let udpWire = try #require(udp.protect(sample(netA4, netB4)).value)
         #expect(udp.unprotect(rawWire).drop == .espRawForUDPSA)
         #expect(plain.unprotect(udpWire).drop == .espUDPForPlainSA)
+        // Packets of the other kind arrive on the other input worker (raw sockets for
+        // ESP, a queue for ESP in UDP): they must not touch the SA, whose state belongs
+        // to the worker its encapsulation names.
+        #expect(plain.inbound.counters[.drops] == 0)
+        #expect(udp.inbound.counters[.drops] == 0)
     }
 
     @Test func peerBehindNATIsFollowed() throws {

@@ -268,9 +268,12 @@ struct KernelNamespaceTests {
         #expect(try Netns.counter(table: "encd", chain: "ipsec_output", containing: "!= \"enc0\"") == before + 1)
     }
 
-    @Test func espAndNatTraversalFromThePeerAreQueuedOnInput() throws {
+    @Test func natTraversalIsQueuedAndESPAndAHReachTheRawSockets() throws {
         let rig = try Rig()
         defer { try? rig.tearDown() }
+        let raw = try RawInputQueue(number: rig.config.inputQueue, waitMilliseconds: 200)
+        // The peer's IPv6 packets carry traffic class 0xb8 (EF) with ECN CE (0xbb) and
+        // hop limit 17: the rebuilt header must say so.
         let script = """
         import socket
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -279,25 +282,54 @@ struct KernelNamespaceTests {
         u.sendto(bytes([0, 0, 0x10, 1, 0, 0, 0, 1]) + b'esp-in-udp', ('198.51.100.1', 4500))
         e = socket.socket(socket.AF_INET, socket.SOCK_RAW, 50)
         e.sendto(bytes([0, 0, 0x20, 2, 0, 0, 0, 1]) + b'esp', ('198.51.100.1', 0))
+        a = socket.socket(socket.AF_INET, socket.SOCK_RAW, 51)
+        a.sendto(bytes([4, 4, 0, 0, 0, 0, 0x20, 3, 0, 0, 0, 1]) + bytes(16), ('198.51.100.1', 0))
+        e6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 50)
+        e6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, 0xbb)
+        e6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 17)
+        e6.sendto(bytes([0, 0, 0x20, 4, 0, 0, 0, 1]) + b'esp6', ('2001:db8:1::1', 0))
         """
         let (status, out) = try Netns.run(Netns.inPeer(["python3", "-c", script]))
         #expect(status == 0, "\(out)")
-        var seen: [UInt8] = []
+
+        // NAT-T: only ESP in UDP goes to the queue (IKE's zero word and the keepalive do not).
+        var queued: [UInt8] = []
         let batch = QueueBatch(capacity: 8)
-        let deadline = Date().addingTimeInterval(3)
-        while seen.count < 2 && Date() < deadline {
+        var deadline = Date().addingTimeInterval(3)
+        while queued.isEmpty && Date() < deadline {
             guard case .done(let n) = rig.input.receive(into: batch, wait: true) else { continue }
             for i in 0..<n {
                 #expect(batch[i].hook == 1)  // NF_INET_LOCAL_IN
                 let b = batch.buffers[i].array
-                seen.append(b[9])
+                queued.append(b[9])
                 if b[9] == 17 { #expect(Array(b[28..<32]) == [0, 0, 0x10, 1]) }
                 _ = rig.input.setVerdict(.drop, id: batch[i].id)
             }
             _ = rig.input.flushVerdicts()
         }
-        #expect(seen.sorted() == [17, 50])  // ESP-in-UDP and ESP; IKE (zero word) and the keepalive not queued
+        #expect(queued == [17])
         #expect(try Netns.counter(table: "encd", chain: "ipsec_input", containing: "length 9") == 1)
+
+        // ESP and AH: on the raw sockets, after the input hook, whole packets.
+        var got: [[UInt8]] = []
+        deadline = Date().addingTimeInterval(3)
+        while got.count < 3 && Date() < deadline {
+            guard case .done(let n) = raw.receive(into: batch, wait: true) else { continue }
+            for i in 0..<n { got.append(batch.buffers[i].array) }
+        }
+        let esp4 = try #require(got.first { $0[0] >> 4 == 4 && $0[9] == 50 })
+        #expect(esp4.count == 20 + 11 && Array(esp4[20..<24]) == [0, 0, 0x20, 2])
+        #expect(Array(esp4[12..<20]) == [198, 51, 100, 2, 198, 51, 100, 1])
+        let ah4 = try #require(got.first { $0[0] >> 4 == 4 && $0[9] == 51 })
+        #expect(Array(ah4[24..<28]) == [0, 0, 0x20, 3])
+        let esp6 = try #require(got.first { $0[0] >> 4 == 6 })
+        #expect(esp6.count == 40 + 12)
+        #expect(esp6[0] == 0x6b && esp6[1] >> 4 == 0xb)           // version 6, traffic class 0xbb (then the flow label)
+        #expect(Array(esp6[4..<8]) == [0, 12, 50, 17])             // payload length, next header ESP, hop limit
+        #expect(Array(esp6[8..<24]) == Array(IPAddress("2001:db8:1::2")!.bytes))
+        #expect(Array(esp6[24..<40]) == Array(IPAddress("2001:db8:1::1")!.bytes))
+        #expect(Array(esp6[40..<44]) == [0, 0, 0x20, 4])
+        #expect(try Netns.counter(table: "encd", chain: "ipsec_input", containing: "esp counter") >= 2)
     }
 
     @Test func requireSetDropsCleartextThatDidNotComeThroughEnc0() throws {

@@ -23,6 +23,7 @@
 #include <netinet/in.h>
 #include <sys/syscall.h>
 #include <sys/prctl.h>
+#include <linux/in6.h>   /* after netinet/in.h (libc-compat): IPV6_FLOWINFO, which glibc lacks */
 
 /* Keeps key material out of core dumps (and /proc/PID/mem of other users): prctl is
  * variadic, so Swift cannot call it. */
@@ -122,6 +123,47 @@ static inline int encshim_peer_cred(int fd, int32_t *pid, uint32_t *uid, uint32_
     int rc = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c, &len);
     if (rc == 0) { *pid = c.pid; *uid = c.uid; *gid = c.gid; }
     return rc;
+}
+
+/* Raw IP sockets' receive details (ip(7), ipv6(7), socket(7)). An IPv6 raw socket
+ * hands over the payload after the IPv6 header (and its extension headers); what the
+ * header said comes in control messages, which only C can walk (CMSG_* macros), and
+ * glibc declares struct in6_pktinfo only with _GNU_SOURCE, so its layout is spelled. */
+struct encshim_in6_pktinfo { struct in6_addr addr; int ifindex; };
+struct encshim_rx_info {
+    uint8_t destination[16]; /* IPV6_PKTINFO */
+    uint32_t flowinfo;       /* IPV6_FLOWINFO, network order: traffic class and flow label (absent when 0) */
+    int32_t hop_limit;       /* IPV6_HOPLIMIT */
+    uint32_t drops;          /* SO_RXQ_OVFL: what the socket dropped so far, for lack of room */
+    uint32_t found;          /* ENCSHIM_RX_* bits */
+};
+#define ENCSHIM_RX_DESTINATION 1u
+#define ENCSHIM_RX_FLOWINFO 2u
+#define ENCSHIM_RX_HOPLIMIT 4u
+#define ENCSHIM_RX_DROPS 8u
+static inline int encshim_ipv6_flowinfo_option(void) { return IPV6_FLOWINFO; }
+static inline int encshim_so_rxq_ovfl(void) { return SO_RXQ_OVFL; }
+static inline void encshim_rx_info_read(const struct msghdr *m, struct encshim_rx_info *out) {
+    out->found = 0;
+    out->flowinfo = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR((struct msghdr *)m, c)) {
+        size_t data = c->cmsg_len >= CMSG_LEN(0) ? c->cmsg_len - CMSG_LEN(0) : 0;
+        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO && data >= sizeof(struct encshim_in6_pktinfo)) {
+            struct encshim_in6_pktinfo info;
+            memcpy(&info, CMSG_DATA(c), sizeof info);
+            memcpy(out->destination, &info.addr, 16);
+            out->found |= ENCSHIM_RX_DESTINATION;
+        } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_FLOWINFO && data >= sizeof(uint32_t)) {
+            memcpy(&out->flowinfo, CMSG_DATA(c), sizeof(uint32_t));
+            out->found |= ENCSHIM_RX_FLOWINFO;
+        } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT && data >= sizeof(int32_t)) {
+            memcpy(&out->hop_limit, CMSG_DATA(c), sizeof(int32_t));
+            out->found |= ENCSHIM_RX_HOPLIMIT;
+        } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL && data >= sizeof(uint32_t)) {
+            memcpy(&out->drops, CMSG_DATA(c), sizeof(uint32_t));
+            out->found |= ENCSHIM_RX_DROPS;
+        }
+    }
 }
 
 #endif

@@ -21,8 +21,12 @@
 //   table netdev encd_enc0, chain mark_to_mac at enc0's egress hook: the packet's mark
 //   written into the frame's destination MAC (NftEgressTable), so encd's read of enc0
 //   learns [X]'s answer
-//   ipsec_input    filter/input        10  after the admin's input filter (0): ESP, AH,
-//                                           NAT-T ESP to encd; NAT-T keepalives dropped
+//   ipsec_input    filter/input        10  after the admin's input filter (0): ESP and AH
+//                                           counted (encd's raw sockets take them after
+//                                           every input hook), NAT-T ESP queued to encd,
+//                                           NAT-T keepalives dropped
+//   ipsec_unreachable filter/output     0  the kernel's "protocol unreachable" for ESP/AH
+//                                           while encd is not running: not sent
 //   spd_save_output  filter/output   -169  right after [X]: its decision saved for the
 //   spd_save_forward filter/prerouting -89  connection (see below)
 //
@@ -75,6 +79,7 @@ public enum EncdRuleset {
     public static let requireInPriority: Int32 = -95
     public static let ipsecOutputPriority: Int32 = 110
     public static let ipsecInputPriority: Int32 = 10
+    public static let ipsecUnreachablePriority: Int32 = 0
     public static let requireSet4 = "require_in4"
     public static let requireSet6 = "require_in6"
     public static let checkSet4 = "require_check4"
@@ -264,13 +269,26 @@ public enum EncdRuleset {
             NftChain("ipsec_input", base: NftBaseChain(type: "filter", hook: .input, priority: ipsecInputPriority),
                      comment: "IPsec, inbound: after the admin's input filter. A zero first word on UDP \(c.natTraversalPort) is IKE.",
                      rules: [
-                NftRule([.l4proto(.eq, 50)], [.counter, .queue(number: c.inputQueue, total: q)]),
-                NftRule([.l4proto(.eq, 51)], [.counter, .queue(number: c.inputQueue, total: q)]),
+                NftRule([.l4proto(.eq, 50)], [.counter, .verdict(.accept)], comment: "to encd's raw socket, after every input hook"),
+                NftRule([.l4proto(.eq, 51)], [.counter, .verdict(.accept)], comment: "to encd's raw socket, after every input hook"),
                 NftRule([.udpDport(c.natTraversalPort), .transportBits(offset: 64, bits: 32, .neq, 0)],
                         [.counter, .queue(number: c.inputQueue, total: q)], comment: "ESP in UDP"),
                 NftRule([.udpDport(c.natTraversalPort), .udpLength(9), .transportBits(offset: 64, bits: 8, .eq, 0xff)],
                         [.counter, .verdict(.drop)], comment: "NAT-T keepalive"),
             ]),
+            NftChain("ipsec_unreachable", base: NftBaseChain(type: "filter", hook: .output, priority: ipsecUnreachablePriority),
+                     comment: "While encd is not running, no raw socket takes ESP and AH: the kernel drops them, as encd's queues did,\nbut would also answer the peer that the protocol is unknown. Not sent.",
+                     rules: unreachableAnswers.map { NftRule($0, [.counter, .verdict(.drop)]) }),
         ] + saveChains(c))
+    }
+
+    /// The kernel's answers to ESP or AH that no socket took: ICMP protocol unreachable
+    /// (the quoted header's protocol at byte 9), ICMPv6 parameter problem "unrecognized
+    /// next header" pointing at the fixed header's next-header field (byte 6).
+    static let unreachableAnswers: [[NftMatch]] = [IPProtocol.esp, IPProtocol.ah].flatMap { proto -> [[NftMatch]] in
+        [[.icmpType(.inet, 3...3), .transportBits(offset: 8, bits: 8, .eq, 2),
+          .transportBits(offset: (8 + 9) * 8, bits: 8, .eq, UInt32(proto))],
+         [.icmpType(.inet6, 4...4), .transportBits(offset: 8, bits: 8, .eq, 1), .transportBits(offset: 32, bits: 32, .eq, 6),
+          .transportBits(offset: (8 + 6) * 8, bits: 8, .eq, UInt32(proto))]]
     }
 }
