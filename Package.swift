@@ -50,7 +50,7 @@ let package = Package(
                     resources: [.copy("Interop")]),
         .testTarget(name: "AllocationTests", dependencies: ["IPsec", "Crypto", "EncCore", "CAllocCounter"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "IPsec", "Crypto", "EncCore"]),
-        .testTarget(name: "KernelTests", dependencies: ["Kernel", "EncCore"]),
+        .testTarget(name: "KernelTests", dependencies: ["Kernel", "EncCore", "CAllocCounter"]),
         .testTarget(name: "IKETests", dependencies: ["IKE", "IKECrypto", "Crypto", "IPsec", "EncCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ControlTests", dependencies: ["Control", "Config", "IPsec", "EncCore"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Kernel", "Config", "IPsec", "Crypto", "EncCore", "CAllocCounter"]),

@@ -1,6 +1,7 @@
 // End-to-end tests on the real kernel. They run only inside the namespace that
 // Tests/Integration/run-namespace-tests.sh creates (see Netns.active), one at a time.
 
+import CAllocCounter
 import Foundation
 import Glibc
 import Testing
@@ -330,6 +331,35 @@ struct KernelNamespaceTests {
         #expect(Array(esp6[24..<40]) == Array(IPAddress("2001:db8:1::1")!.bytes))
         #expect(Array(esp6[40..<44]) == [0, 0, 0x20, 4])
         #expect(try Netns.counter(table: "encd", chain: "ipsec_input", containing: "esp counter") >= 2)
+    }
+
+    @Test func rawInputReceivesWithoutAllocating() throws {
+        let rig = try Rig()
+        defer { try? rig.tearDown() }
+        let raw = try RawInputQueue(number: rig.config.inputQueue, waitMilliseconds: 200)
+        let script = """
+        import socket
+        e = socket.socket(socket.AF_INET, socket.SOCK_RAW, 50)
+        e6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 50)
+        for i in range(300):
+            e.sendto(bytes([0, 0, 0x20, 2]) + i.to_bytes(4, 'big') + bytes(100), ('198.51.100.1', 0))
+            e6.sendto(bytes([0, 0, 0x20, 4]) + i.to_bytes(4, 'big') + bytes(100), ('2001:db8:1::1', 0))
+        """
+        let (status, out) = try Netns.run(Netns.inPeer(["python3", "-c", script]))
+        #expect(status == 0, "\(out)")
+        let batch = QueueBatch(capacity: 32)
+        var total = 0
+        if case .done(let n) = raw.receive(into: batch, wait: true) { total += n }     // warm-up
+        let before = encalloc_thread_allocations()
+        var calls = 0
+        while calls < 100, case .done(let n) = raw.receive(into: batch, wait: false) {
+            total += n
+            calls += 1
+        }
+        let allocations = encalloc_thread_allocations() - before
+        #expect(total == 600, "received \(total) of 600")
+        #expect(allocations == 0, "\(allocations) allocations in \(calls) receives")
+        #expect(raw.counters.malformed == 0 && raw.counters.overruns == 0)
     }
 
     @Test func requireSetDropsCleartextThatDidNotComeThroughEnc0() throws {
