@@ -15,6 +15,10 @@ echo "== building the fuzz targets (release, AddressSanitizer, libFuzzer's cover
 # libFuzzer is linked without its main, and the targets start its loop themselves
 # (Fuzz/Sources/FuzzDriver).
 rt=$(cd "$(dirname "$(command -v swift)")/../lib/clang" && ls -d "$PWD"/*/lib/linux | head -1)
+# SwiftPM keeps the plan of the encd package (a path dependency here) in this build
+# description and does not notice a source file added to it: without the plan, a
+# kept .build-fuzz fails with "cannot find ... in scope". Planning again is cheap.
+rm -f .build-fuzz/release.yaml
 if ! swift build --package-path Fuzz --scratch-path .build-fuzz -c release \
         -Xswiftc -sanitize=address -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp \
         -Xlinker "$rt/libclang_rt.fuzzer_no_main-x86_64.a" -Xlinker -lstdc++ >/tmp/encd-fuzz-build.log 2>&1; then

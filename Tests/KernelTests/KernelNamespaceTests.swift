@@ -362,6 +362,46 @@ struct KernelNamespaceTests {
         #expect(raw.counters.malformed == 0 && raw.counters.overruns == 0)
     }
 
+    @Test func forgedICMPErrorsDoNotStopTheRawInput() throws {
+        let rig = try Rig()
+        defer { try? rig.tearDown() }
+        let raw = try RawInputQueue(number: rig.config.inputQueue, waitMilliseconds: 200)
+        // Forged ICMP "protocol unreachable" quoting an ESP packet this host "sent": the
+        // kernel must not turn them into errors on the raw ESP socket (it reports them
+        // only to connected sockets or with IP_RECVERR), the next ESP packet must arrive,
+        // and the receive must not fail (the worker backs off on failures).
+        let script = """
+        import socket, struct
+        def csum(b):
+            s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+            s = (s >> 16) + (s & 0xffff); s += s >> 16
+            return (~s) & 0xffff
+        quoted = bytes([0x45, 0, 0, 48, 0, 1, 0x40, 0, 64, 50, 0, 0, 198, 51, 100, 1, 198, 51, 100, 2]) + bytes([0, 0, 0x20, 2, 0, 0, 0, 9])
+        icmp = bytearray([3, 2, 0, 0, 0, 0, 0, 0]) + quoted
+        icmp[2:4] = struct.pack('!H', csum(bytes(icmp)))
+        i = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        for _ in range(5):
+            i.sendto(bytes(icmp), ('198.51.100.1', 0))
+        e = socket.socket(socket.AF_INET, socket.SOCK_RAW, 50)
+        e.sendto(bytes([0, 0, 0x20, 2, 0, 0, 0, 1]) + b'esp', ('198.51.100.1', 0))
+        """
+        let (status, out) = try Netns.run(Netns.inPeer(["python3", "-c", script]))
+        #expect(status == 0, "\(out)")
+        let batch = QueueBatch(capacity: 8)
+        var esp = 0, failures: [IOResult] = []
+        let deadline = Date().addingTimeInterval(3)
+        while esp == 0 && Date() < deadline {
+            switch raw.receive(into: batch, wait: true) {
+            case .done(let n): esp += n
+            case .failed(let e): failures.append(.failed(e))
+            case .wouldBlock: break
+            }
+        }
+        #expect(esp == 1)
+        #expect(failures.isEmpty, "receive failed: \(failures)")
+        #expect(raw.counters.socketErrors == 0)
+    }
+
     @Test func requireSetDropsCleartextThatDidNotComeThroughEnc0() throws {
         let rig = try Rig()
         defer { try? rig.tearDown() }

@@ -69,6 +69,9 @@ public struct QueueCounters: Equatable, Sendable {
     public var malformed: UInt64 = 0
     /// Packets dropped because a datagram carried more packets than the batch had room for.
     public var batchOverflowDrops: UInt64 = 0
+    /// Errors a socket reported instead of a packet (raw sockets: an ICMP error about a
+    /// packet this host sent), skipped.
+    public var socketErrors: UInt64 = 0
 
     public init() {}
 
@@ -78,6 +81,7 @@ public struct QueueCounters: Equatable, Sendable {
          ("receive overruns (packets lost in the kernel)", overruns),
          ("verdicts rejected by the kernel", verdictErrors),
          ("malformed queue messages", malformed),
-         ("packets dropped for lack of batch room", batchOverflowDrops)]
+         ("packets dropped for lack of batch room", batchOverflowDrops),
+         ("socket errors skipped (ICMP errors about packets sent)", socketErrors)]
     }
 }

@@ -17,7 +17,12 @@
 //      out (an AH whose ICV covered an option header then fails verification).
 // A datagram larger than its buffer (MSG_TRUNC) is dropped (malformed). What a socket
 // could not hold while encd was slow, the kernel dropped and reports with every packet
-// (SO_RXQ_OVFL): `counters.overruns`. Without a reader (encd stopped or killed) the
+// (SO_RXQ_OVFL): `counters.overruns`. ICMP errors quoting an ESP or AH packet of this
+// host (anyone can forge one) leave no error on these sockets: the kernel reports them
+// only to a connected raw socket or one with IP_RECVERR / IPV6_RECVERR, and these are
+// neither (a namespace test sends forged ones). Should a socket report an error all
+// the same, it is counted (`counters.socketErrors`) and the other sockets are read as
+// usual: only errors of encd's own making fail the receive, where the worker backs off. Without a reader (encd stopped or killed) the
 // kernel drops ESP and AH and answers ICMP "protocol unreachable" (IPv6: "parameter
 // problem"), which encd's ruleset keeps from leaving. Allocates nothing per packet.
 
@@ -134,7 +139,8 @@ public final class RawInputQueue: PacketQueue {
             guard room > 0 else { break }
             switch receive(socket: s, batch: batch, from: n, room: room) {
             case .done(let got): n += got
-            case .failed(let e): lastError = e
+            case .failed(let e) where Self.isLocalFault(e): lastError = e
+            case .failed: counters.socketErrors &+= 1
             case .wouldBlock: break
             }
         }
@@ -143,6 +149,12 @@ public final class RawInputQueue: PacketQueue {
         counters.received += UInt64(n)
         if n == 0 { return lastError != 0 ? .failed(lastError) : .wouldBlock }
         return .done(n)
+    }
+
+    /// Errors of encd's own making (a closed or wrong descriptor, a bad buffer); every
+    /// other error a raw socket returns is the report of an ICMP error from outside.
+    @inline(__always) static func isLocalFault(_ e: Int32) -> Bool {
+        e == EBADF || e == EFAULT || e == EINVAL || e == ENOTSOCK || e == ENOMEM
     }
 
     /// One recvmmsg on socket `s` into batch slots from..<from+room; the packets kept
