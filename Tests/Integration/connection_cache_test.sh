@@ -36,17 +36,6 @@ s.bind(("198.18.1.10", 40000))
 for i in range(int(sys.argv[1])):
     s.sendto(b"%06d" % i, ("198.18.2.20", 9999)); time.sleep(float(sys.argv[2]))' "$1" "$2"
 }
-# udp_sink SECONDS: counts what reaches h2 port 9999 (prints the count when done).
-udp_sink() {
-    on h2 python3 -c '
-import socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.18.2.20", 9999)); s.settimeout(0.2)
-n, end = 0, time.time() + float(sys.argv[1])
-while time.time() < end:
-    try: s.recv(64); n += 1
-    except socket.timeout: pass
-print(n)' "$1"
-}
 
 # The inbound check's queue rule (packets out of enc0) at a gateway.
 check_count() { on "$1" nft list chain inet encd spd_forward | sed -nE 's/.*iifname "enc0" counter packets ([0-9]+).*/\1/p'; }

@@ -139,6 +139,19 @@ tcp_transfer() {
     [[ $(sha256sum <"$IT_TMP/got" | cut -d' ' -f1) == "$want" ]] || fail "TCP bytes $from -> $addr differ"
 }
 
+# udp_sink SECONDS: counts the UDP datagrams that reach h2 (`sites`) at
+# 198.18.2.20 port 9999 within SECONDS; prints the count when done.
+udp_sink() {
+    on h2 python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.18.2.20", 9999)); s.settimeout(0.2)
+n, end = 0, time.time() + float(sys.argv[1])
+while time.time() < end:
+    try: s.recv(64); n += 1
+    except socket.timeout: pass
+print(n)' "$1"
+}
+
 KEY_A=0x$(printf '11%.0s' $(seq 20)); KEY_B=0x$(printf '22%.0s' $(seq 20))
 # More AES-GCM keys: encd refuses one counter-mode key on two SAs.
 KEY_C=0x$(printf '55%.0s' $(seq 20)); KEY_D=0x$(printf '66%.0s' $(seq 20))

@@ -38,23 +38,13 @@ counter() {
 }
 # Packets NFQUEUE 2 ever handed out at gw2 (id_sequence: the 8th field).
 queue2() { on gw2 awk '$1 == 2 { print $8 }' /proc/net/netfilter/nfnetlink_queue; }
-# UDP datagrams h1 -> h2 (port 9999), and how many arrived.
+# UDP datagrams h1 -> h2 (port 9999); udp_sink (lib.sh) counts what arrives.
 udp_flow() {
     on h1 python3 -c '
 import socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(int(sys.argv[1])):
     s.sendto(b"%06d" % i, ("198.18.2.20", 9999)); time.sleep(0.003)' "$1"
-}
-udp_sink() {
-    on h2 python3 -c '
-import socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.18.2.20", 9999)); s.settimeout(0.2)
-n, end = 0, time.time() + float(sys.argv[1])
-while time.time() < end:
-    try: s.recv(64); n += 1
-    except socket.timeout: pass
-print(n)' "$1"
 }
 
 # 1. No queue trip for ESP at gw2.
