@@ -1,5 +1,7 @@
-// Worker: one thread per NFQUEUE queue. Stages of its loop:
-//   1. receive a batch (up to the batch's capacity) into preallocated buffers
+// Worker: one thread per packet source (an NFQUEUE queue, enc0, the raw ESP/AH
+// sockets: each a PacketQueue). Stages of its loop:
+//   1. receive a batch (up to the batch's capacity) into preallocated buffers; what
+//      the source dropped itself as unreadable goes into malformed_packet
 //   2. run the stage on each packet in arrival order, issuing its verdict
 //   3. flush the verdicts, then go back to 1; verdicts the kernel did not take are
 //      counted and sent again one by one (a packet without a verdict would stay
@@ -34,6 +36,8 @@ public final class Worker: @unchecked Sendable {
     private let afterBatch: ((CounterBlock<Counter>) -> Void)?
     public static let defaultBatchSize = 32
     private let log: Log
+    /// The queue's `malformed` count already added to `stats` (see `foldQueueDrops`).
+    private var malformedSeen: UInt64 = 0
 
     public init(name: String, queue: PacketQueue, batchSize: Int = Worker.defaultBatchSize, log: Log,
                 afterBatch: ((CounterBlock<Counter>) -> Void)? = nil,
@@ -80,6 +84,7 @@ public final class Worker: @unchecked Sendable {
             case .wouldBlock, .done:
                 break
             }
+            foldQueueDrops()
             guard batch.count > 0 else { continue }
             batches.add(1, ordering: .sequentiallyConsistent)
             defer { batches.add(1, ordering: .sequentiallyConsistent) }
@@ -94,6 +99,16 @@ public final class Worker: @unchecked Sendable {
             if case .failed = queue.flushVerdicts() { sent = false }
             if !sent { resend() }
         }
+    }
+
+    /// What the queue dropped itself as unreadable (a netlink message that is not a
+    /// packet, a raw read cut short) goes into `malformed_packet`, once per receive, so
+    /// encstat shows every drop.
+    @inline(__always) private func foldQueueDrops() {
+        let malformed = queue.counters.malformed
+        guard malformed != malformedSeen else { return }
+        stats.add(.malformedPacket, malformed &- malformedSeen)
+        malformedSeen = malformed
     }
 
     /// Returns once the batch in progress when it was called (if any) has had its

@@ -122,6 +122,26 @@ final class WireQueue: @unchecked Sendable {
     }
 }
 
+/// What a reader drops before any stage sees it (a queue message that is not a packet,
+/// a raw ESP read longer than its buffer) must show in encstat: the worker adds it to
+/// malformed_packet.
+@Suite struct WorkerQueueDropTests {
+    @Test func readerDropsAreCountedAsMalformed() throws {
+        let queue = FakeQueue()
+        queue.dropUnreadable(3)
+        queue.enqueue([0x45] + [UInt8](repeating: 0, count: 19))
+        let handled = DispatchSemaphore(value: 0)
+        let worker = Worker(name: "ipsec-in", queue: queue, batchSize: 4, log: Log(level: .error)) { _, _, _ in
+            handled.signal()
+            return .drop
+        }
+        worker.start()
+        defer { worker.stop() }
+        #expect(handled.wait(timeout: .now() + 5) == .success)
+        #expect(worker.stats[.malformedPacket] == 3)
+    }
+}
+
 final class DrainFlag: @unchecked Sendable {
     private let flag = Atomic<Bool>(false)
     var value: Bool { flag.load(ordering: .sequentiallyConsistent) }

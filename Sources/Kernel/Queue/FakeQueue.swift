@@ -36,6 +36,12 @@ public final class FakeQueue: PacketQueue {
         return m.id
     }
 
+    /// Counts `n` reads the queue itself drops as unreadable (a netlink message that is
+    /// not a packet, a raw read cut short), as a real reader counts them.
+    public func dropUnreadable(_ n: UInt64) {
+        counters.malformed += n
+    }
+
     public func receive(into batch: QueueBatch, wait: Bool) -> IOResult {
         batch.count = 0
         guard !pending.isEmpty else { return .wouldBlock }
