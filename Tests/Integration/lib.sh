@@ -162,7 +162,9 @@ CBC_A=0x$(printf '33%.0s' $(seq 16)); CBC_B=0x$(printf '44%.0s' $(seq 16))
 # own child, delivering every packet at once; FILE is complete when pcap_stop returns.
 pcap_start() {
     local log="$IT_TMP/pcap-$1-${2//[^a-zA-Z0-9]/_}.log"
-    ip netns exec "$IT_ID-$1" tcpdump -i "$2" -n -U --immediate-mode -w "$3" >"$log" 2>&1 &
+    # A 64 MiB capture buffer: with the default 2 MiB, tcpdump lost a third of a 2 MB
+    # transfer once encd got faster, and a check on the wire must see every packet.
+    ip netns exec "$IT_ID-$1" tcpdump -i "$2" -n -U -B 65536 --immediate-mode -w "$3" >"$log" 2>&1 &
     IT_PIDS+=("$!")
     eval "PCAP_PID_${1//-/_}_${2//[^a-zA-Z0-9]/_}=$!"
     for _ in $(seq 50); do grep -q "listening" "$log" 2>/dev/null && return 0; sleep 0.1; done
