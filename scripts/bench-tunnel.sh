@@ -19,6 +19,13 @@
 # BENCH_ROUNDS=N runs every build N times, interleaved (before, after, before, ...); the
 # last lines are a table of medians per build.
 #
+# A build may carry encd arguments after a comma: BENCH_BUILDS="w1=/path/encd,-w1
+# w2=/path/encd,-w2" compares one worker per stage with two (issue #9).
+# BENCH_TUNNELS=2 protects two flows with an SA pair each (h1's second address
+# 198.18.1.11 through gateway addresses 192.0.2.11/.12), whose SAs fall on different
+# workers, and runs every iperf3 measurement as two clients at once (one per flow,
+# figures summed). strongSwan is left out then.
+#
 # BENCH_RSS_SECONDS=600 adds a 10-minute flood through the last build, with encd's
 # resident memory on each gateway at its start, peak and end.
 #
@@ -38,38 +45,61 @@ BUILDS=${BENCH_BUILDS:-encd=$ENCD}
 ROUNDS=${BENCH_ROUNDS:-1}
 CHARON=/usr/lib/ipsec/charon
 STRONGSWAN=${BENCH_STRONGSWAN:-1}
-[[ -x $CHARON ]] || STRONGSWAN=0
+TUNNELS=${BENCH_TUNNELS:-1}
+[[ -x $CHARON && $TUNNELS == 1 ]] || STRONGSWAN=0
 source "$ROOT/Tests/Integration/lib.sh"
-for b in $BUILDS; do [[ -x ${b#*=} ]] || fail "no encd binary at ${b#*=} (swift build -c release --product encd)"; done
+for b in $BUILDS; do b=${b#*=}; [[ -x ${b%%,*} ]] || fail "no encd binary at ${b%%,*} (swift build -c release --product encd)"; done
 
 sites   # h1 — gw1 — internet — gw2 — h2 (lib.sh)
+if [[ $TUNNELS == 2 ]]; then
+    on h1 ip addr add 198.18.1.11/24 dev eth0
+    on gw1 ip addr add 192.0.2.11/24 dev wan
+    on gw2 ip addr add 192.0.2.12/24 dev wan
+fi
 
 # iperf3 KIND ARGS...: one client run from h1 against a one-shot server in h2; prints
 # "KIND: figures" parsed from iperf3's JSON.
+# With BENCH_TUNNELS=2 (and a tunnel up: "plain" runs keep one client), two clients at
+# once, from 198.18.1.10 and 198.18.1.11, their figures summed.
 iperf() {
     local kind=$1; shift
-    ip netns exec "$IT_ID-h2" iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
-    local srv=$!
-    IT_PIDS+=("$srv")
+    local clients=(198.18.1.10) i pids=() files=()
+    [[ $TUNNELS == 2 && $kind != plain* ]] && clients+=(198.18.1.11)
+    for i in "${!clients[@]}"; do
+        ip netns exec "$IT_ID-h2" iperf3 -s -1 -p $((5201 + i)) >/dev/null 2>&1 &
+        IT_PIDS+=("$!"); pids+=("$!")
+    done
     sleep 0.5
-    on h1 timeout $((SECONDS_PER_RUN + 20)) iperf3 -c 198.18.2.20 -p 5201 -t "$SECONDS_PER_RUN" -J "$@" >"$IT_TMP/$kind.json" \
-        || fail "iperf3 $kind: $(head -c 400 "$IT_TMP/$kind.json")"
-    wait $srv 2>/dev/null || true
-    python3 - "$IT_TMP/$kind.json" "$kind" <<'PY'
+    local clientpids=()
+    for i in "${!clients[@]}"; do
+        files+=("$IT_TMP/$kind-$i.json")
+        on h1 timeout $((SECONDS_PER_RUN + 20)) iperf3 -c 198.18.2.20 -B "${clients[$i]}" -p $((5201 + i)) -t "$SECONDS_PER_RUN" -J "$@" >"$IT_TMP/$kind-$i.json" &
+        clientpids+=("$!")
+    done
+    for i in "${!clientpids[@]}"; do
+        wait "${clientpids[$i]}" || fail "iperf3 $kind: $(head -c 400 "${files[$i]}")"
+    done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    python3 - "$kind" "${files[@]}" <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1])); kind = sys.argv[2]; end = r["end"]
+kind = sys.argv[1]
+runs = [json.load(open(f)) for f in sys.argv[2:]]
 if "tcp" in kind:
-    s, rx = end["sum_sent"], end["sum_received"]
-    print("%-14s TCP   %8.1f Mbit/s received (%8.1f sent, %d retransmits)"
-          % (kind, rx["bits_per_second"] / 1e6, s["bits_per_second"] / 1e6, s.get("retransmits", 0)))
+    rx = sum(r["end"]["sum_received"]["bits_per_second"] for r in runs)
+    tx = sum(r["end"]["sum_sent"]["bits_per_second"] for r in runs)
+    re = sum(r["end"]["sum_sent"].get("retransmits", 0) for r in runs)
+    print("%-14s TCP   %8.1f Mbit/s received (%8.1f sent, %d retransmits)" % (kind, rx / 1e6, tx / 1e6, re))
 else:
-    s = end["sum"]
-    secs = s["seconds"]
-    sent = s["packets"]
-    got = sent - s["lost_packets"]
-    size = r["start"]["test_start"]["blksize"]
+    sent = got = 0.0
+    lost = []
+    for r in runs:
+        s = r["end"]["sum"]
+        sent += s["packets"] / s["seconds"]
+        got += (s["packets"] - s["lost_packets"]) / s["seconds"]
+        lost.append(s["lost_percent"])
+    size = runs[0]["start"]["test_start"]["blksize"]
     print("%-14s UDP%-4d %8.0f pkt/s sent, %8.0f pkt/s received (%.1f Mbit/s of payload), %.1f%% lost"
-          % (kind, size, sent / secs, got / secs, got * size * 8 / secs / 1e6, s["lost_percent"]))
+          % (kind, size, sent, got, got * size * 8 / 1e6, max(lost)))
 PY
 }
 
@@ -96,6 +126,20 @@ fi
 
 for gw in gw1 gw2; do
     if [[ $gw == gw1 ]]; then me=1; peer=2; else me=2; peer=1; fi
+    if [[ $TUNNELS == 2 ]]; then
+        # One flow and SA pair per source address of h1; SPIs 0x1000/0x1002 into gw2 and
+        # 0x1001/0x1003 into gw1 fall on different ipsec-in workers, and the outbound
+        # SAs (numbered 1 and 2 on each gateway) on different ipsec-out workers.
+        if [[ $gw == gw1 ]]; then a="198.18.1.10 to 198.18.2.20"; b="198.18.1.11 to 198.18.2.20"
+        else a="198.18.2.20 to 198.18.1.10"; b="198.18.2.20 to 198.18.1.11"; fi
+        cat >"$IT_TMP/$gw.conf" <<CONF
+flow esp from $a local 192.0.2.$me peer 192.0.2.$peer
+flow esp from $b local 192.0.2.1$me peer 192.0.2.1$peer
+esp tunnel from 192.0.2.1 to 192.0.2.2 spi 0x1000:0x1001 enc aes-128-gcm enckey $KEY_A:$KEY_B
+esp tunnel from 192.0.2.11 to 192.0.2.12 spi 0x1002:0x1003 enc aes-128-gcm enckey $KEY_C:$KEY_D
+CONF
+        continue
+    fi
     cat >"$IT_TMP/$gw.conf" <<CONF
 flow esp from 198.18.$me.0/24 to 198.18.$peer.0/24 local 192.0.2.$me peer 192.0.2.$peer
 esp tunnel from 192.0.2.1 to 192.0.2.2 spi 0x1000:0x1001 enc aes-128-gcm enckey $KEY_A:$KEY_B
@@ -215,8 +259,9 @@ fi
 
 for round in $(seq "$ROUNDS"); do
     for b in $BUILDS; do
-        label=${b%%=*}; ENCD=${b#*=}; LAST_LABEL=$label
-        for gw in gw1 gw2; do start_encd $gw "$IT_TMP/$gw.conf"; done
+        label=${b%%=*}; ENCD=${b#*=}; LAST_LABEL=$label; args=()
+        if [[ $ENCD == *,* ]]; then read -r -a args <<<"${ENCD#*,}"; ENCD=${ENCD%%,*}; fi
+        for gw in gw1 gw2; do start_encd $gw "$IT_TMP/$gw.conf" "${args[@]}"; done
         PID1=$(encd_pid gw1); PID2=$(encd_pid gw2)
         measure "$label"
         for gw in gw1 gw2; do stop_encd $gw; done

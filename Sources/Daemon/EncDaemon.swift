@@ -40,6 +40,8 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
     private var nft: Nftables?
     private var ruleset: RulesetInstaller?
     private var workers: [Worker] = []
+    /// Workers for IPsec out and for IPsec in (raw ESP/AH) each.
+    public private(set) var workerCount = 1
     private var reserver: BackgroundReserver?
     public let notify = SystemdNotify()
     private var lockFD: Int32 = -1
@@ -205,8 +207,27 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
 
         let routing = try Rtnetlink()
         self.routing = routing
-        let tun = try TUNDevice(name: rulesetConfig.interface, tap: true, multiQueue: false, nonBlocking: true, vnetHeader: true)
+        // One enc0 queue per ipsec-out worker (the same descriptor is the ipsec-in
+        // worker of that index's way back in); the kernel steers each frame to the queue
+        // of its SA's worker.
+        var workerCount = options.workers ?? Self.defaultWorkers()
+        let tun = try TUNDevice(name: rulesetConfig.interface, tap: true, multiQueue: true, nonBlocking: true, vnetHeader: true)
         self.tun = tun
+        var tunQueues = [tun]
+        if workerCount > 1 {
+            do {
+                for _ in 1..<workerCount {
+                    tunQueues.append(try TUNDevice(name: tun.name, tap: true, multiQueue: true, nonBlocking: true, vnetHeader: true))
+                }
+                try tun.steerByMark(mask: rulesetConfig.marks.policyMask, shift: rulesetConfig.marks.policyShift, queues: workerCount)
+            } catch {
+                // Without steering the kernel would spread one SA over several workers.
+                log.warning("\(workerCount) workers per stage not possible (\(error)); running one")
+                tunQueues = [tun]
+                workerCount = 1
+            }
+        }
+        self.workerCount = workerCount
         try tun.configureEthernet(address: StageContext.interfaceMAC)
         // encd reads the outbound side from enc0: whole GSO frames (TCP and, where the
         // kernel has it, UDP segmentation offload) with their checksums left to do, up
@@ -218,36 +239,26 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         try routing.addAddress(Self.interfaceAddress, prefixLength: 32, device: tun.name)
         context.encInterfaceIndex = try routing.interfaceIndex(of: tun.name)
 
-        let sender = try RawSocketSender(mark: rulesetConfig.marks.bypass)
-        let segmentScratch = PacketBuffer()       // the ipsec-out worker's, for the segments of GSO frames
         let ctx = context!
         // [X] reads only headers, and its answer holds for every segment of a GSO packet.
         // Segmenting there would also lose the frame's source MAC (the kernel resets the
         // MAC header before it segments), which names the SA for the inbound check: a
         // decrypted run that encd wrote as one GSO frame must reach the check whole.
         let spdQueue = try NFQueue(queueConfig(rulesetConfig.spdQueue, gso: true))
-        let outQueue = DeviceQueue(device: tun, number: rulesetConfig.outputQueue)
-        // ESP and AH arrive on raw sockets, after every input hook, with no verdict; ESP
-        // in UDP stays on a queue (its port is shared with IKE, whose packets the queue
-        // accepts on to their socket). Each has its own worker: an SA's encapsulation
-        // says which one owns it (ESPInput refuses the other kind before touching it).
-        let rawInput = try RawInputQueue(number: rulesetConfig.inputQueue)
         let inQueue = try NFQueue(queueConfig(rulesetConfig.inputQueue))
         let cleartextQueue = try NFQueue(queueConfig(rulesetConfig.cleartextQueue))
         // The input workers' writes into enc0 wait for the end of their batch, where runs
         // of one TCP or UDP flow go in as one GSO frame (FrameInjector).
-        let injector = FrameInjector(device: tun, capacity: Worker.defaultBatchSize, vnetHeader: tun.vnetHeader)
         let udpInjector = FrameInjector(device: tun, capacity: Worker.defaultBatchSize, vnetHeader: tun.vnetHeader)
         workers = [
             Worker(name: "spd", queue: spdQueue, log: log) { b, m, s in
                 SPDStage.handle(b, meta: m, context: ctx, stats: s)
             },
-            Worker(name: "ipsec-out", queue: outQueue, log: log) { b, _, s in
-                OutputStage.handleFrame(b, sender: sender, scratch: segmentScratch, context: ctx, stats: s)
-            },
-            Worker(name: "ipsec-in", queue: rawInput, log: log, afterBatch: { injector.flush(stats: $0) }) { b, m, s in
-                InputStage.handle(b, meta: m, device: injector, context: ctx, stats: s)
-            },
+            // ESP and AH arrive on raw sockets, after every input hook, with no verdict;
+            // ESP in UDP stays on a queue (its port is shared with IKE, whose packets the
+            // queue accepts on to their socket), with one worker of its own: an SA's
+            // encapsulation says which kind of worker owns it (ESPInput refuses the other
+            // kind before touching it).
             Worker(name: "ipsec-in-udp", queue: inQueue, log: log, afterBatch: { udpInjector.flush(stats: $0) }) { b, m, s in
                 InputStage.handle(b, meta: m, device: udpInjector, context: ctx, stats: s)
             },
@@ -255,6 +266,21 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
                 CleartextStage.handle(b, meta: m, context: ctx, stats: s)
             },
         ]
+        // IPsec out and IPsec in (raw) have `workerCount` workers each; an SA belongs to
+        // one (WorkerShare: outbound by its number, which enc0's steering program reads
+        // from the mark; inbound by SPI, which each worker's socket filters keep).
+        for (share, queue) in zip(WorkerShare.all(workerCount), tunQueues) {
+            let sender = try RawSocketSender(mark: rulesetConfig.marks.bypass)
+            let segmentScratch = PacketBuffer()       // for the segments of GSO frames
+            workers.append(Worker(name: "ipsec-out", queue: DeviceQueue(device: queue, number: rulesetConfig.outputQueue), log: log) { b, _, s in
+                OutputStage.handleFrame(b, sender: sender, scratch: segmentScratch, context: ctx, share: share, stats: s)
+            })
+            let rawInput = try RawInputQueue(number: rulesetConfig.inputQueue, share: share)
+            let injector = FrameInjector(device: queue, capacity: Worker.defaultBatchSize, vnetHeader: queue.vnetHeader)
+            workers.append(Worker(name: "ipsec-in", queue: rawInput, log: log, afterBatch: { injector.flush(stats: $0) }) { b, m, s in
+                InputStage.handle(b, meta: m, device: injector, context: ctx, share: share, stats: s)
+            })
+        }
         let nft = try Nftables(log: { [log] in log.debug($0) })
         self.nft = nft
         // Before anything is routed into enc0: the egress chain that tells the ipsec-out
@@ -288,7 +314,7 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         let snap = plane.box.value
         log.info("control socket \(options.socketPath)")
         let summary = "\(snap.spd.flows.count) flows, \(snap.sad.count) SAs, interface \(tun.name)"
-        log.info("started: \(summary), queues [X] \(rulesetConfig.spdQueue), ipsec-out reads \(tun.name), ipsec-in raw ESP/AH sockets and queue \(rulesetConfig.inputQueue) (NAT-T), cleartext check \(rulesetConfig.cleartextQueue), NAT-T port \(rulesetConfig.natTraversalPort), mark mask 0x\(String(rulesetConfig.marks.mask, radix: 16)), route table \(Self.routeTable)")
+        log.info("started: \(summary), queues [X] \(rulesetConfig.spdQueue), ipsec-out reads \(tun.name), ipsec-in raw ESP/AH sockets (\(workerCount) worker\(workerCount == 1 ? "" : "s") each) and queue \(rulesetConfig.inputQueue) (NAT-T), cleartext check \(rulesetConfig.cleartextQueue), NAT-T port \(rulesetConfig.natTraversalPort), mark mask 0x\(String(rulesetConfig.marks.mask, radix: 16)), route table \(Self.routeTable)")
         notify.ready("running: \(summary)")
     }
 
@@ -414,6 +440,11 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         if let plane { plane.tick() } else { clock.set(CoarseClock.monotonicSeconds()) }
     }
 
+    /// One worker per CPU this process may run on, at most Options.maxWorkers.
+    static func defaultWorkers() -> Int {
+        min(Int(encshim_allowed_cpus()), Options.maxWorkers)
+    }
+
     /// All workers' counters.
     public var counters: CounterSnapshot { CounterSnapshot(summing: workers.map(\.stats)) }
 
@@ -421,25 +452,32 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         let kernel = (try? QueueStats.read()) ?? []
         let workers = self.workers
         let interface = rulesetConfig.interface
+        // A stage's figures are its workers' sums.
+        func sum(_ role: String) -> QueueCounters {
+            workers.filter { $0.name == role }.reduce(into: QueueCounters()) { total, w in
+                let c = w.queueCounters
+                total.received &+= c.received
+                total.overruns &+= c.overruns
+            }
+        }
         return queues.map { number, role in
-            let worker = workers.first { $0.name == role }
             if role == "ipsec-out" {
-                // No NFQUEUE: the worker reads enc0, whose transmit queue drops what it cannot hold.
+                // No NFQUEUE: the workers read enc0, whose transmit queues drop what they cannot hold.
                 let dropped = ((try? KernelStats.transmitDrops(interface)) ?? nil) ?? 0
                 return QueueStatus(number: number, role: role, waiting: 0, queueDropped: dropped, userDropped: 0,
-                                   received: worker?.queueCounters.received ?? 0)
+                                   received: sum(role).received)
             }
             let k = kernel.first { $0.queue == number }
             if role == "ipsec-in" {
-                // Two readers: raw ESP/AH sockets (what they could not hold counts as the
-                // socket being full) and the NAT-T queue of this number.
-                let raw = worker?.queueCounters ?? QueueCounters()
-                let udp = workers.first { $0.name == "ipsec-in-udp" }?.queueCounters.received ?? 0
+                // Two kinds of reader: raw ESP/AH sockets (what they could not hold counts
+                // as the socket being full) and the NAT-T queue of this number.
+                let raw = sum(role)
+                let udp = sum("ipsec-in-udp").received
                 return QueueStatus(number: number, role: role, waiting: k?.waiting ?? 0, queueDropped: k?.queueDropped ?? 0,
                                    userDropped: (k?.userDropped ?? 0) &+ raw.overruns, received: raw.received &+ udp)
             }
             return QueueStatus(number: number, role: role, waiting: k?.waiting ?? 0, queueDropped: k?.queueDropped ?? 0,
-                               userDropped: k?.userDropped ?? 0, received: worker?.queueCounters.received ?? 0)
+                               userDropped: k?.userDropped ?? 0, received: sum(role).received)
         }
     }
 

@@ -1,9 +1,10 @@
 // encd's command line:
-//   encd [-dnUv] [-D macro=value] [-f file] [-L statedir] [-R rundir] [-S socket]
+//   encd [-dnUv] [-D macro=value] [-f file] [-L statedir] [-R rundir] [-S socket] [-w workers]
 // -S names the control socket, as encctl, encstat and encd-iked spell it (default
 // rundir/encd.sock). Older spellings keep working with a warning: -s socket, and
 // -S naming an existing directory (it used to be the state directory, now -L).
 // -U removes what a stopped encd left in the kernel and exits.
+// -w sets how many workers protect and how many unprotect (each SA belongs to one).
 
 #if canImport(Glibc)
 import Glibc
@@ -21,6 +22,9 @@ public struct Options: Sendable, Equatable {
     public var runDirectory = "/run/encd"
     /// The control socket; nil = runDirectory + "/encd.sock".
     public var socket: String?
+    /// -w: workers for IPsec out and for IPsec in (raw ESP/AH) each; nil = one per CPU, at most `maxWorkers`.
+    public var workers: Int?
+    public static let maxWorkers = 16
     /// What the command line spelled the old way (printed as warnings).
     public var warnings: [String] = []
 
@@ -29,7 +33,7 @@ public struct Options: Sendable, Equatable {
 
     public init() {}
 
-    public static let usage = "usage: encd [-dnUv] [-D macro=value] [-f file] [-L statedir] [-R rundir] [-S socket]"
+    public static let usage = "usage: encd [-dnUv] [-D macro=value] [-f file] [-L statedir] [-R rundir] [-S socket] [-w workers]"
 
     /// Parses argv (without the program name); throws a one-line message on bad input.
     /// `isDirectory` tells an old `-S statedir` from `-S socket` (tests replace it).
@@ -52,11 +56,16 @@ public struct Options: Sendable, Equatable {
                 case "v": o.verbose += 1
                 case "n": o.checkOnly = true
                 case "U": o.unload = true
-                case "f", "D", "S", "R", "s", "L":
+                case "f", "D", "S", "R", "s", "L", "w":
                     let v = flags.isEmpty ? try value("-\(f)") : String(flags)
                     flags = []
                     switch f {
                     case "f": o.file = v
+                    case "w":
+                        guard let n = Int(v), (1...maxWorkers).contains(n) else {
+                            throw DaemonError("-w \(v): workers must be a number from 1 to \(maxWorkers)")
+                        }
+                        o.workers = n
                     case "L": o.stateDirectory = v
                     case "R": o.runDirectory = v
                     case "S" where isDirectory(v):

@@ -85,13 +85,16 @@ public final class PolicyBuilder {
         }
         let sad = SAD(sas)
         // Stable SA numbers; freed numbers are not reused at once, so a packet
-        // numbered just before a change cannot reach a different SA.
+        // numbered just before a change cannot reach a different SA. Outbound SAs are
+        // numbered first: with several ipsec-out workers an SA's worker is its number
+        // modulo their count, and consecutive numbers spread them evenly.
         var byNumber: [UInt32: SecurityAssociation] = [:]
         var numberOf: [SAKey: UInt32] = [:]
         let live = Set(sas.map(\.key))
         let kept = numbers.filter { live.contains($0.key) }
         var used = Set(kept.values)
-        for sa in sas.sorted(by: { ($0.key.spi, $0.key.destination) < ($1.key.spi, $1.key.destination) }) {
+        let inboundLast = { (sa: SecurityAssociation) in sa.direction == .inbound ? 1 : 0 }
+        for sa in sas.sorted(by: { (inboundLast($0), $0.key.spi, $0.key.destination) < (inboundLast($1), $1.key.spi, $1.key.destination) }) {
             let n: UInt32
             if let k = kept[sa.key] { n = k } else {
                 n = try allocateNumber(avoiding: used)

@@ -1,4 +1,4 @@
-// The four packet stages, each run by its own worker (IPsec in by two): [X] and the
+// The four packet stages, each run by its own workers: [X] and the
 // cleartext check read an NFQUEUE queue, IPsec out reads enc0, IPsec in reads raw ESP
 // and AH sockets and the NAT-T queue. They hold no kernel handles: a stage gets a packet and its
 // metadata, returns the verdict, and talks to the kernel only through
@@ -25,11 +25,11 @@
 // dstnat. So the check judges the packet as it is after NAT, against the SA that
 // really carried it (OpenBSD's ipsec_forward_check/ipsec_local_check order).
 //
-// Packet order per SA: every outbound SA is handled by the output worker and every
-// inbound SA by one input worker (the raw sockets' or, UDP-encapsulated, the NAT-T
-// queue's: ESPInput refuses the other kind first), so each SA's sequence numbers and
-// replay window have one owner. With several queues per stage (fanout), SAs will be pinned to
-// workers; the stages already take a per-worker CounterBlock.
+// Packet order per SA: IPsec out and IPsec in (raw) have several workers, and every
+// SA belongs to one (WorkerShare: outbound by number, inbound by SPI; the kernel
+// steers the packets, the stages check again); a UDP-encapsulated inbound SA belongs
+// to the NAT-T queue's worker (ESPInput refuses the other kind first). So each SA's
+// sequence numbers and replay window have one owner.
 
 #if canImport(Glibc)
 import Glibc
@@ -167,8 +167,11 @@ public enum OutputStage {
     /// big", or EMSGSIZE for a local socket; one that may, was fragmented), so every
     /// packet here fits enc0. The verdict is meaningless: the frame is already the
     /// device's; `.drop` is returned when it was not sent.
+    /// `share`: the SAs this worker owns (the kernel's steering sends it only theirs;
+    /// any other is dropped here, never protected by two workers at once).
     public static func handleFrame(_ buffer: PacketBuffer, sender: PacketSender, scratch: PacketBuffer,
-                                   context ctx: StageContext, stats: CounterBlock<Counter>) -> StageVerdict {
+                                   context ctx: StageContext, share: WorkerShare = .whole,
+                                   stats: CounterBlock<Counter>) -> StageVerdict {
         let f = buffer.bytes
         guard let vnet = VirtioNetHeaderFields.read(UnsafeRawBufferPointer(f)), f.count > VirtioNetHeader.size + 14 else {
             stats.add(.malformedPacket)
@@ -181,7 +184,7 @@ public enum OutputStage {
             stats.add(.malformedPacket)
             return .drop
         }
-        guard let policy = ctx.marks.policy(of: mark), let sa = ctx.snapshot.outbound(policy: policy) else {
+        guard let policy = ctx.marks.policy(of: mark), share.owns(policy), let sa = ctx.snapshot.outbound(policy: policy) else {
             // The kernel's own link-local multicast (an MLD report when enc0 comes up,
             // before the rules that drop it exist) is never IPsec: dropped uncounted.
             if !isLinkLocalMulticast(buffer.bytes) { stats.add(.failClosed) }
@@ -261,13 +264,25 @@ public enum InputStage {
     /// IPsec in: unprotects one ESP/AH/ESP-in-UDP packet and writes the result into
     /// enc0. IKE on the NAT-T port is accepted for its socket; everything else is
     /// consumed (dropped from the queue) whatever happens to it.
+    /// `share`: the SPIs of raw ESP/AH this worker owns (its sockets' filters keep only
+    /// those; one that came in before a filter was attached is dropped here).
     public static func handle(_ buffer: PacketBuffer, meta: QueuedPacket, device: PacketDevice,
-                              context ctx: StageContext, stats: CounterBlock<Counter>) -> StageVerdict {
+                              context ctx: StageContext, share: WorkerShare = .whole,
+                              stats: CounterBlock<Counter>) -> StageVerdict {
         let snap = ctx.snapshot
         let p = buffer.bytes
         guard let outer = IPLayout.read(p) else {
             stats.add(.malformedPacket)
             return .drop
+        }
+        if share.count > 1, outer.payloadProtocol != IPProtocol.udp {
+            // As the sockets' filter: by the SPI's hash, a packet too short for one is worker 0's.
+            let at = outer.headerLength + (outer.payloadProtocol == IPProtocol.ah ? 4 : 0)
+            let owned = at + 4 <= min(outer.packetLength, p.count) ? share.owns(spi: p.be32(at)) : share.index == 0
+            guard owned else {
+                stats.add(.failClosed)
+                return .drop
+            }
         }
         if let refused = disabled(p, outer, ctx.switches) {
             stats.add(refused)

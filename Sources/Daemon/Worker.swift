@@ -11,6 +11,7 @@
 // (the systemd watchdog reads it). Each worker owns its CounterBlock; nothing is
 // shared per packet except the policy snapshot (read under a short lock).
 
+import CEncShim
 import EncCore
 import Foundation
 import IPsec
@@ -56,6 +57,7 @@ public final class Worker: @unchecked Sendable {
     public func start() {
         running.store(true, ordering: .relaxed)
         let t = Thread { [self] in
+            _ = encshim_set_thread_name("encd-\(name)")
             run()
             finished.signal()
         }

@@ -22,6 +22,22 @@ import Testing
         #expect(throws: DaemonError.self) { try Options.parse(["-x"]) }
     }
 
+    @Test func workersPerStageAreOneToSixteen() throws {
+        #expect(try Options.parse([]).workers == nil)
+        #expect(try Options.parse(["-w", "2"]).workers == 2)
+        #expect(try Options.parse(["-dw16"]).workers == 16)
+        for bad in ["0", "17", "-1", "two", "99999999999999999999"] {
+            #expect(throws: DaemonError.self) { try Options.parse(["-w", bad]) }
+        }
+        #expect((1...Options.maxWorkers).contains(EncDaemon.defaultWorkers()))
+        #expect(WorkerShare(index: 2, count: 2) == nil && WorkerShare(index: 0, count: 0) == nil)
+        #expect(WorkerShare.all(3).map(\.description) == ["1/3", "2/3", "3/3"])
+        #expect(WorkerShare.whole.owns(7) && WorkerShare.all(2)[1].owns(7) && !WorkerShare.all(2)[0].owns(7))
+        // Inbound SPIs of manual key pairs (every other number) still spread over two workers.
+        let even = (0..<64).map { UInt32(0x1000 + 2 * $0) }.filter { WorkerShare.all(2)[0].owns(spi: $0) }.count
+        #expect((20...44).contains(even), "\(even) of 64")
+    }
+
     @Test func policyRulesRouteProtectedTrafficAndTheReversePathCheckIntoEnc0() {
         let rules = EncDaemon.policyRules(EncdRulesetConfig()).map(\.description)
         #expect(rules == [

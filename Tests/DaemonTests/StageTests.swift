@@ -75,18 +75,20 @@ final class Gateway {
     }
 
     /// IPsec out for a frame read from enc0; returns everything it sent.
-    func outputFrame(_ frame: [UInt8]) -> [[UInt8]] {
+    func outputFrame(_ frame: [UInt8], share: WorkerShare = .whole) -> [[UInt8]] {
         let before = sender.sent.count
-        let verdict = OutputStage.handleFrame(PacketBuffer(packet: frame), sender: sender, scratch: scratch, context: context, stats: stats)
+        let verdict = OutputStage.handleFrame(PacketBuffer(packet: frame), sender: sender, scratch: scratch, context: context,
+                                              share: share, stats: stats)
         let sent = Array(sender.sent[before...])
         #expect(verdict == (sent.isEmpty ? .drop : .accept))
         return sent
     }
 
     /// IPsec in; returns the packet written into enc0 (without its Ethernet header).
-    func input(_ wire: [UInt8]) -> (QueueVerdict, [UInt8]?) {
+    func input(_ wire: [UInt8], share: WorkerShare = .whole) -> (QueueVerdict, [UInt8]?) {
         let before = tun.written.count
-        let v = InputStage.handle(PacketBuffer(packet: wire), meta: QueuedPacket(), device: tun, context: context, stats: stats)
+        let v = InputStage.handle(PacketBuffer(packet: wire), meta: QueuedPacket(), device: tun, context: context,
+                                  share: share, stats: stats)
         guard tun.written.count > before, let frame = tun.written.last else { return (v, nil) }
         #expect(Array(frame[0..<6]) == StageContext.interfaceMAC)
         #expect(frame[12] == (frame[14] >> 4 == 4 ? 0x08 : 0x86))
@@ -148,6 +150,31 @@ func siteConf2() -> String {
         #expect(MarkLayout.default.policy(of: m2) == nil)
         #expect(gw1.snapshot.value(.output, in: .esp) == 1 && gw2.snapshot.value(.input, in: .esp) == 1)
         #expect(gw1.snapshot[.encOutputPackets] == 1 && gw2.snapshot[.encInputPackets] == 1)
+    }
+
+    /// With several workers per stage, a worker never touches an SA outside its share
+    /// (outbound by SA number, inbound by SPI): a packet the kernel handed to the wrong
+    /// one is dropped and counted without using a sequence number or the replay window.
+    @Test func aWorkerTouchesOnlyTheSAsOfItsShare() throws {
+        let gw1 = try Gateway(siteConf(), local: ["192.0.2.1"])
+        let gw2 = try Gateway(siteConf2(), local: ["192.0.2.2"])
+        let packet = ping(h1, h2)
+        guard case .acceptWithMark(let mark) = gw1.spd(packet) else { Issue.record("expected protect"); return }
+        let policy = try #require(MarkLayout.default.policy(of: mark))
+        let shares = WorkerShare.all(2)
+        let owner = shares[Int(policy % 2)], other = shares[Int((policy + 1) % 2)]
+        #expect(gw1.outputFrame(EncFrame.make(packet, mark: mark), share: other).isEmpty)
+        #expect(gw1.snapshot[.failClosed] == 1)
+        let wire = try #require(gw1.outputFrame(EncFrame.make(packet, mark: mark), share: owner).last)
+        #expect(Array(wire[20..<28]) == [0, 0, 0x10, 0x00, 0, 0, 0, 1])   // SPI 0x1000, sequence 1: the refused copy used none
+        // Inbound by the SPI's hash.
+        let spiOwner = try #require(shares.first { $0.owns(spi: 0x1000) })
+        let notOwner = try #require(shares.first { !$0.owns(spi: 0x1000) })
+        #expect(gw2.input(wire, share: notOwner).1 == nil)
+        #expect(gw2.snapshot[.failClosed] == 1 && gw2.snapshot.value(.input, in: .esp) == 0)
+        #expect(gw2.input(wire, share: spiOwner).1 == packet)
+        #expect(gw2.input(wire, share: spiOwner).1 == nil)          // a replay, as ever
+        #expect(gw2.snapshot[.espReplay] == 1)
     }
 
     @Test func peerSpoofingAnotherSiteIsDroppedAfterDecryption() throws {

@@ -83,17 +83,18 @@ CONF
     done
 }
 
-# start_encd NAME CONF: starts encd in namespace NAME with CONF (a file), waits until it
-# is up; its state survives restarts in $IT_TMP/NAME.
+# start_encd NAME CONF [ARG...]: starts encd in namespace NAME with CONF (a file) and
+# any further arguments, waits until it is up; its state survives restarts in $IT_TMP/NAME.
 start_encd() {
     local name=$1 conf=$2
+    shift 2
     mkdir -p "$IT_TMP/$name/state" "$IT_TMP/$name/run"
     # The log is appended to across restarts: wait for one more "started" than it has.
     local started
     started=$(grep -c "encd: started" "$IT_TMP/$name-encd.log" 2>/dev/null || true); started=${started:-0}
     # Not through `on`: a backgrounded function runs in a subshell, and $! would be that
     # shell's PID rather than encd's (stop_encd and the cleanup would miss encd).
-    ip netns exec "$IT_ID-$name" "$ENCD" -d -f "$conf" -L "$IT_TMP/$name/state" -R "$IT_TMP/$name/run" >>"$IT_TMP/$name-encd.log" 2>&1 &
+    ip netns exec "$IT_ID-$name" "$ENCD" -d -f "$conf" -L "$IT_TMP/$name/state" -R "$IT_TMP/$name/run" "$@" >>"$IT_TMP/$name-encd.log" 2>&1 &
     local pid=$!
     IT_PIDS+=("$pid")
     eval "ENCD_PID_${name//-/_}=$pid"

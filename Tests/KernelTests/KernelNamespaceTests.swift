@@ -23,10 +23,19 @@ final class Rig {
     var logs: [String] = []
     let rules: [MarkRule]
 
-    init() throws {
+    /// enc0's other queues (`queues` > 1: a multi-queue TAP steered by the mark, as encd
+    /// opens it for several workers).
+    var queues: [TUNDevice] = []
+
+    init(queues count: Int = 1) throws {
         spd = try NFQueue(QueueConfig(number: config.spdQueue))
         input = try NFQueue(QueueConfig(number: config.inputQueue))
-        tun = try TUNDevice(name: config.interface, tap: true, vnetHeader: true)
+        tun = try TUNDevice(name: config.interface, tap: true, multiQueue: count > 1, vnetHeader: true)
+        queues = [tun]
+        for _ in 1..<max(1, count) {
+            queues.append(try TUNDevice(name: config.interface, tap: true, multiQueue: true, vnetHeader: true))
+        }
+        if count > 1 { try tun.steerByMark(mask: config.marks.policyMask, shift: config.marks.policyShift, queues: count) }
         try tun.configureEthernet(address: Rig.enc0MAC)
         try tun.enableReadOffloads()
         try tun.setTransmitQueueLength(1000)
@@ -88,11 +97,11 @@ final class Rig {
 
     /// Reads frames from enc0 until one whose IP packet matches, or timeout: the
     /// packet and the mark enc0's egress chain wrote into the destination MAC.
-    func readTUN(seconds: Double, _ match: ([UInt8]) -> Bool) -> (packet: [UInt8], mark: UInt32)? {
+    func readTUN(seconds: Double, queue: Int = 0, _ match: ([UInt8]) -> Bool) -> (packet: [UInt8], mark: UInt32)? {
         let buffer = PacketBuffer()
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            if case .done = tun.read(into: buffer), buffer.count > 24 {
+            if case .done = queues[queue].read(into: buffer), buffer.count > 24 {
                 let f = buffer.array
                 let ip = Array(f[24...])
                 if match(ip) { return (ip, f[12..<16].reduce(0) { $0 << 8 | UInt32($1) }) }
@@ -331,6 +340,81 @@ struct KernelNamespaceTests {
         #expect(Array(esp6[24..<40]) == Array(IPAddress("2001:db8:1::1")!.bytes))
         #expect(Array(esp6[40..<44]) == [0, 0, 0x20, 4])
         #expect(try Netns.counter(table: "encd", chain: "ipsec_input", containing: "esp counter") >= 2)
+    }
+
+    /// Several ipsec-in workers: each one's raw sockets keep the SPIs of its share
+    /// (WorkerShare's SPI hash; the filter computes it as the stage does), for ESP and AH, IPv4 and IPv6; a packet too short for an SPI is
+    /// worker 0's. The kernel copies every packet to both, so nothing else is lost.
+    @Test func rawInputSocketsOfTwoWorkersSplitTheSPIs() throws {
+        let rig = try Rig()
+        defer { try? rig.tearDown() }
+        let shares = WorkerShare.all(2)
+        let readers = try shares.map { try RawInputQueue(number: rig.config.inputQueue, share: $0, waitMilliseconds: 200) }
+        let script = """
+        import socket
+        e = socket.socket(socket.AF_INET, socket.SOCK_RAW, 50)
+        a = socket.socket(socket.AF_INET, socket.SOCK_RAW, 51)
+        e6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 50)
+        for i in range(8):
+            e.sendto(bytes([0, 0, 0x20, i, 0, 0, 0, 1]) + b'esp', ('198.51.100.1', 0))
+            a.sendto(bytes([4, 4, 0, 0, 0, 0, 0x30, i, 0, 0, 0, 1]) + bytes(16), ('198.51.100.1', 0))
+            e6.sendto(bytes([0, 0, 0x40, i, 0, 0, 0, 1]) + b'esp6', ('2001:db8:1::1', 0))
+        e.sendto(bytes([0, 0, 0x50]), ('198.51.100.1', 0))
+        e6.sendto(bytes([0, 0, 0x60]), ('2001:db8:1::1', 0))
+        """
+        let (status, out) = try Netns.run(Netns.inPeer(["python3", "-c", script]))
+        #expect(status == 0, "\(out)")
+        let batch = QueueBatch(capacity: 64)
+        for (share, reader) in zip(shares, readers) {
+            var spis: [UInt32] = []
+            var short = 0
+            let deadline = Date().addingTimeInterval(2)
+            while Date() < deadline {
+                guard case .done(let n) = reader.receive(into: batch, wait: true) else { continue }
+                for i in 0..<n {
+                    let p = batch.buffers[i].array
+                    let header = p[0] >> 4 == 4 ? 20 : 40
+                    let at = header + ((p[0] >> 4 == 4 ? p[9] : p[6]) == 51 ? 4 : 0)
+                    if p.count < at + 4 { short += 1; continue }
+                    spis.append(p[at..<at + 4].reduce(0) { $0 << 8 | UInt32($1) })
+                }
+            }
+            var expected: [UInt32] = []
+            for i in UInt32(0)..<8 {
+                expected += [0x2000 + i, 0x3000 + i, 0x4000 + i].filter { share.owns(spi: $0) }
+            }
+            #expect(spis.sorted() == expected.sorted(), "worker \(share)")
+            #expect(expected.count >= 6, "the hash should spread 24 SPIs over two workers")
+            #expect(short == (share.index == 0 ? 2 : 0), "worker \(share): \(short) short packets")
+            #expect(reader.counters.overruns == 0 && reader.counters.malformed == 0)
+        }
+    }
+
+    /// Several ipsec-out workers: enc0 is a multi-queue TAP whose steering program sends
+    /// every frame to queue (SA number % queues), the SA number [X] put in the mark.
+    @Test func enc0SteersEachSAsPacketsToOneQueue() throws {
+        let rig = try Rig(queues: 2)
+        defer { try? rig.tearDown() }
+        let marks = (1...6).map { rig.marks.protectMark(policy: UInt32($0), keeping: 0)! }
+        let script = """
+        import socket
+        for m in [\(marks.map(String.init).joined(separator: ", "))]:
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            u.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, m)
+            for i in range(5):
+                u.sendto(b'steer', ('203.0.113.7', 7000 + i))
+        """
+        let (status, out) = try Netns.run(["python3", "-c", script])
+        #expect(status == 0, "\(out)")
+        for q in 0..<2 {
+            var policies: [UInt32] = []
+            while let read = rig.readTUN(seconds: 1, queue: q, { Packets.v4Destination($0) == "203.0.113.7" }) {
+                policies.append(rig.marks.policy(of: read.mark) ?? 0)
+            }
+            var expected: [UInt32] = []
+            for policy in UInt32(1)...6 where policy % 2 == UInt32(q) { expected += [UInt32](repeating: policy, count: 5) }
+            #expect(policies.sorted() == expected, "queue \(q)")
+        }
     }
 
     @Test func rawInputReceivesWithoutAllocating() throws {

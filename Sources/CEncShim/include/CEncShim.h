@@ -24,10 +24,17 @@
 #include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <linux/in6.h>   /* after netinet/in.h (libc-compat): IPV6_FLOWINFO, which glibc lacks */
+#include <stddef.h>
+#include <linux/bpf.h>
+#include <linux/filter.h>
 
 /* Keeps key material out of core dumps (and /proc/PID/mem of other users): prctl is
  * variadic, so Swift cannot call it. */
 static inline int encshim_set_dumpable(int on) { return prctl(PR_SET_DUMPABLE, on ? 1 : 0, 0, 0, 0); }
+
+/* Names the calling thread as `top -H` and /proc/PID/task/TID/comm show it (at most
+ * 15 bytes are kept). Foundation's Thread.name does not reach the kernel on Linux. */
+static inline int encshim_set_thread_name(const char *name) { return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }
 
 static inline unsigned long encshim_tunsetiff(void) { return TUNSETIFF; }
 static inline short encshim_iff_tun(void) { return IFF_TUN; }
@@ -89,6 +96,84 @@ static inline int encshim_tun_set_iff(int fd, const char *name, short flags, cha
  * and packets with their checksum left to do, described by the virtio_net_hdr. */
 static inline int encshim_tun_set_offload(int fd, unsigned int flags) {
     return ioctl(fd, TUNSETOFFLOAD, (unsigned long)flags);
+}
+
+/* The CPUs this process may run on (sched_getaffinity by syscall: glibc's CPU_*
+ * macros need _GNU_SOURCE); 1 when the call fails. */
+static inline int encshim_allowed_cpus(void) {
+    unsigned long mask[16];
+    long bytes = syscall(SYS_sched_getaffinity, 0, sizeof mask, mask);
+    int count = 0;
+    for (long i = 0; bytes > 0 && i < bytes / (long)sizeof mask[0]; i++) count += __builtin_popcountl(mask[i]);
+    return count > 0 ? count : 1;
+}
+
+/* Several workers per stage (issue #9): each SA belongs to one worker.
+ *
+ * Outbound, enc0 is a multi-queue TAP with one queue per worker. The kernel picks the
+ * queue of every frame routing sends into it with this steering program (an eBPF
+ * socket filter; TUNSETSTEERINGEBPF): ((skb->mark & mask) >> shift) % queues, the
+ * number of the outbound SA [X] chose, so every packet of one SA reaches one worker.
+ * Loading it needs CAP_BPF (or CAP_SYS_ADMIN). The device keeps its own reference to
+ * the program. Returns 0, or -1 with errno set. */
+static inline int encshim_tun_steer_by_mark(int tunfd, uint32_t mask, uint32_t shift, uint32_t queues) {
+    if (queues == 0 || shift > 31) { errno = EINVAL; return -1; }
+    struct bpf_insn program[5];
+    memset(program, 0, sizeof program);
+    program[0].code = BPF_LDX | BPF_MEM | BPF_W;        /* r0 = skb->mark */
+    program[0].dst_reg = BPF_REG_0;
+    program[0].src_reg = BPF_REG_1;
+    program[0].off = offsetof(struct __sk_buff, mark);
+    program[1].code = BPF_ALU | BPF_AND | BPF_K;        /* w0 &= mask */
+    program[1].imm = (int32_t)mask;
+    program[2].code = BPF_ALU | BPF_RSH | BPF_K;        /* w0 >>= shift */
+    program[2].imm = (int32_t)shift;
+    program[3].code = BPF_ALU | BPF_MOD | BPF_K;        /* w0 %= queues */
+    program[3].imm = (int32_t)queues;
+    program[4].code = BPF_JMP | BPF_EXIT;
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.prog_type = BPF_PROG_TYPE_SOCKET_FILTER;
+    attr.insns = (uint64_t)(uintptr_t)program;
+    attr.insn_cnt = 5;
+    attr.license = (uint64_t)(uintptr_t)"BSD";
+    int prog = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof attr);
+    if (prog < 0) return -1;
+    int result = ioctl(tunfd, TUNSETSTEERINGEBPF, &prog);
+    int saved = errno;
+    close(prog);
+    errno = saved;
+    return result < 0 ? -1 : 0;
+}
+
+/* Inbound, every worker has its own raw ESP/AH sockets, and the kernel hands each
+ * socket a copy of every packet. This classic BPF filter keeps a socket's share: the
+ * packets whose ((SPI * multiplier mod 2^32) >> 16) % workers == index (WorkerShare's
+ * SPI hash, multiplier 0x9E3779B1). The SPI is `spi_offset` bytes into ESP or
+ * AH (0 and 4), which starts after the IPv4 header (`ipv4`: a raw IPv4 socket sees
+ * the header, its length from IHL) or at the start (IPv6). A packet too short to hold
+ * the SPI goes to worker 0, which counts it as malformed. SO_ATTACH_FILTER. */
+static inline int encshim_attach_spi_share(int fd, int ipv4, uint32_t spi_offset, uint32_t multiplier,
+                                           uint32_t workers, uint32_t index) {
+    if (workers == 0 || index >= workers || spi_offset > 0xffff) { errno = EINVAL; return -1; }
+    struct sock_filter code[] = {
+        ipv4 ? (struct sock_filter)BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0)    /* 0  x = IPv4 header length */
+             : (struct sock_filter)BPF_STMT(BPF_LDX | BPF_IMM, 0),           /*    x = 0 */
+        BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),                               /* 1  a = length */
+        BPF_STMT(BPF_ALU | BPF_SUB | BPF_X, 0),                              /* 2  a -= x */
+        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, spi_offset + 4, 0, 5),           /* 3  short: to 9 */
+        BPF_STMT(BPF_LD | BPF_W | BPF_IND, spi_offset),                      /* 4  a = SPI */
+        BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, multiplier),                     /* 5  a *= multiplier (mod 2^32) */
+        BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 16),                             /* 6  a >>= 16 */
+        BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, workers),                        /* 7  a %= workers */
+        BPF_JUMP(BPF_JMP | BPF_JA, 1, 0, 0),                                 /* 8  to 10 */
+        BPF_STMT(BPF_LD | BPF_IMM, 0),                                       /* 9  a = 0 */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, index, 0, 1),                    /* 10 ours? */
+        BPF_STMT(BPF_RET | BPF_K, 0xffffffff),                               /* 11 keep it whole */
+        BPF_STMT(BPF_RET | BPF_K, 0),                                        /* 12 not ours */
+    };
+    struct sock_fprog program = { .len = sizeof code / sizeof code[0], .filter = code };
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program);
 }
 
 /* recvmmsg(2): glibc declares it only with _GNU_SOURCE, which Swift's Glibc module

@@ -53,16 +53,23 @@ public final class RawInputQueue: PacketQueue {
     private var first = 0
     private let waitMilliseconds: Int32
 
+    /// The SPIs this reader's sockets keep (the stage's other workers read the rest).
+    public let share: WorkerShare
+
     /// Opens the four sockets (CAP_NET_RAW). `number` is only a label (encstat shows
-    /// the ipsec-in stage under the NAT-T queue's number).
-    public init(number: UInt16, maxBatch: Int = 64, socketBuffer: Int32 = 8 << 20, waitMilliseconds: Int32 = 1000) throws {
+    /// the ipsec-in stage under the NAT-T queue's number). With a share of several
+    /// workers, each socket keeps only the packets whose SPI is in it (a classic BPF
+    /// filter: the kernel hands every raw socket of the protocol a copy).
+    public init(number: UInt16, share: WorkerShare = .whole, maxBatch: Int = 64, socketBuffer: Int32 = 8 << 20,
+                waitMilliseconds: Int32 = 1000) throws {
         self.number = number
+        self.share = share
         self.maxBatch = max(1, maxBatch)
         self.waitMilliseconds = waitMilliseconds
         var opened: [Int32] = []
         do {
             for (family, proto) in [(AF_INET, IPProtocol.esp), (AF_INET, IPProtocol.ah), (AF_INET6, IPProtocol.esp), (AF_INET6, IPProtocol.ah)] {
-                opened.append(try Self.open(family: family, proto: Int32(proto), socketBuffer: socketBuffer))
+                opened.append(try Self.open(family: family, proto: Int32(proto), socketBuffer: socketBuffer, share: share))
             }
         } catch {
             opened.forEach(closeDescriptor)
@@ -90,12 +97,21 @@ public final class RawInputQueue: PacketQueue {
         control.deallocate()
     }
 
-    private static func open(family: Int32, proto: Int32, socketBuffer: Int32) throws -> Int32 {
+    private static func open(family: Int32, proto: Int32, socketBuffer: Int32, share: WorkerShare) throws -> Int32 {
         let name = "\(family == AF_INET ? "inet" : "inet6") \(proto == Int32(IPProtocol.esp) ? "esp" : "ah")"
         let fd = Int32(try Syscall.check("socket(\(name), SOCK_RAW)") {
             socket(family, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), proto)
         })
         do {
+            // From here on the socket queues only its share; a packet that came in
+            // before reaches every worker, and the stage drops it where it is not owned.
+            if share.count > 1 {
+                let spiOffset: UInt32 = proto == Int32(IPProtocol.ah) ? 4 : 0
+                try Syscall.check("setsockopt(\(name) SO_ATTACH_FILTER, SPIs of worker \(share))") {
+                    encshim_attach_spi_share(fd, family == AF_INET ? 1 : 0, spiOffset, WorkerShare.spiMultiplier,
+                                             share.count, share.index)
+                }
+            }
             var size = socketBuffer
             // FORCE needs CAP_NET_ADMIN and ignores rmem_max; fall back to the capped option.
             if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {

@@ -89,6 +89,20 @@ public final class TUNDevice: PacketDevice {
         return tcp
     }
 
+    /// For a multi-queue device: the kernel sends every frame to queue
+    /// ((mark & mask) >> shift) % queues (an eBPF steering program; needs CAP_BPF or
+    /// CAP_SYS_ADMIN), so one queue's reader sees every packet of a given mark value.
+    /// `queues` should be the number of queues attached; the kernel takes the result
+    /// modulo the queues it has.
+    public func steerByMark(mask: UInt32, shift: UInt32, queues: Int) throws {
+        guard queues >= 1, queues <= 0xffff, shift < 32 else {
+            throw KernelConfigError("steering \(name): \(queues) queues, shift \(shift) out of range")
+        }
+        _ = try Syscall.check("bpf(BPF_PROG_LOAD) + ioctl(TUNSETSTEERINGEBPF, \(name))") {
+            encshim_tun_steer_by_mark(fileDescriptor, mask, shift, UInt32(queues))
+        }
+    }
+
     public func read(into buffer: PacketBuffer, headroom: Int, tailroom: Int) -> IOResult {
         let room = buffer.capacity - headroom - tailroom
         guard headroom >= 0, room > 0 else { return .failed(EMSGSIZE) }
