@@ -207,9 +207,9 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
 
         let routing = try Rtnetlink()
         self.routing = routing
-        // One enc0 queue per ipsec-out worker (the same descriptor is the ipsec-in
-        // worker of that index's way back in); the kernel steers each frame to the queue
-        // of its SA's worker.
+        // One enc0 queue per ipsec-out worker, the kernel steering each frame to the
+        // queue of its SA's worker; the ipsec-in worker of the same index writes its
+        // decrypted packets through that queue's descriptor.
         var workerCount = options.workers ?? Self.defaultWorkers()
         let tun = try TUNDevice(name: rulesetConfig.interface, tap: true, multiQueue: true, nonBlocking: true, vnetHeader: true)
         self.tun = tun
