@@ -11,6 +11,8 @@
 //   	lifetime_soft: bytes 1000 packets 10 seconds 3588 left
 //   	lifetime_hard: seconds 2 left
 //   	udpencap: peer 198.51.100.7:31000
+//   	owner: encd-iked child 7           (SAs a key daemon added; "child" when bound)
+//   	idle: 3 seconds                    (since the SA last carried a packet; once it has)
 //   	counter:
 //   		41 output packets
 //   		5904 output bytes
@@ -40,6 +42,8 @@ public enum IpsecctlDetails {
         s += left("lifetime_soft", sa.softBytesLeft, sa.softPacketsLeft, sa.softSecondsLeft)
         s += left("lifetime_hard", sa.hardBytesLeft, sa.hardPacketsLeft, sa.hardSecondsLeft)
         if let p = sa.natPeer { s += "\tudpencap: peer \(p)\n" }
+        if let o = sa.owner { s += "\towner: \(o)" + (sa.child.map { " child \($0)" } ?? "") + "\n" }
+        if let i = sa.idle { s += "\tidle: \(i) second\(i == 1 ? "" : "s")\n" }
         s += counters(sa, showZero: showZeroCounters)
         return s
     }

@@ -31,8 +31,18 @@ public enum Command: String, Codable, Sendable, CaseIterable {
     case tunable
     /// Streams events until the client closes.
     case monitor
-    /// Re-reads the configuration file, as SIGHUP does.
+    /// Re-reads the configuration file, as SIGHUP does. Replaces only what the file
+    /// owns: SAs and flows a key daemon added stay.
     case reload
+    /// Reserves a random unused SPI (0x100 and up) for `proto` and `destination` for
+    /// 60 seconds: the key daemon's SADB_GETSPI. Answers `spi`.
+    case getspi
+    /// Adds the structured `sas` and `flows` for `owner`, all or nothing, replacing
+    /// nothing: an SA whose (destination, SPI, protocol) exists is an error.
+    case add
+    /// Removes SAs (`sas`: proto, destination, spi), flows (`flows`: selector and
+    /// direction) and/or every flow of `child`, all of `owner`'s. Keys are not needed.
+    case remove
 }
 
 public struct Request: Codable, Sendable, Equatable {
@@ -51,9 +61,23 @@ public struct Request: Codable, Sendable, Equatable {
     /// tunable: name and value to set.
     public var name: String?
     public var value: String?
+    /// add/remove: who owns what the request adds or removes ("encd-iked").
+    public var owner: String?
+    /// add: the SAs to add; remove: the SAs to remove (proto, destination, spi only).
+    public var sas: [SAEntry]?
+    /// add: the flows to add; remove: the flows to remove (selector and direction).
+    public var flows: [FlowEntry]?
+    /// remove: every flow bound to this CHILD SA.
+    public var child: UInt32?
+    /// getspi: "esp" or "ah", and the SA's destination (this host's address) and source.
+    public var proto: String?
+    public var destination: String?
+    public var source: String?
 
     public init(_ command: Command, what: String? = nil, verbose: Bool? = nil, showKeys: Bool? = nil,
-                config: String? = nil, configName: String? = nil, name: String? = nil, value: String? = nil) {
+                config: String? = nil, configName: String? = nil, name: String? = nil, value: String? = nil,
+                owner: String? = nil, sas: [SAEntry]? = nil, flows: [FlowEntry]? = nil, child: UInt32? = nil,
+                proto: String? = nil, destination: String? = nil, source: String? = nil) {
         self.version = ControlProtocol.version
         self.command = command
         self.what = what
@@ -63,6 +87,119 @@ public struct Request: Codable, Sendable, Equatable {
         self.configName = configName
         self.name = name
         self.value = value
+        self.owner = owner
+        self.sas = sas
+        self.flows = flows
+        self.child = child
+        self.proto = proto
+        self.destination = destination
+        self.source = source
+    }
+}
+
+/// An SA as a key daemon hands it to `add` (and, reduced to proto, destination and
+/// spi, to `remove`). Keys are hex; names are ipsec.conf(5)'s.
+public struct SAEntry: Codable, Sendable, Equatable {
+    /// "esp" or "ah".
+    public var proto: String
+    /// "tunnel" (default) or "transport".
+    public var mode: String?
+    public var source: String?
+    public var destination: String
+    public var spi: UInt32
+    /// ESP: the cipher ("aes-128-gcm", "aes-256", "chacha20-poly1305" …) and its key
+    /// material (salt included) in hex.
+    public var enc: String?
+    public var encKey: String?
+    /// The integrity algorithm ("hmac-sha2-256" …) and its key, unless the cipher is combined.
+    public var auth: String?
+    public var authKey: String?
+    /// Extended sequence numbers.
+    public var esn: Bool?
+    /// Anti-replay window in packets (default 64, as iked).
+    public var replay: Int?
+    /// RFC 3948 UDP encapsulation: the local port and the peer's port.
+    public var udpencap: UDPEncapEntry?
+    public var soft: LifetimeEntry?
+    public var hard: LifetimeEntry?
+    /// The CHILD SA binding the SA serves.
+    public var child: UInt32?
+
+    public init(proto: String, mode: String? = nil, source: String? = nil, destination: String, spi: UInt32,
+                enc: String? = nil, encKey: String? = nil, auth: String? = nil, authKey: String? = nil,
+                esn: Bool? = nil, replay: Int? = nil, udpencap: UDPEncapEntry? = nil,
+                soft: LifetimeEntry? = nil, hard: LifetimeEntry? = nil, child: UInt32? = nil) {
+        self.proto = proto
+        self.mode = mode
+        self.source = source
+        self.destination = destination
+        self.spi = spi
+        self.enc = enc
+        self.encKey = encKey
+        self.auth = auth
+        self.authKey = authKey
+        self.esn = esn
+        self.replay = replay
+        self.udpencap = udpencap
+        self.soft = soft
+        self.hard = hard
+        self.child = child
+    }
+}
+
+public struct UDPEncapEntry: Codable, Sendable, Equatable {
+    public var port: UInt16?
+    public var peerPort: UInt16?
+    public init(port: UInt16? = nil, peerPort: UInt16? = nil) {
+        self.port = port
+        self.peerPort = peerPort
+    }
+}
+
+public struct LifetimeEntry: Codable, Sendable, Equatable {
+    public var bytes: UInt64?
+    public var packets: UInt64?
+    public var seconds: UInt64?
+    public init(bytes: UInt64? = nil, packets: UInt64? = nil, seconds: UInt64? = nil) {
+        self.bytes = bytes
+        self.packets = packets
+        self.seconds = seconds
+    }
+}
+
+/// A flow as a key daemon hands it to `add` or names it to `remove`.
+public struct FlowEntry: Codable, Sendable, Equatable {
+    /// "esp" (default) or "ah".
+    public var proto: String?
+    /// "in" or "out".
+    public var direction: String
+    /// Upper-layer protocol number; nil: any.
+    public var upperProtocol: UInt8?
+    /// Prefixes: "198.18.1.0/24", "2001:db8::/32", an address for a host.
+    public var source: String
+    public var sourcePort: UInt16?
+    public var destination: String
+    public var destinationPort: UInt16?
+    public var local: String?
+    public var peer: String?
+    /// "require" (default), "use", "acquire", "dontacq", "bypass", "deny".
+    public var type: String?
+    public var child: UInt32?
+
+    public init(proto: String? = nil, direction: String, upperProtocol: UInt8? = nil, source: String,
+                sourcePort: UInt16? = nil, destination: String, destinationPort: UInt16? = nil,
+                local: String? = nil, peer: String? = nil, type: String? = nil, child: UInt32? = nil) {
+        self.proto = proto
+        self.direction = direction
+        self.upperProtocol = upperProtocol
+        self.source = source
+        self.sourcePort = sourcePort
+        self.destination = destination
+        self.destinationPort = destinationPort
+        self.local = local
+        self.peer = peer
+        self.type = type
+        self.child = child
     }
 }
 
@@ -100,6 +237,11 @@ public struct SAStatus: Codable, Sendable, Equatable {
     public var flags: [String]
     /// NAT-T: the peer's address:port as learned from its traffic.
     public var natPeer: String?
+    /// Who installed the SA (nil: the configuration) and the CHILD SA it serves.
+    public var owner: String?
+    public var child: UInt32?
+    /// Seconds since the SA last carried a packet (nil: never), to a second.
+    public var idle: UInt64?
 
     public init(text: String, proto: String, spi: UInt32, source: String, destination: String, direction: String,
                 state: String, replayWindow: Int, sequence: UInt64, packets: UInt64, bytes: UInt64, drops: UInt64,
@@ -138,6 +280,9 @@ public struct FlowStatus: Codable, Sendable, Equatable {
     /// The peer address, or nil for `any` / none (bypass, deny).
     public var peer: String?
     public var type: String
+    /// Who installed the flow (nil: the configuration) and the CHILD SA it is bound to.
+    public var owner: String?
+    public var child: UInt32?
 
     public init(text: String, proto: String, direction: String, upperProtocol: UInt8?, source: String,
                 sourcePort: UInt16?, destination: String, destinationPort: UInt16?, peer: String?, type: String) {
@@ -208,6 +353,8 @@ public struct Response: Codable, Sendable, Equatable {
     public var event: Event?
     /// status: free-form facts (interface, backend, pid, uptime …).
     public var status: [String: String]?
+    /// getspi: the SPI reserved.
+    public var spi: UInt32?
 
     public init(ok: Bool = true, error: String? = nil) {
         self.version = ControlProtocol.version

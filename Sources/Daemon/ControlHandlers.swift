@@ -41,6 +41,29 @@ extension ControlPlane {
                 }
             case .monitor:
                 throw ControlFailure("monitor is streamed by the server, not answered once")
+            case .getspi:
+                let proto = try KeyDaemonEntries.proto(r.proto, "getspi")
+                let destination = try KeyDaemonEntries.address(r.destination, "getspi.destination")
+                if let s = r.source { _ = try KeyDaemonEntries.address(s, "getspi.source") }
+                var resp = Response()
+                resp.spi = try getSPI(proto: proto, destination: destination)
+                return resp
+            case .add:
+                let owner = try KeyDaemonEntries.owner(r.owner)
+                let sas = try (r.sas ?? []).enumerated().map { try KeyDaemonEntries.sa($1, "sas[\($0)]", owner: owner) }
+                let flows = try (r.flows ?? []).enumerated().map { try KeyDaemonEntries.flow($1, "flows[\($0)]", owner: owner) }
+                guard !sas.isEmpty || !flows.isEmpty else { throw ControlFailure("add needs \"sas\" and/or \"flows\"") }
+                return done(try add(owner: owner, sas: sas, flows: flows))
+            case .remove:
+                let owner = try KeyDaemonEntries.owner(r.owner)
+                let keys = try (r.sas ?? []).enumerated().map { try KeyDaemonEntries.key($1, "sas[\($0)]") }
+                let flows = try (r.flows ?? []).enumerated().map {
+                    FlowSelectorKey(try KeyDaemonEntries.flow($1, "flows[\($0)]", owner: owner))
+                }
+                guard !keys.isEmpty || !flows.isEmpty || r.child != nil else {
+                    throw ControlFailure("remove needs \"sas\", \"flows\" and/or \"child\"")
+                }
+                return done(try remove(owner: owner, sas: keys, flows: flows, child: r.child))
             }
         } catch let f as ControlFailure {
             return .failure(f.message, errors: f.errors.isEmpty ? nil : f.errors)
@@ -70,8 +93,10 @@ extension ControlPlane {
         if what != "sa" { resp.flows = snap.spd.flows.map(ControlStatus.flow) }
         if what != "flow" {
             let now = clock.now
+            let active = lastActiveTimes()
             resp.sas = snap.sad.all.map {
-                ControlStatus.sa($0, now: now, showKeys: r.showKeys == true, defaultReplayWindow: defaultReplay)
+                ControlStatus.sa($0, now: now, showKeys: r.showKeys == true, defaultReplayWindow: defaultReplay,
+                                 lastActive: active[ObjectIdentifier($0)])
             }
         }
         return resp

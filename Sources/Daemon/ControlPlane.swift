@@ -83,6 +83,12 @@ public final class ControlPlane: @unchecked Sendable {
     private var builtFor: Set<IPAddress> = []
     /// Per SA, the lifetime bits already reported (soft 1, hard 2), for the object seen.
     private var lifetimeSeen: [SAKey: (ObjectIdentifier, UInt8)] = [:]
+    /// What key daemons installed (`add`), apart from the configuration's `running`.
+    private var keyDaemons = KeyDaemonState()
+    /// Per SA object, its packet count at the last tick and when that count last
+    /// changed: `show` reports `idle` from it (a key daemon's liveness and
+    /// ipsec_sa_last_used).
+    private var activity: [ObjectIdentifier: (packets: UInt64, at: UInt64)] = [:]
 
     public init(log: Log, clock: CoarseClock, store: SequenceStore,
                 reserver: SequenceReserver = SynchronousReserver.shared, maxPolicy: UInt32,
@@ -108,15 +114,23 @@ public final class ControlPlane: @unchecked Sendable {
 
     /// Builds, installs and swaps in a snapshot for exactly this policy; on error
     /// nothing changes. Call with `lock` held. Returns (SAs added, SAs removed).
+    /// `flows` and `sas` are the configuration's; `owned` what key daemons installed
+    /// (nil: as it is). The two may not share an SA key or a flow selector: the file
+    /// never replaces a negotiated SA, nor a key daemon a configured one.
     @discardableResult
-    private func change(flows: [FlowSpec], sas: [SASpec], tunables: Tunables, why: String) throws -> (Int, Int) {
+    private func change(flows: [FlowSpec], sas: [SASpec], owned: (flows: [FlowSpec], sas: [SASpec])? = nil,
+                        tunables: Tunables, why: String) throws -> (Int, Int) {
         let previous = box.value
         let snap: PolicySnapshot
         let addresses = localAddresses()
+        let owned = owned ?? (keyDaemons.flows, keyDaemons.sas)
         do {
-            snap = try builder.prepare(flows: flows, sas: sas, localAddresses: addresses,
+            try Self.checkNoOverlap(config: (flows, sas), owned: owned)
+            snap = try builder.prepare(flows: flows + owned.flows, sas: sas + owned.sas, localAddresses: addresses,
                                        previous: previous, now: clock.now)
             try kernel?.prepare(snap, tunables: tunables)
+        } catch let f as ControlFailure {
+            throw ControlFailure("\(why): \(f.message); nothing changed", errors: f.errors)
         } catch {
             throw ControlFailure("\(why): \(error); nothing changed")
         }
@@ -125,10 +139,35 @@ public final class ControlPlane: @unchecked Sendable {
         kernel?.swapped(snap)
         builtFor = addresses
         running = Configuration(flows: flows, sas: sas, tunables: tunables)
+        keyDaemons.replace(flows: owned.flows, sas: owned.sas)
+        retireRemovedOwnedSAs(from: previous, to: snap)
         switches.apply(tunables)
         events.setInterval(UInt64(max(0, tunables.policyLogInterval)))
         kernel?.applied(snap)
         return publishChanges(from: previous, to: snap, defaultReplay: tunables.replayWindow)
+    }
+
+    /// A key daemon's SAs that left the SAD give their sequence spaces back to the
+    /// store (hourly rekeys must not grow the state file), and their keys are refused
+    /// from then on. The configuration's SAs keep theirs: the same manual keys loaded
+    /// again continue above every number they used.
+    private func retireRemovedOwnedSAs(from old: PolicySnapshot, to new: PolicySnapshot) {
+        let gone = old.sad.all.filter { $0.spec.owner != nil && new.sad.byKey[$0.key] == nil }
+        for sa in gone { sa.reservation?.retire() }
+        keyDaemons.retire(gone.map(\.spec))
+    }
+
+    static func checkNoOverlap(config: (flows: [FlowSpec], sas: [SASpec]), owned: (flows: [FlowSpec], sas: [SASpec])) throws {
+        let ownedSAs = Dictionary(owned.sas.map { ($0.key, $0.owner ?? "?") }, uniquingKeysWith: { a, _ in a })
+        for s in config.sas {
+            if let who = ownedSAs[s.key] { throw ControlFailure("SA \(s.key) is \(who)'s; the configuration cannot replace it") }
+        }
+        let ownedFlows = Dictionary(owned.flows.map { (FlowSelectorKey($0), $0.owner ?? "?") }, uniquingKeysWith: { a, _ in a })
+        for f in config.flows {
+            if let who = ownedFlows[FlowSelectorKey(f)] {
+                throw ControlFailure("flow \(f.direction) from \(f.source) to \(f.destination) is \(who)'s; the configuration cannot replace it")
+            }
+        }
     }
 
     /// sa-deleted for every SA object that went (or was replaced), sa-added for every new one.
@@ -245,18 +284,65 @@ public final class ControlPlane: @unchecked Sendable {
         }
     }
 
-    /// encctl -F: removes all flows ("flow"), all SAs ("sa") or both ("all").
+    /// encctl -F: removes all flows ("flow"), all SAs ("sa") or both ("all"), the key
+    /// daemons' as well as the configuration's (as ipsecctl -F empties the kernel's),
+    /// and says so in a `flush` event.
     public func flush(_ what: String) throws -> String {
         let w = try Self.what(what)
         return try lock.withLock {
             let flows = w == "sa" ? running.flows : []
             let sas = w == "flow" ? running.sas : []
-            let before = running.flows.count
-            let (_, removed) = try change(flows: flows, sas: sas, tunables: running.tunables, why: "flush")
-            let text = "flushed: \(before - flows.count) flows, \(removed) SAs"
+            let owned = (flows: w == "sa" ? keyDaemons.flows : [], sas: w == "flow" ? keyDaemons.sas : [])
+            let before = running.flows.count + keyDaemons.flows.count
+            let (_, removed) = try change(flows: flows, sas: sas, owned: owned, tunables: running.tunables, why: "flush")
+            let text = "flushed: \(before - flows.count - owned.flows.count) flows, \(removed) SAs"
+            log.info(text)
+            bus.publish("flush", text)
+            return text
+        }
+    }
+
+    // MARK: Key daemons
+
+    /// `getspi`: a random unused SPI (0x100 and up) for SAs of `proto` to `destination`,
+    /// reserved for 60 seconds.
+    public func getSPI(proto: IPsecProtocol, destination: IPAddress) throws -> UInt32 {
+        try lock.withLock {
+            let sad = box.value.sad
+            return try keyDaemons.reserveSPI(proto: proto, destination: destination,
+                                             inUse: { sad.byKey[$0] != nil }, now: clock.now)
+        }
+    }
+
+    /// `add`: `owner`'s SAs and flows, all or nothing, replacing no SA.
+    public func add(owner: String, sas: [SASpec], flows: [FlowSpec]) throws -> String {
+        try lock.withLock {
+            let owned = try keyDaemons.adding(sas: sas, flows: flows, owner: owner, config: (running.flows, running.sas))
+            let (added, _) = try change(flows: running.flows, sas: running.sas, owned: owned,
+                                        tunables: running.tunables, why: "add")
+            keyDaemons.consumeReservations(sas)
+            let text = "added for \(owner): \(added) SAs, \(flows.count) flows"
             log.info(text)
             return text
         }
+    }
+
+    /// `remove`: `owner`'s SAs by key, flows by selector, and every flow of `child`.
+    func remove(owner: String, sas: [SAKey], flows: [FlowSelectorKey], child: UInt32?) throws -> String {
+        try lock.withLock {
+            let owned = try keyDaemons.removing(keys: sas, selectors: flows, child: child, owner: owner)
+            let flowsRemoved = keyDaemons.flows.count - owned.flows.count
+            let (_, removed) = try change(flows: running.flows, sas: running.sas, owned: owned,
+                                          tunables: running.tunables, why: "remove")
+            let text = "removed for \(owner): \(removed) SAs, \(flowsRemoved) flows"
+            log.info(text)
+            return text
+        }
+    }
+
+    /// When each running SA object that carried packets last did, as the tick saw it.
+    func lastActiveTimes() -> [ObjectIdentifier: UInt64] {
+        lock.withLock { activity.compactMapValues { $0.packets > 0 ? $0.at : nil } }
     }
 
     /// "flow", "sa" or "all" from any non-empty prefix (nil: all).
@@ -326,6 +412,13 @@ public final class ControlPlane: @unchecked Sendable {
                 }
             }
             lifetimeSeen = seen
+            var seenActive: [ObjectIdentifier: (packets: UInt64, at: UInt64)] = [:]
+            for sa in snap.sad.all {
+                let id = ObjectIdentifier(sa), packets = sa.counters[.packets]
+                let last = activity[id]
+                seenActive[id] = (packets, last.map { $0.packets == packets ? $0.at : clock.now } ?? clock.now)
+            }
+            activity = seenActive
             kernel?.verify(snap)
             reclassifyIfAddressesChanged(snap)
             if clock.now >= nextRefresh {
@@ -335,6 +428,7 @@ public final class ControlPlane: @unchecked Sendable {
             guard !hard.isEmpty else { return }
             do {
                 try change(flows: running.flows, sas: running.sas.filter { !hard.contains($0.key) },
+                           owned: (keyDaemons.flows, keyDaemons.sas.filter { !hard.contains($0.key) }),
                            tunables: running.tunables, why: "hard lifetime")
             } catch {
                 log.error("could not remove SAs past their hard lifetime (they stay unusable): \(error)")

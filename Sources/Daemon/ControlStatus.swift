@@ -12,13 +12,18 @@ import IPsec
 enum ControlStatus {
     static func flow(_ f: FlowSpec) -> FlowStatus {
         let hasPeer = f.type != .bypass && f.type != .deny
-        return FlowStatus(text: Printer.flow(f), proto: "\(f.proto)", direction: "\(f.direction)",
+        var s = FlowStatus(text: Printer.flow(f), proto: "\(f.proto)", direction: "\(f.direction)",
                           upperProtocol: f.upperProtocol, source: "\(f.source)", sourcePort: f.sourcePort,
                           destination: "\(f.destination)", destinationPort: f.destinationPort,
                           peer: hasPeer ? f.peer.map { "\($0)" } : nil, type: "\(f.type)")
+        s.owner = f.owner
+        s.child = f.child
+        return s
     }
 
-    static func sa(_ sa: SecurityAssociation, now: UInt64, showKeys: Bool, defaultReplayWindow: Int) -> SAStatus {
+    /// `lastActive`: when the SA last carried a packet, as the control tick saw it.
+    static func sa(_ sa: SecurityAssociation, now: UInt64, showKeys: Bool, defaultReplayWindow: Int,
+                   lastActive: UInt64? = nil) -> SAStatus {
         let spec = sa.spec
         let state = sa.hardExpired ? "hard-expired" : sa.exhausted ? "exhausted" : sa.softExpired ? "soft-expired" : "mature"
         var flags: [String] = []
@@ -53,6 +58,9 @@ enum ControlStatus {
         s.softBytesLeft = left(spec.softLifetime.bytes, c[.bytes])
         s.softPacketsLeft = left(spec.softLifetime.packets, c[.packets])
         s.softSecondsLeft = secondsLeft(spec.softLifetime)
+        s.owner = spec.owner
+        s.child = spec.child
+        if c[.packets] > 0 { s.idle = lastActive.map { now >= $0 ? now - $0 : 0 } ?? 0 }
         if sa.direction == .outbound, let e = spec.encapsulation {
             let (addr, port) = sa.natEndpoint()
             if addr != nil || port != nil {

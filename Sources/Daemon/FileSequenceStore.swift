@@ -119,6 +119,10 @@ public final class FileSequenceStore: SequenceStore, @unchecked Sendable {
         record(claim) { $0.settling(claim, at: used) }
     }
 
+    public func retire(_ claim: SequenceClaim) -> Bool {
+        record(claim) { $0.retiring(claim) }
+    }
+
     /// Writes the ledger `change` makes, and keeps it only once it is on disk.
     private func record(_ claim: SequenceClaim, _ change: (SequenceLedger) -> SequenceLedger) -> Bool {
         state.withLock { ledger in

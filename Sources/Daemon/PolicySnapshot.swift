@@ -140,7 +140,7 @@ public final class PolicyBuilder {
             && a.spi == b.spi && a.encapsulation == b.encapsulation && a.encryption == b.encryption
             && a.integrity == b.integrity && a.replayWindow == b.replayWindow
             && a.extendedSequence == b.extendedSequence && a.softLifetime == b.softLifetime
-            && a.hardLifetime == b.hardLifetime
+            && a.hardLifetime == b.hardLifetime && a.owner == b.owner && a.child == b.child
             && keysEqual(a.encryptionKey, b.encryptionKey) && keysEqual(a.integrityKey, b.integrityKey)
     }
 

@@ -56,12 +56,19 @@ public struct FlowSpec: Sendable, Hashable {
     public var type: FlowType
     public var sourceID: String?
     public var destinationID: String?
+    /// Who installed the flow: nil for the configuration (the file, encctl -f), else
+    /// the key daemon's name given to `add` (encd-iked).
+    public var owner: String?
+    /// The CHILD SA binding: the flow uses the newest usable outbound SA of this child
+    /// and accepts only packets its inbound SAs carried. nil: bound by peer as before.
+    public var child: UInt32?
 
     public init(proto: IPsecProtocol = .esp, direction: FlowDirection, upperProtocol: UInt8? = nil,
                 source: IPPrefix, sourcePort: UInt16? = nil,
                 destination: IPPrefix, destinationPort: UInt16? = nil,
                 local: IPAddress? = nil, peer: IPAddress? = nil, type: FlowType = .require,
-                sourceID: String? = nil, destinationID: String? = nil) {
+                sourceID: String? = nil, destinationID: String? = nil,
+                owner: String? = nil, child: UInt32? = nil) {
         self.proto = proto
         self.direction = direction
         self.upperProtocol = upperProtocol
@@ -74,6 +81,8 @@ public struct FlowSpec: Sendable, Hashable {
         self.type = type
         self.sourceID = sourceID
         self.destinationID = destinationID
+        self.owner = owner
+        self.child = child
     }
 
     /// The same flow for the other direction: addresses and ports swapped, as
@@ -141,13 +150,18 @@ public struct SASpec: Sendable {
     public var extendedSequence: Bool
     public var softLifetime: Lifetime
     public var hardLifetime: Lifetime
+    /// Who installed the SA: nil for the configuration, else the key daemon's name.
+    public var owner: String?
+    /// The CHILD SA binding (see FlowSpec.child); nil for an SA any flow to its peer uses.
+    public var child: UInt32?
 
     public init(proto: IPsecProtocol, mode: IPsecMode = .tunnel, source: IPAddress, destination: IPAddress,
                 spi: UInt32, encapsulation: UDPEncapsulation? = nil,
                 encryption: EncryptionAlgorithm? = nil, encryptionKey: SecretKey? = nil,
                 integrity: IntegrityAlgorithm? = nil, integrityKey: SecretKey? = nil,
                 replayWindow: Int = 0, extendedSequence: Bool = false,
-                softLifetime: Lifetime = Lifetime(), hardLifetime: Lifetime = Lifetime()) {
+                softLifetime: Lifetime = Lifetime(), hardLifetime: Lifetime = Lifetime(),
+                owner: String? = nil, child: UInt32? = nil) {
         self.proto = proto
         self.mode = mode
         self.source = source
@@ -162,6 +176,8 @@ public struct SASpec: Sendable {
         self.extendedSequence = extendedSequence
         self.softLifetime = softLifetime
         self.hardLifetime = hardLifetime
+        self.owner = owner
+        self.child = child
     }
 
     /// The SAD key.

@@ -22,7 +22,11 @@ public struct SAD: Sendable {
     private mutating func pairNATPartners() {
         natPartners = [:]
         for sa in byKey.values where sa.direction == .inbound && sa.spec.encapsulation != nil {
-            natPartners[sa.key] = outbound(peer: sa.spec.source, proto: sa.spec.proto, local: sa.spec.destination)
+            if let child = sa.spec.child {
+                natPartners[sa.key] = outbound(child: child, proto: sa.spec.proto)
+            } else {
+                natPartners[sa.key] = outbound(peer: sa.spec.source, proto: sa.spec.proto, local: sa.spec.destination)
+            }
         }
     }
 
@@ -40,12 +44,25 @@ public struct SAD: Sendable {
     }
 
     /// The outbound SA towards `peer` for `proto`, optionally from `local`: the usable
-    /// one with the lowest SPI, so the choice is stable.
+    /// one with the lowest SPI, so the choice is stable. SAs bound to a CHILD SA serve
+    /// only the flows of that child, never this lookup.
     public func outbound(peer: IPAddress, proto: IPsecProtocol, local: IPAddress?) -> SecurityAssociation? {
         var best: SecurityAssociation?
-        for sa in byKey.values where sa.direction == .outbound && sa.spec.proto == proto
+        for sa in byKey.values where sa.direction == .outbound && sa.spec.proto == proto && sa.spec.child == nil
             && sa.spec.destination == peer && (local == nil || sa.spec.source == local) && !sa.hardExpired {
             if best == nil || sa.key.spi < best!.key.spi { best = sa }
+        }
+        return best
+    }
+
+    /// The outbound SA of CHILD binding `child` for `proto`: the newest usable one, so a
+    /// rekeyed pair takes over when its outbound SA is added and the old one only
+    /// drains until its owner removes it.
+    public func outbound(child: UInt32, proto: IPsecProtocol) -> SecurityAssociation? {
+        var best: SecurityAssociation?
+        for sa in byKey.values where sa.direction == .outbound && sa.spec.proto == proto && sa.spec.child == child
+            && !sa.hardExpired {
+            if best == nil || sa.serial > best!.serial { best = sa }
         }
         return best
     }

@@ -66,8 +66,9 @@ public struct SPD: Sendable {
         outboundOrder = order.filter { flows[$0].direction == .outbound }
         inboundOrder = order.filter { flows[$0].direction == .inbound }
         boundSA = flows.map { f in
-            guard f.direction == .outbound, let peer = f.peer,
-                  f.type != .bypass && f.type != .deny else { return nil }
+            guard f.direction == .outbound, f.type != .bypass && f.type != .deny else { return nil }
+            if let child = f.child { return sad.outbound(child: child, proto: f.proto) }
+            guard let peer = f.peer else { return nil }
             return sad.outbound(peer: peer, proto: f.proto, local: f.local)
         }
     }
@@ -113,7 +114,8 @@ public struct SPD: Sendable {
         case .deny: return .deny(flow: i)
         default: break
         }
-        let sa = boundSA[i] ?? (f.peer == nil ? sad.outbound(peer: s.destination, proto: f.proto, local: f.local) : nil)
+        let sa = boundSA[i] ?? (f.peer == nil && f.child == nil
+                                ? sad.outbound(peer: s.destination, proto: f.proto, local: f.local) : nil)
         if let sa, !sa.hardExpired, !sa.exhausted { return .protect(flow: i, sa: sa) }
         switch f.type {
         case .use: return .noSA(flow: i, sendClear: true, acquire: false)
@@ -127,13 +129,30 @@ public struct SPD: Sendable {
     /// that is bound to the SA which carried it (same protocol; the SA's source is
     /// the flow's peer unless the flow says `peer any`; `local`, when set, is the SA's
     /// destination). A packet matching no flow, or a bypass/deny flow, fails.
+    /// An SA bound to a CHILD SA carries only what matches one of that child's flows
+    /// (its traffic selectors), and a child's flow takes only its own SAs' packets.
     public func inboundAllowed(_ s: Selector, carriedBy sa: SecurityAssociation) -> Bool {
+        if let child = sa.spec.child { return inboundAllowed(s, child: child, carriedBy: sa) }
         guard let i = match(s, direction: .inbound) else { return false }
         let f = flows[i]
-        guard f.type != .bypass && f.type != .deny, f.proto == sa.spec.proto else { return false }
+        guard f.type != .bypass && f.type != .deny, f.proto == sa.spec.proto, f.child == nil else { return false }
         if let peer = f.peer, peer != sa.spec.source { return false }
         if let local = f.local, local != sa.spec.destination { return false }
         return true
+    }
+
+    private func inboundAllowed(_ s: Selector, child: UInt32, carriedBy sa: SecurityAssociation) -> Bool {
+        var k = 0
+        while k < inboundOrder.count {
+            let f = flows[inboundOrder[k]]
+            k += 1
+            guard f.child == child, SPD.matches(f, s) else { continue }
+            guard f.type != .bypass && f.type != .deny, f.proto == sa.spec.proto else { return false }
+            if let peer = f.peer, peer != sa.spec.source { return false }
+            if let local = f.local, local != sa.spec.destination { return false }
+            return true
+        }
+        return false
     }
 
     /// Whether cleartext matching `s` must be dropped on input: its most specific

@@ -56,6 +56,10 @@ public final class SecurityAssociation: @unchecked Sendable {
 
     // Lifetimes, in the caller's monotonic seconds.
     public let addedAt: UInt64
+    /// Rises with every SA object made: among the SAs of one CHILD binding the highest
+    /// is the newest (a rekeyed pair takes over as soon as its outbound SA is added).
+    public let serial: UInt64
+    private static let serials = Atomic<UInt64>(0)
     private let lifetimeState = Atomic<UInt8>(0)   // bit 0: soft passed, bit 1: hard passed
     public var softExpired: Bool { lifetimeState.load(ordering: .relaxed) & 1 != 0 }
     public var hardExpired: Bool { lifetimeState.load(ordering: .relaxed) & 2 != 0 }
@@ -80,6 +84,7 @@ public final class SecurityAssociation: @unchecked Sendable {
         self.key = spec.key
         self.direction = direction
         self.addedAt = now
+        self.serial = Self.serials.add(1, ordering: .relaxed).newValue
         switch spec.proto {
         case .esp:
             esp = try ESPTransform(encryption: spec.encryption ?? EncryptionAlgorithm.defaultESP,

@@ -169,6 +169,16 @@ public final class SequenceReservation: Sendable {
         }
     }
 
+    /// Control side, for an SA a key daemon removed: gives its space back to the store
+    /// (see `SequenceStore.retire`). The SA can reserve nothing more afterwards.
+    @discardableResult
+    public func retire() -> Bool {
+        control.withLock { c in
+            guard let claim = c.claim else { return false }
+            return store.retire(claim)
+        }
+    }
+
     static func lowWater(_ chunk: UInt64, _ space: SequenceSpace) -> UInt64 {
         space == .outbound ? chunk / 2 : chunk - chunk / 4
     }

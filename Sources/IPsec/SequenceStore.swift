@@ -92,9 +92,14 @@ public protocol SequenceStore: AnyObject, Sendable {
     /// claim starts right above it. Only when nothing can use the space any more (the
     /// workers have stopped); false when it could not be made durable.
     func settle(_ claim: SequenceClaim, at used: UInt64) -> Bool
-    // There is deliberately no "forget": an SA deleted and later loaded again with the
-    // same keys (encctl -d then -f, a reload after a hard expiry) must continue above
-    // every number it ever used. A store keeps one line per space ever used.
+    /// Drops `claim`'s space when `claim` still holds it, for an SA a key daemon
+    /// removed: its keys never come back (encd refuses them while it runs, and the
+    /// daemon derives fresh keys for every CHILD SA), and hourly rekeys must not grow
+    /// the store. False when it still holds the space (superseded, or not durable).
+    /// The configuration's SAs are never retired: an SA deleted and later loaded again
+    /// with the same keys (encctl -d then -f, a reload after a hard expiry) must continue
+    /// above every number it ever used.
+    func retire(_ claim: SequenceClaim) -> Bool
 }
 
 /// The book-keeping every store shares: per space the highest number reserved and the
@@ -133,6 +138,13 @@ public struct SequenceLedger: Sendable {
         e.sa = sa
         entries[k] = e
         return SequenceClaim(identity: identity, space: space, generation: generation, reserved: e.reserved)
+    }
+
+    /// The ledger without `claim`'s space (unchanged when `claim` no longer holds it).
+    public func retiring(_ claim: SequenceClaim) -> SequenceLedger {
+        var n = self
+        if holds(claim) { n.entries[Key(claim.identity, claim.space)] = nil }
+        return n
     }
 
     /// Whether `claim` still holds its space.
@@ -184,6 +196,14 @@ public final class MemorySequenceStore: SequenceStore, @unchecked Sendable {
         lock.withLock {
             guard ledger.holds(claim) else { return false }
             ledger = ledger.settling(claim, at: used)
+            return true
+        }
+    }
+
+    public func retire(_ claim: SequenceClaim) -> Bool {
+        lock.withLock {
+            guard ledger.holds(claim) else { return false }
+            ledger = ledger.retiring(claim)
             return true
         }
     }

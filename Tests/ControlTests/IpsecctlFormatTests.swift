@@ -177,6 +177,19 @@ func goldenSAs(showKeys: Bool) throws -> [SAStatus] {
             """)
     }
 
+    @Test func verboseDetailsNameTheKeyDaemonThatOwnsAnSAAndHowLongItIdled() throws {
+        var sa = try goldenSAs(showKeys: false).first { $0.spi == 0x3000 }!
+        #expect(!IpsecctlFormat.sa(sa, style: ShowStyle(verbose: 1)).contains("owner:"))
+        sa.owner = "encd-iked"
+        sa.child = 7
+        sa.idle = 1
+        let v = IpsecctlFormat.sa(sa, style: ShowStyle(verbose: 1))
+        #expect(v.contains("\towner: encd-iked child 7\n\tidle: 1 second\n"))
+        sa.child = nil
+        sa.idle = 30
+        #expect(IpsecctlFormat.sa(sa, style: ShowStyle(verbose: 1)).contains("\towner: encd-iked\n\tidle: 30 seconds\n"))
+    }
+
     @Test func verboseCountersUseSingularForOneAndHideZerosUnlessVV() throws {
         var sa = try goldenSAs(showKeys: false).first { $0.spi == 0x3000 }!
         sa.packets = 1

@@ -30,6 +30,7 @@ final class ControlFixture {
     let kernel = RecordingKernel()
     let stats = CounterBlock<Counter>()
     let clock = CoarseClock(start: 1000)
+    let store = MemorySequenceStore()
     private let lines = LineStore()
     var logLines: [String] { lines.all }
 
@@ -44,7 +45,7 @@ final class ControlFixture {
         let store = lines
         log.mirror = { store.append($0) }
         let addrs = Set(local.map { IPAddress($0)! })
-        plane = ControlPlane(log: log, clock: clock, store: MemorySequenceStore(), maxPolicy: MarkLayout.default.maxPolicy,
+        plane = ControlPlane(log: log, clock: clock, store: self.store, maxPolicy: MarkLayout.default.maxPolicy,
                              configFile: confPath, localAddresses: { addrs }, eventQueueLimit: eventQueueLimit)
         plane.kernel = kernel
         let block = stats

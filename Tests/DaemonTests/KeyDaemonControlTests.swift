@@ -1,0 +1,214 @@
+import Config
+import Control
+import EncCore
+import Foundation
+import IPsec
+import Kernel
+import Testing
+@testable import Daemon
+
+/// getspi, add and remove: what a key daemon (encd-iked) installs through the control
+/// socket, owned apart from the configuration file (ctlSiteConf: gw1 192.0.2.1 to gw2
+/// 192.0.2.2, SPIs 0x1000:0x1001).
+@Suite struct KeyDaemonControlTests {
+    static let keyOut = String(repeating: "a1", count: 20), keyIn = String(repeating: "b2", count: 20)
+
+    /// A CHILD SA pair gw1 <-> gw2 and its flows, as encd-iked would add it.
+    static func child(_ child: UInt32, out: UInt32, in spiIn: UInt32, keys: (String, String) = (keyOut, keyIn),
+                      remote: String = "198.18.2.0/24") -> Request {
+        let sas = [
+            SAEntry(proto: "esp", source: "192.0.2.1", destination: "192.0.2.2", spi: out,
+                    enc: "aes-128-gcm", encKey: keys.0, child: child),
+            SAEntry(proto: "esp", source: "192.0.2.2", destination: "192.0.2.1", spi: spiIn,
+                    enc: "aes-128-gcm", encKey: keys.1, child: child),
+        ]
+        let flows = [
+            FlowEntry(direction: "out", source: "198.18.1.0/24", destination: remote, local: "192.0.2.1",
+                      peer: "192.0.2.2", child: child),
+            FlowEntry(direction: "in", source: remote, destination: "198.18.1.0/24", local: "192.0.2.1",
+                      peer: "192.0.2.2", child: child),
+        ]
+        return Request(.add, owner: "encd-iked", sas: sas, flows: flows)
+    }
+
+    static let unrelatedConf = """
+    flow esp from 198.18.1.0/24 to 198.18.9.0/24 local 192.0.2.1 peer 192.0.2.9
+    esp tunnel from 192.0.2.1 to 192.0.2.9 spi 0x9000:0x9001 enc aes-128-gcm enckey \(ctlEncKey1):\(ctlEncKey2)
+
+    """
+
+    func outboundSPI(_ f: ControlFixture, to dst: String) -> UInt32? {
+        if case .protect(_, let sa) = f.snapshot.spd.decideOutbound(
+            Selector(source: IPAddress("198.18.1.5")!, destination: IPAddress(dst)!, proto: 17)) {
+            return sa.key.spi
+        }
+        return nil
+    }
+
+    @Test func getspiReservesDistinctFreeSPIsAboveTheReservedRange() throws {
+        let f = try ControlFixture(ctlSiteConf)
+        var seen: Set<UInt32> = []
+        for _ in 0..<20 {
+            let r = try f.call(Request(.getspi, proto: "esp", destination: "192.0.2.1", source: "192.0.2.2"))
+            #expect(r.ok)
+            let spi = try #require(r.spi)
+            #expect(spi >= 0x100)
+            #expect(seen.insert(spi).inserted)
+        }
+        let bad = try f.call(Request(.getspi, proto: "esp", destination: "not-an-address"))
+        #expect(!bad.ok && bad.error?.contains("getspi.destination") == true)
+    }
+
+    @Test func getspiSkipsSPIsInUseAndReservedAndForgetsAfterAMinute() throws {
+        var state = KeyDaemonState()
+        let dst = IPAddress("192.0.2.1")!
+        var draws: [UInt32] = [0x1001, 0x7, 0x2222]
+        let inUse: (SAKey) -> Bool = { $0.spi == 0x1001 }
+        let spi = try state.reserveSPI(proto: .esp, destination: dst, inUse: inUse, now: 100, random: { draws.removeFirst() })
+        #expect(spi == 0x2222)
+        draws = [0x2222, 0x3333]
+        #expect(try state.reserveSPI(proto: .esp, destination: dst, inUse: inUse, now: 159, random: { draws.removeFirst() }) == 0x3333)
+        draws = [0x2222]
+        #expect(try state.reserveSPI(proto: .esp, destination: dst, inUse: inUse, now: 160, random: { draws.removeFirst() }) == 0x2222)
+    }
+
+    @Test func addInstallsOwnedSAsAndFlowsBoundToTheirChild() throws {
+        let f = try ControlFixture(Self.unrelatedConf)
+        let r = try f.call(Self.child(7, out: 0x4000, in: 0x4001))
+        #expect(r.ok, "\(r.error ?? "")")
+        #expect(outboundSPI(f, to: "198.18.2.9") == 0x4000)
+        let show = try f.call(Request(.show, what: "all"))
+        let mine = show.sas?.filter { $0.owner == "encd-iked" } ?? []
+        #expect(mine.map(\.spi).sorted() == [0x4000, 0x4001] && mine.allSatisfy { $0.child == 7 })
+        #expect(mine.first { $0.spi == 0x4001 }?.replayWindow == 64)
+        #expect(show.sas?.filter { $0.owner == nil }.map(\.spi).sorted() == [0x9000, 0x9001])
+        #expect(show.flows?.filter { $0.child == 7 && $0.owner == "encd-iked" }.count == 2)
+        let json = String(decoding: try JSONEncoder().encode(show), as: UTF8.self)
+        #expect(!json.contains(Self.keyOut) && !json.contains(Self.keyIn))
+    }
+
+    @Test func aRekeyedPairTakesOverWhenItsOutboundSAIsAdded() throws {
+        let f = try ControlFixture(Self.unrelatedConf)
+        #expect(try f.call(Self.child(7, out: 0x5000, in: 0x5001)).ok)
+        var rekey = Self.child(7, out: 0x4000, in: 0x4001, keys: (String(repeating: "c3", count: 20), String(repeating: "d4", count: 20)))
+        rekey.flows = nil
+        #expect(try f.call(rekey).ok)
+        #expect(outboundSPI(f, to: "198.18.2.9") == 0x4000)
+        // The old pair drains until it is removed; then it is gone and the new one stays.
+        let rm = try f.call(Request(.remove, owner: "encd-iked", sas: [
+            SAEntry(proto: "esp", destination: "192.0.2.2", spi: 0x5000),
+            SAEntry(proto: "esp", destination: "192.0.2.1", spi: 0x5001)]))
+        #expect(rm.ok, "\(rm.error ?? "")")
+        #expect(f.snapshot.sad.count == 4 && outboundSPI(f, to: "198.18.2.9") == 0x4000)
+    }
+
+    @Test func addNeverReplacesAConfiguredSAAndChangesNothingOnAnyError() throws {
+        let f = try ControlFixture(ctlSiteConf)
+        let generation = f.snapshot.generation
+        let collide = try f.call(Self.child(7, out: 0x1000, in: 0x4001))
+        #expect(!collide.ok && collide.error?.contains("sas[0]") == true && collide.error?.contains("the configuration") == true)
+        var short = Self.child(7, out: 0x4000, in: 0x4001)
+        short.sas![1].encKey = String(repeating: "ab", count: 16)
+        let bad = try f.call(short)
+        #expect(!bad.ok && bad.error == "sas[1].encKey: aes-128-gcm needs 160 bits of key material, got 128 bits")
+        var cbc = Self.child(7, out: 0x4000, in: 0x4001)
+        cbc.sas![0].enc = "aes-128"
+        cbc.sas![0].encKey = String(repeating: "ab", count: 16)
+        #expect(try f.call(cbc).error == "sas[0].auth: aes-128 needs an integrity algorithm")
+        var reserved = Self.child(7, out: 0x4000, in: 0x4001)
+        reserved.sas![1].spi = 0xff
+        #expect(try f.call(reserved).error?.hasPrefix("sas[1].spi: 255 is reserved") == true)
+        var noOwner = Self.child(7, out: 0x4000, in: 0x4001)
+        noOwner.owner = nil
+        #expect(try f.call(noOwner).error?.contains("\"owner\" missing") == true)
+        noOwner.owner = "config"
+        #expect(try f.call(noOwner).ok == false)
+        var twice = Self.child(7, out: 0x4000, in: 0x4001)
+        twice.sas![1] = twice.sas![0]
+        #expect(try f.call(twice).error?.contains("exists") == true)
+        f.kernel.refuse = true
+        let refused = try f.call(Self.child(7, out: 0x4000, in: 0x4001, remote: "198.18.5.0/24"))
+        #expect(!refused.ok && refused.error?.contains("nothing changed") == true, "\(refused.error ?? "")")
+        #expect(f.snapshot.generation == generation && f.snapshot.sad.count == 2)
+    }
+
+    @Test func reloadReplacesOnlyWhatTheFileOwns() throws {
+        let f = try ControlFixture(ctlSiteConf)
+        #expect(try f.call(Self.child(7, out: 0x4000, in: 0x4001, remote: "198.18.5.0/24")).ok)
+        let negotiated = try #require(f.snapshot.sad.byKey[SAKey(destination: IPAddress("192.0.2.2")!, spi: 0x4000, proto: .esp)])
+        try Self.unrelatedConf.write(toFile: f.confPath, atomically: true, encoding: .utf8)
+        chmod(f.confPath, 0o600)
+        let r = try f.call(Request(.reload))
+        #expect(r.ok, "\(r.error ?? "")")
+        let spis = f.snapshot.sad.all.map(\.key.spi).sorted()
+        #expect(spis == [0x4000, 0x4001, 0x9000, 0x9001])
+        // The very object, sequence numbers and counters and all.
+        #expect(f.snapshot.sad.byKey[negotiated.key] === negotiated)
+        #expect(f.snapshot.spd.flows.filter { $0.owner == "encd-iked" }.count == 2)
+    }
+
+    @Test func aFileThatWouldReplaceANegotiatedSAIsRefused() throws {
+        let f = try ControlFixture(Self.unrelatedConf)
+        #expect(try f.call(Self.child(7, out: 0x4000, in: 0x4001)).ok)
+        let generation = f.snapshot.generation
+        try (Self.unrelatedConf + "esp tunnel from 192.0.2.1 to 192.0.2.2 spi 0x4000 enc aes-128-gcm enckey 0x\(String(repeating: "e5", count: 20))\n")
+            .write(toFile: f.confPath, atomically: true, encoding: .utf8)
+        chmod(f.confPath, 0o600)
+        let r = try f.call(Request(.reload))
+        #expect(!r.ok && r.error?.contains("is encd-iked's; the configuration cannot replace it") == true, "\(r.error ?? "") \(r.errors ?? [])")
+        let load = try f.call(Request(.load, config: "flow esp out from 198.18.1.0/24 to 198.18.2.0/24 peer 192.0.2.2\n"))
+        #expect(!load.ok && load.error?.contains("encd-iked's") == true)
+        #expect(f.snapshot.generation == generation)
+    }
+
+    @Test func removeTakesOnlyTheOwnersAndRetiresTheSequenceSpaceAndKeys() throws {
+        let f = try ControlFixture(ctlSiteConf)
+        #expect(try f.call(Self.child(7, out: 0x4000, in: 0x4001, remote: "198.18.5.0/24")).ok)
+        let out = try #require(f.snapshot.sad.byKey[SAKey(destination: IPAddress("192.0.2.2")!, spi: 0x4000, proto: .esp)])
+        #expect(f.store.recorded(out.spec) != nil)
+        let configured = SAEntry(proto: "esp", destination: "192.0.2.2", spi: 0x1000)
+        let notMine = try f.call(Request(.remove, owner: "encd-iked", sas: [configured]))
+        #expect(!notMine.ok && f.snapshot.sad.count == 4)
+        let other = try f.call(Request(.remove, owner: "someone-else", sas: [SAEntry(proto: "esp", destination: "192.0.2.2", spi: 0x4000)]))
+        #expect(!other.ok && other.error?.contains("encd-iked's") == true)
+        let r = try f.call(Request(.remove, owner: "encd-iked", sas: [
+            SAEntry(proto: "esp", destination: "192.0.2.2", spi: 0x4000),
+            SAEntry(proto: "esp", destination: "192.0.2.1", spi: 0x4001)], child: 7))
+        #expect(r.ok, "\(r.error ?? "")")
+        #expect(f.snapshot.sad.count == 2 && f.snapshot.spd.flows.count == 2)
+        // Nothing of it stays in the store, and the same keys cannot come back.
+        #expect(f.store.recorded(out.spec) == nil)
+        let again = try f.call(Self.child(7, out: 0x4100, in: 0x4101, remote: "198.18.5.0/24"))
+        #expect(!again.ok && again.error?.contains("keys of a removed SA") == true)
+        // The configuration's SAs keep their spaces when they go.
+        let cfg = try #require(f.snapshot.sad.byKey[SAKey(destination: IPAddress("192.0.2.2")!, spi: 0x1000, proto: .esp)])
+        #expect(try f.call(Request(.flush, what: "all")).ok)
+        #expect(f.store.recorded(cfg.spec) != nil)
+    }
+
+    @Test func flushRemovesEveryOwnersStateAndSaysSo() throws {
+        let f = try ControlFixture(ctlSiteConf)
+        #expect(try f.call(Self.child(7, out: 0x4000, in: 0x4001, remote: "198.18.5.0/24")).ok)
+        let events = f.plane.bus.subscribe()
+        let r = try f.call(Request(.flush, what: "sa"))
+        #expect(r.ok && f.snapshot.sad.count == 0 && f.snapshot.spd.flows.count == 4)
+        var kinds: [String] = []
+        while let e = events.next(timeout: 0) { kinds.append(e.kind) }
+        #expect(kinds.contains("flush") && kinds.filter { $0 == "sa-deleted" }.count == 4)
+    }
+
+    @Test func idleCountsFromTheLastTickThatSawAPacket() throws {
+        let f = try ControlFixture(Self.unrelatedConf)
+        #expect(try f.call(Self.child(7, out: 0x4000, in: 0x4001)).ok)
+        let sa = try #require(f.snapshot.sad.byKey[SAKey(destination: IPAddress("192.0.2.2")!, spi: 0x4000, proto: .esp)])
+        func idle() throws -> UInt64?? { try f.call(Request(.show, what: "sa")).sas?.first { $0.spi == 0x4000 }.map(\.idle) }
+        #expect(try idle() == .some(nil))
+        sa.counters.add(.packets)
+        f.plane.tick(now: 1001)
+        f.plane.tick(now: 1005)
+        #expect(try idle() == .some(4))
+        sa.counters.add(.packets)
+        f.plane.tick(now: 1006)
+        #expect(try idle() == .some(0))
+    }
+}
