@@ -19,60 +19,9 @@ CONF
 done
 SOCK1=$IT_TMP/gw1/run/encd.sock
 
-# The client: ctl.py SOCKET 'JSON request' [python expression over the response r]
-# prints the response (or the expression's value); ctl.py SOCKET --monitor KINDS
-# SECONDS prints "subscribed", then every event, and succeeds once each kind in the
-# comma-separated KINDS was seen.
-cat >"$IT_TMP/ctl.py" <<'PY'
-import json, socket, struct, sys, time
-
-def recv_exact(s, n):
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data
-
-def receive(s):
-    header = recv_exact(s, 4)
-    if header is None:
-        return None
-    body = recv_exact(s, struct.unpack(">I", header)[0])
-    return json.loads(body)
-
-def connect(path, request, timeout):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect(path)
-    request.setdefault("version", 1)
-    body = json.dumps(request).encode()
-    s.sendall(struct.pack(">I", len(body)) + body)
-    return s
-
-path = sys.argv[1]
-if sys.argv[2] == "--monitor":
-    want = set(sys.argv[3].split(","))
-    deadline = time.time() + float(sys.argv[4])
-    s = connect(path, {"command": "monitor"}, float(sys.argv[4]))
-    ack = receive(s)
-    assert ack["ok"] and ack.get("event") is None, ack
-    print("subscribed", flush=True)
-    while want and time.time() < deadline:
-        r = receive(s)
-        if r is None:
-            break
-        print(json.dumps(r["event"], sort_keys=True), flush=True)
-        want.discard(r["event"]["kind"])
-    sys.exit(0 if not want else 1)
-r = receive(connect(path, json.loads(sys.argv[2]), 10))
-if len(sys.argv) > 3:
-    print(eval(sys.argv[3], {"r": r}))
-else:
-    print(json.dumps(r, sort_keys=True))
-PY
-ctl() { on gw1 python3 "$IT_TMP/ctl.py" "$SOCK1" "$@"; }
+# The client (usage in encd_ctl.py).
+CTL_PY=$(dirname "$0")/encd_ctl.py
+ctl() { on gw1 python3 "$CTL_PY" "$SOCK1" "$@"; }
 counter() { ctl '{"command":"counters"}' "r['counters']['$1']"; }
 pings() { on h1 ping -c "$1" -i 0.2 -W 2 198.18.2.20 >/dev/null; }
 # The policy as it stands: the snapshot generation, flows and SAs (not their ages).
@@ -111,7 +60,7 @@ bad=$(ctl '{"command":"load","configName":"broken.conf","config":"flow esp from 
 ok "a broken load is refused with file:line:column and changes nothing"
 
 # --- monitor, load, delete, lifetimes, acquire
-on gw1 python3 "$IT_TMP/ctl.py" "$SOCK1" --monitor sa-added,sa-deleted,sa-soft-expired,sa-hard-expired,acquire 20 \
+on gw1 python3 "$CTL_PY" "$SOCK1" --monitor sa-added,sa-deleted,sa-soft-expired,sa-hard-expired,acquire 20 \
     >"$IT_TMP/monitor.out" 2>&1 &
 mon=$!
 IT_PIDS+=("$mon")
@@ -178,7 +127,7 @@ except PermissionError:
     sys.exit(1)
 PY
 chmod 666 "$SOCK1"   # past the file mode: SO_PEERCRED still refuses
-chmod 644 "$IT_TMP/ctl.py"
+cp "$CTL_PY" "$IT_TMP/ctl.py"; chmod 644 "$IT_TMP/ctl.py"
 r=$(on gw1 setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 "$IT_TMP/ctl.py" "$SOCK1" \
     '{"command":"flush","what":"all"}' "(r['ok'], r['error'])")
 [[ $r == "(False, 'permission denied')" ]] || fail "uid 65534: $r"
