@@ -329,11 +329,61 @@ public struct Event: Codable, Sendable, Equatable {
     public var time: Double
     /// One line for people, as encctl -m prints it.
     public var text: String
+    /// The SA an sa-* event is about (no keys).
+    public var sa: EventSA?
+    /// The flow an acquire or flow event is about.
+    public var flow: FlowStatus?
+    /// The packet that triggered an acquire or a policy failure.
+    public var packet: EventPacket?
+    /// sa-deleted: why ("delete", "remove", "flush", "reload", "replaced",
+    /// "hard-lifetime", "load", "tunable", "addresses").
+    public var reason: String?
 
     public init(kind: String, time: Double, text: String) {
         self.kind = kind
         self.time = time
         self.text = text
+    }
+}
+
+/// An SA as events name it: enough for a key daemon to find its CHILD SA.
+public struct EventSA: Codable, Sendable, Equatable {
+    public var proto: String
+    public var spi: UInt32
+    public var source: String
+    public var destination: String
+    /// "in" or "out".
+    public var direction: String
+    public var owner: String?
+    public var child: UInt32?
+
+    public init(proto: String, spi: UInt32, source: String, destination: String, direction: String,
+                owner: String? = nil, child: UInt32? = nil) {
+        self.proto = proto
+        self.spi = spi
+        self.source = source
+        self.destination = destination
+        self.direction = direction
+        self.owner = owner
+        self.child = child
+    }
+}
+
+/// A packet's selector as events report it (RFC 7296 §2.9: an acquire's traffic
+/// selectors start with the packet's own addresses and ports).
+public struct EventPacket: Codable, Sendable, Equatable {
+    public var source: String
+    public var destination: String
+    public var proto: UInt8
+    public var sourcePort: UInt16?
+    public var destinationPort: UInt16?
+
+    public init(source: String, destination: String, proto: UInt8, sourcePort: UInt16? = nil, destinationPort: UInt16? = nil) {
+        self.source = source
+        self.destination = destination
+        self.proto = proto
+        self.sourcePort = sourcePort
+        self.destinationPort = destinationPort
     }
 }
 

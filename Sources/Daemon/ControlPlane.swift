@@ -119,7 +119,7 @@ public final class ControlPlane: @unchecked Sendable {
     /// never replaces a negotiated SA, nor a key daemon a configured one.
     @discardableResult
     private func change(flows: [FlowSpec], sas: [SASpec], owned: (flows: [FlowSpec], sas: [SASpec])? = nil,
-                        tunables: Tunables, why: String) throws -> (Int, Int) {
+                        tunables: Tunables, why: String, reason: String) throws -> (Int, Int) {
         let previous = box.value
         let snap: PolicySnapshot
         let addresses = localAddresses()
@@ -144,7 +144,7 @@ public final class ControlPlane: @unchecked Sendable {
         switches.apply(tunables)
         events.setInterval(UInt64(max(0, tunables.policyLogInterval)))
         kernel?.applied(snap)
-        return publishChanges(from: previous, to: snap, defaultReplay: tunables.replayWindow)
+        return publishChanges(from: previous, to: snap, defaultReplay: tunables.replayWindow, reason: reason)
     }
 
     /// A key daemon's SAs that left the SAD give their sequence spaces back to the
@@ -171,15 +171,23 @@ public final class ControlPlane: @unchecked Sendable {
     }
 
     /// sa-deleted for every SA object that went (or was replaced), sa-added for every new one.
-    private func publishChanges(from old: PolicySnapshot, to new: PolicySnapshot, defaultReplay: Int) -> (Int, Int) {
+    /// `reason` goes with every sa-deleted event ("replaced" where a new object took
+    /// the key).
+    private func publishChanges(from old: PolicySnapshot, to new: PolicySnapshot, defaultReplay: Int,
+                                reason: String) -> (Int, Int) {
         var added = 0, removed = 0
         for sa in old.sad.all where new.sad.byKey[sa.key] !== sa {
             removed += 1
-            bus.publish("sa-deleted", "SA deleted: " + Printer.sa(sa.spec, defaultReplayWindow: defaultReplay))
+            bus.publish("sa-deleted", "SA deleted: " + Printer.sa(sa.spec, defaultReplayWindow: defaultReplay)) {
+                $0.sa = ControlStatus.eventSA(sa)
+                $0.reason = new.sad.byKey[sa.key] == nil ? reason : "replaced"
+            }
         }
         for sa in new.sad.all where old.sad.byKey[sa.key] !== sa {
             added += 1
-            bus.publish("sa-added", "SA added: " + Printer.sa(sa.spec, defaultReplayWindow: defaultReplay))
+            bus.publish("sa-added", "SA added: " + Printer.sa(sa.spec, defaultReplayWindow: defaultReplay)) {
+                $0.sa = ControlStatus.eventSA(sa)
+            }
         }
         return (added, removed)
     }
@@ -187,7 +195,7 @@ public final class ControlPlane: @unchecked Sendable {
     /// Start-up: the configuration file's policy and tunables.
     public func start(_ c: Configuration) throws {
         _ = try lock.withLock {
-            try change(flows: c.flows, sas: c.sas, tunables: c.tunables, why: configFile)
+            try change(flows: c.flows, sas: c.sas, tunables: c.tunables, why: configFile, reason: "reload")
         }
     }
 
@@ -207,7 +215,7 @@ public final class ControlPlane: @unchecked Sendable {
         for w in c.warnings { log.warning("\(w)") }
         do {
             let (added, removed) = try lock.withLock {
-                try change(flows: c.flows, sas: c.sas, tunables: c.tunables, why: configFile)
+                try change(flows: c.flows, sas: c.sas, tunables: c.tunables, why: configFile, reason: "reload")
             }
             let text = "reloaded \(configFile): \(c.flows.count) flows, \(c.sas.count) SAs (\(added) SAs added, \(removed) deleted)"
             log.info(text)
@@ -260,7 +268,7 @@ public final class ControlPlane: @unchecked Sendable {
             for s in c.sas {
                 if let i = sas.firstIndex(where: { $0.key == s.key }) { sas[i] = s } else { sas.append(s) }
             }
-            let (added, removed) = try change(flows: flows, sas: sas, tunables: running.tunables, why: name)
+            let (added, removed) = try change(flows: flows, sas: sas, tunables: running.tunables, why: name, reason: "load")
             let text = "loaded \(name): \(newFlows) flows added, \(added) SAs added, \(removed) replaced"
             log.info(text)
             return text
@@ -277,7 +285,7 @@ public final class ControlPlane: @unchecked Sendable {
             let keys = Set(c.sas.map(\.key))
             let sas = running.sas.filter { !keys.contains($0.key) }
             let flowsRemoved = running.flows.count - flows.count
-            let (_, removed) = try change(flows: flows, sas: sas, tunables: running.tunables, why: name)
+            let (_, removed) = try change(flows: flows, sas: sas, tunables: running.tunables, why: name, reason: "delete")
             let text = "deleted from \(name): \(flowsRemoved) flows, \(removed) SAs"
             log.info(text)
             return text
@@ -294,7 +302,7 @@ public final class ControlPlane: @unchecked Sendable {
             let sas = w == "flow" ? running.sas : []
             let owned = (flows: w == "sa" ? keyDaemons.flows : [], sas: w == "flow" ? keyDaemons.sas : [])
             let before = running.flows.count + keyDaemons.flows.count
-            let (_, removed) = try change(flows: flows, sas: sas, owned: owned, tunables: running.tunables, why: "flush")
+            let (_, removed) = try change(flows: flows, sas: sas, owned: owned, tunables: running.tunables, why: "flush", reason: "flush")
             let text = "flushed: \(before - flows.count - owned.flows.count) flows, \(removed) SAs"
             log.info(text)
             bus.publish("flush", text)
@@ -319,7 +327,7 @@ public final class ControlPlane: @unchecked Sendable {
         try lock.withLock {
             let owned = try keyDaemons.adding(sas: sas, flows: flows, owner: owner, config: (running.flows, running.sas))
             let (added, _) = try change(flows: running.flows, sas: running.sas, owned: owned,
-                                        tunables: running.tunables, why: "add")
+                                        tunables: running.tunables, why: "add", reason: "add")
             keyDaemons.consumeReservations(sas)
             let text = "added for \(owner): \(added) SAs, \(flows.count) flows"
             log.info(text)
@@ -333,7 +341,7 @@ public final class ControlPlane: @unchecked Sendable {
             let owned = try keyDaemons.removing(keys: sas, selectors: flows, child: child, owner: owner)
             let flowsRemoved = keyDaemons.flows.count - owned.flows.count
             let (_, removed) = try change(flows: running.flows, sas: running.sas, owned: owned,
-                                          tunables: running.tunables, why: "remove")
+                                          tunables: running.tunables, why: "remove", reason: "remove")
             let text = "removed for \(owner): \(removed) SAs, \(flowsRemoved) flows"
             log.info(text)
             return text
@@ -365,7 +373,7 @@ public final class ControlPlane: @unchecked Sendable {
                 throw ControlFailure("\(error)")
             }
             let old = running.tunables.value(name) ?? 0
-            try change(flows: running.flows, sas: running.sas, tunables: t, why: "set \(name)")
+            try change(flows: running.flows, sas: running.sas, tunables: t, why: "set \(name)", reason: "tunable")
             let text = "\(name) set to \(t.value(name) ?? 0) (was \(old))"
             log.info(text)
             return text
@@ -404,11 +412,11 @@ public final class ControlPlane: @unchecked Sendable {
                     hard.insert(sa.key)
                     if before & 2 == 0 {
                         log.warning("SA \(sa.key) reached its hard lifetime: removed")
-                        bus.publish("sa-hard-expired", "SA hard lifetime expired, removed: " + line)
+                        bus.publish("sa-hard-expired", "SA hard lifetime expired, removed: " + line) { $0.sa = ControlStatus.eventSA(sa) }
                     }
                 } else if now & 1 != 0 && before & 1 == 0 {
                     log.info("SA \(sa.key) reached its soft lifetime")
-                    bus.publish("sa-soft-expired", "SA soft lifetime expired: " + line)
+                    bus.publish("sa-soft-expired", "SA soft lifetime expired: " + line) { $0.sa = ControlStatus.eventSA(sa) }
                 }
             }
             lifetimeSeen = seen
@@ -429,7 +437,7 @@ public final class ControlPlane: @unchecked Sendable {
             do {
                 try change(flows: running.flows, sas: running.sas.filter { !hard.contains($0.key) },
                            owned: (keyDaemons.flows, keyDaemons.sas.filter { !hard.contains($0.key) }),
-                           tunables: running.tunables, why: "hard lifetime")
+                           tunables: running.tunables, why: "hard lifetime", reason: "hard-lifetime")
             } catch {
                 log.error("could not remove SAs past their hard lifetime (they stay unusable): \(error)")
             }
@@ -450,7 +458,8 @@ public final class ControlPlane: @unchecked Sendable {
             return
         }
         do {
-            try change(flows: running.flows, sas: running.sas, tunables: running.tunables, why: "local addresses changed")
+            try change(flows: running.flows, sas: running.sas, tunables: running.tunables, why: "local addresses changed",
+                       reason: "addresses")
             log.info("local addresses changed: \(flipped.count) SA\(flipped.count == 1 ? "" : "s") now \(flipped.map { "\($0.key) \($0.direction == .inbound ? "outbound" : "inbound")" }.joined(separator: ", "))")
         } catch {
             log.error("local addresses changed, but the policy could not follow: \(error)")

@@ -21,6 +21,20 @@ enum ControlStatus {
         return s
     }
 
+    /// An SA as events name it.
+    static func eventSA(_ sa: SecurityAssociation) -> EventSA {
+        EventSA(proto: "\(sa.spec.proto)", spi: sa.spec.spi, source: "\(sa.spec.source)",
+                destination: "\(sa.spec.destination)", direction: "\(sa.direction)",
+                owner: sa.spec.owner, child: sa.spec.child)
+    }
+
+    /// A packet's selector as events report it (ports only where it has them).
+    static func eventPacket(_ s: Selector) -> EventPacket {
+        let ports = s.sourcePort != 0 || s.destinationPort != 0
+        return EventPacket(source: "\(s.source)", destination: "\(s.destination)", proto: s.proto,
+                           sourcePort: ports ? s.sourcePort : nil, destinationPort: ports ? s.destinationPort : nil)
+    }
+
     /// `lastActive`: when the SA last carried a packet, as the control tick saw it.
     static func sa(_ sa: SecurityAssociation, now: UInt64, showKeys: Bool, defaultReplayWindow: Int,
                    lastActive: UInt64? = nil) -> SAStatus {

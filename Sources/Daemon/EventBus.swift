@@ -24,9 +24,13 @@ public final class EventBus: @unchecked Sendable {
     /// Events dropped because a subscriber's queue was full, since start.
     public var dropped: UInt64 { droppedTotal.load(ordering: .relaxed) }
 
-    public func publish(_ kind: String, _ text: String) {
+    /// Publishes `kind` with `text`; `details` fills the structured fields (run only
+    /// when someone listens).
+    public func publish(_ kind: String, _ text: String, _ details: (inout Event) -> Void = { _ in }) {
         guard hasSubscribers else { return }
-        publish(Event(kind: kind, time: Date().timeIntervalSince1970, text: text))
+        var e = Event(kind: kind, time: Date().timeIntervalSince1970, text: text)
+        details(&e)
+        publish(e)
     }
 
     public func publish(_ event: Event) {

@@ -49,6 +49,13 @@ public final class RateLimitedEvents: EventSink, @unchecked Sendable {
     /// events were held back since. One window for the log, one for monitor clients.
     private let window = Mutex<[(last: UInt64, held: UInt64)]>(Array(repeating: (0, 0), count: Kind.allCases.count))
     private let monitorWindow = Mutex<[(last: UInt64, held: UInt64)]>(Array(repeating: (0, 0), count: Kind.allCases.count))
+    /// Acquires reach monitors once per second per flow, not per kind: a key daemon
+    /// must hear of two flows that need SAs at once. Flows share one of 64 slots by
+    /// hash (fixed memory, nothing allocated on the packet path); two flows in one slot
+    /// share its limit.
+    private static let acquireSlots = 64
+    private let acquireWindow = Mutex<[(flow: Int, last: UInt64, held: UInt64)]>(
+        Array(repeating: (0, 0, 0), count: RateLimitedEvents.acquireSlots))
 
     public init(log: Log, clock: CoarseClock, interval: UInt64, bus: EventBus? = nil) {
         self.log = log
@@ -88,12 +95,34 @@ public final class RateLimitedEvents: EventSink, @unchecked Sendable {
 
     private func suffix(_ n: UInt64) -> String { n == 0 ? "" : " (and \(n) more since the last line)" }
 
+    /// Held-back count when `flow`'s acquire may reach monitors now; nil when not.
+    private func acquireDue(_ flow: FlowSpec) -> UInt64? {
+        guard bus?.hasSubscribers == true else { return nil }
+        let h = flow.hashValue, now = clock.now + 1
+        return acquireWindow.withLock { w -> UInt64? in
+            let i = Int(UInt(bitPattern: h) % UInt(Self.acquireSlots))
+            if w[i].flow == h && w[i].last != 0 && now < w[i].last + 1 {
+                w[i].held += 1
+                return nil
+            }
+            let n = w[i].flow == h ? w[i].held : 0
+            w[i] = (h, now, 0)
+            return n
+        }
+    }
+
     public func acquire(flow: FlowSpec, packet: Selector) {
-        let d = due(.acquire)
-        guard d.log != nil || d.monitor != nil else { return }
+        let l = Self.allow(.acquire, every: interval.load(ordering: .relaxed), now: clock.now, window)
+        let m = acquireDue(flow)
+        guard l != nil || m != nil else { return }
         let text = "acquire: no SA for flow \(flow.proto) \(flow.direction) from \(flow.source) to \(flow.destination) peer \(flow.peer.map { "\($0)" } ?? "any") type \(flow.type) (packet \(packet.source) -> \(packet.destination))"
-        if let n = d.log { log.info(text + suffix(n)) }
-        if let n = d.monitor { bus?.publish("acquire", text + suffix(n)) }
+        if let n = l { log.info(text + suffix(n)) }
+        if let n = m {
+            bus?.publish("acquire", text + suffix(n)) {
+                $0.flow = ControlStatus.flow(flow)
+                $0.packet = ControlStatus.eventPacket(packet)
+            }
+        }
     }
 
     public func policyFailure(_ packet: Selector, sa: SecurityAssociation) {
@@ -101,7 +130,12 @@ public final class RateLimitedEvents: EventSink, @unchecked Sendable {
         guard d.log != nil || d.monitor != nil else { return }
         let text = "inbound policy: \(packet.source) -> \(packet.destination) proto \(packet.proto) arrived on \(sa.spec.proto) spi 0x\(hex8(sa.spec.spi)) from \(sa.spec.source) but no flow of that SA covers it: dropped"
         if let n = d.log { log.warning(text + suffix(n)) }
-        if let n = d.monitor { bus?.publish("policy-failure", text + suffix(n)) }
+        if let n = d.monitor {
+            bus?.publish("policy-failure", text + suffix(n)) {
+                $0.sa = ControlStatus.eventSA(sa)
+                $0.packet = ControlStatus.eventPacket(packet)
+            }
+        }
     }
 
     public func cleartextRefused(_ packet: Selector) {
@@ -109,7 +143,7 @@ public final class RateLimitedEvents: EventSink, @unchecked Sendable {
         guard d.log != nil || d.monitor != nil else { return }
         let text = "inbound policy: cleartext \(packet.source) -> \(packet.destination) proto \(packet.proto)\(packet.sourcePort != 0 || packet.destinationPort != 0 ? " ports \(packet.sourcePort) -> \(packet.destinationPort)" : "") is covered by a require flow but did not come through enc0: dropped"
         if let n = d.log { log.warning(text + suffix(n)) }
-        if let n = d.monitor { bus?.publish("policy-failure", text + suffix(n)) }
+        if let n = d.monitor { bus?.publish("policy-failure", text + suffix(n)) { $0.packet = ControlStatus.eventPacket(packet) } }
     }
 
     public func inputFailure(_ reason: Counter, spi: UInt32, from: IPAddress) {

@@ -212,3 +212,50 @@ import Testing
         #expect(try idle() == .some(0))
     }
 }
+
+/// Events a key daemon reads: structured SA, flow and packet fields, a reason on
+/// sa-deleted, and acquires limited per flow rather than per kind.
+@Suite struct StructuredEventTests {
+    @Test func twoFlowsNeedingSAsInOneSecondBothReachTheMonitorOnceEach() throws {
+        let f = try ControlFixture(ctlSiteConf + ctlExtraConf)
+        let sub = f.plane.bus.subscribe()
+        let flows = f.snapshot.spd.flows.filter { $0.direction == .outbound }
+        #expect(flows.count == 2)
+        let sel = Selector(source: IPAddress("198.18.1.7")!, destination: IPAddress("198.18.2.9")!, proto: 6,
+                           sourcePort: 40000, destinationPort: 443)
+        for _ in 0..<3 { for fl in flows { f.plane.events.acquire(flow: fl, packet: sel) } }
+        var acquires: [Event] = []
+        while let e = sub.next(timeout: 0) { acquires.append(e) }
+        #expect(acquires.count == 2 && acquires.allSatisfy { $0.kind == "acquire" })
+        #expect(Set(acquires.compactMap { $0.flow?.destination }) == ["198.18.2.0/24", "198.18.3.0/24"])
+        let p = try #require(acquires.first?.packet)
+        #expect(p == EventPacket(source: "198.18.1.7", destination: "198.18.2.9", proto: 6, sourcePort: 40000, destinationPort: 443))
+        // The next second, the same flow again, with what was held back.
+        f.clock.set(f.clock.now + 1)
+        f.plane.events.acquire(flow: flows[0], packet: sel)
+        let again = try #require(sub.next(timeout: 0))
+        #expect(again.text.hasSuffix("(and 2 more since the last line)"))
+    }
+
+    @Test func saEventsNameTheSAItsOwnerChildAndWhyItWent() throws {
+        let f = try ControlFixture(KeyDaemonControlTests.unrelatedConf)
+        let sub = f.plane.bus.subscribe()
+        #expect(try f.call(KeyDaemonControlTests.child(7, out: 0x4000, in: 0x4001)).ok)
+        var added: [Event] = []
+        while let e = sub.next(timeout: 0) { added.append(e) }
+        #expect(added.map(\.kind) == ["sa-added", "sa-added"])
+        #expect(added.compactMap(\.sa).map { "\($0.direction) \($0.spi) \($0.owner ?? "-") \($0.child ?? 0)" }.sorted()
+                == ["in 16385 encd-iked 7", "out 16384 encd-iked 7"])
+        #expect(try f.call(Request(.remove, owner: "encd-iked", sas: [SAEntry(proto: "esp", destination: "192.0.2.2", spi: 0x4000)])).ok)
+        let gone = try #require(sub.next(timeout: 0))
+        #expect(gone.kind == "sa-deleted" && gone.reason == "remove" && gone.sa?.spi == 0x4000 && gone.sa?.source == "192.0.2.1")
+        #expect(try f.call(Request(.flush, what: "sa")).ok)
+        var flushed: [Event] = []
+        while let e = sub.next(timeout: 0) { flushed.append(e) }
+        #expect(flushed.filter { $0.kind == "sa-deleted" }.allSatisfy { $0.reason == "flush" })
+        #expect(flushed.filter { $0.kind == "sa-deleted" }.count == 3)
+        // No key in any event.
+        let json = String(decoding: try JSONEncoder().encode(added + [gone] + flushed), as: UTF8.self)
+        #expect(!json.contains(KeyDaemonControlTests.keyOut) && !json.contains(KeyDaemonControlTests.keyIn))
+    }
+}
