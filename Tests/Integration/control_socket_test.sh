@@ -75,7 +75,15 @@ sleep 4   # the loaded SA passes its soft and hard lifetimes
 [[ $(ctl '{"command":"show","what":"sa"}' "len(r['sas'])") == 2 ]] || fail "hard lifetime: SA not removed"
 on h1 ping -c 1 -W 1 198.18.9.1 >/dev/null 2>&1 && fail "a require flow without SA let a packet through"
 wait $mon || fail "monitor did not see every event: $(cat "$IT_TMP/monitor.out")"
-grep -q '"kind": "sa-hard-expired", "text": "SA hard lifetime expired, removed: esp tunnel from 192.0.2.1 to 192.0.2.9 spi 0x00003000 ' "$IT_TMP/monitor.out" || fail "hard expiry event text"
+python3 - "$IT_TMP/monitor.out" <<'PY' || fail "hard expiry events: $(cat "$IT_TMP/monitor.out")"
+import json, sys
+events = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+hard = [e for e in events if e["kind"] == "sa-hard-expired"]
+assert hard and hard[0]["text"].startswith("SA hard lifetime expired, removed: esp tunnel from 192.0.2.1 to 192.0.2.9 spi 0x00003000 "), hard
+assert hard[0]["sa"] == {"proto": "esp", "spi": 0x3000, "source": "192.0.2.1", "destination": "192.0.2.9", "direction": "out"}, hard
+gone = [e for e in events if e["kind"] == "sa-deleted" and e.get("sa", {}).get("spi") == 0x3000]
+assert gone and gone[0]["reason"] == "hard-lifetime", gone
+PY
 ok "monitor: SA added, soft and hard expiry (SA removed, require flow drops), acquire"
 [[ $(ctl '{"command":"delete","configName":"extra.conf","config":"'"$extra"'"}' "r['ok']") == True ]] || fail "delete"
 [[ $(ctl '{"command":"show","what":"flow"}' "len(r['flows'])") == 2 ]] || fail "delete left flows"
