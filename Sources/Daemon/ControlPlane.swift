@@ -1,5 +1,7 @@
 // ControlPlane: the running policy (flows, SAs, tunables) and the only place it
-// changes — start, SIGHUP, encctl load/delete/flush/tunable, and hard lifetimes.
+// changes — start, SIGHUP, encctl load/delete/flush/tunable, a key daemon's
+// getspi/add/remove, and hard lifetimes. The configuration's flows and SAs and the key
+// daemons' (KeyDaemonState) are kept apart and built into one snapshot.
 //
 // A change builds a complete new snapshot first (SA objects that did not change are
 // carried over with their sequence numbers, replay windows and counters), asks the

@@ -50,12 +50,12 @@ public final class RateLimitedEvents: EventSink, @unchecked Sendable {
     private let window = Mutex<[(last: UInt64, held: UInt64)]>(Array(repeating: (0, 0), count: Kind.allCases.count))
     private let monitorWindow = Mutex<[(last: UInt64, held: UInt64)]>(Array(repeating: (0, 0), count: Kind.allCases.count))
     /// Acquires reach monitors once per second per flow, not per kind: a key daemon
-    /// must hear of two flows that need SAs at once. Flows share one of 64 slots by
-    /// hash (fixed memory, nothing allocated on the packet path); two flows in one slot
-    /// share its limit.
+    /// must hear of two flows that need SAs at once. A flow's slot is its place in the
+    /// SPD modulo 64 (fixed memory, nothing allocated on the packet path); flows 64
+    /// places apart share a slot and its limit.
     private static let acquireSlots = 64
-    private let acquireWindow = Mutex<[(flow: Int, last: UInt64, held: UInt64)]>(
-        Array(repeating: (0, 0, 0), count: RateLimitedEvents.acquireSlots))
+    private let acquireWindow = Mutex<[(last: UInt64, held: UInt64)]>(
+        Array(repeating: (0, 0), count: RateLimitedEvents.acquireSlots))
 
     public init(log: Log, clock: CoarseClock, interval: UInt64, bus: EventBus? = nil) {
         self.log = log
@@ -95,25 +95,26 @@ public final class RateLimitedEvents: EventSink, @unchecked Sendable {
 
     private func suffix(_ n: UInt64) -> String { n == 0 ? "" : " (and \(n) more since the last line)" }
 
-    /// Held-back count when `flow`'s acquire may reach monitors now; nil when not.
-    private func acquireDue(_ flow: FlowSpec) -> UInt64? {
+    /// Held-back count when the acquire of the flow at `index` may reach monitors
+    /// now; nil when not.
+    private func acquireDue(_ index: Int) -> UInt64? {
         guard bus?.hasSubscribers == true else { return nil }
-        let h = flow.hashValue, now = clock.now + 1
+        let now = clock.now + 1
         return acquireWindow.withLock { w -> UInt64? in
-            let i = Int(UInt(bitPattern: h) % UInt(Self.acquireSlots))
-            if w[i].flow == h && w[i].last != 0 && now < w[i].last + 1 {
+            let i = Int(UInt(bitPattern: index) % UInt(Self.acquireSlots))
+            if w[i].last != 0 && now < w[i].last + 1 {
                 w[i].held += 1
                 return nil
             }
-            let n = w[i].flow == h ? w[i].held : 0
-            w[i] = (h, now, 0)
+            let n = w[i].held
+            w[i] = (now, 0)
             return n
         }
     }
 
-    public func acquire(flow: FlowSpec, packet: Selector) {
+    public func acquire(flow: FlowSpec, index: Int, packet: Selector) {
         let l = Self.allow(.acquire, every: interval.load(ordering: .relaxed), now: clock.now, window)
-        let m = acquireDue(flow)
+        let m = acquireDue(index)
         guard l != nil || m != nil else { return }
         let text = "acquire: no SA for flow \(flow.proto) \(flow.direction) from \(flow.source) to \(flow.destination) peer \(flow.peer.map { "\($0)" } ?? "any") type \(flow.type) (packet \(packet.source) -> \(packet.destination))"
         if let n = l { log.info(text + suffix(n)) }

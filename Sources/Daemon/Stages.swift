@@ -118,7 +118,7 @@ public enum SPDStage {
         case .noSA(let flow, let sendClear, let acquire):
             if acquire {
                 stats.add(.acquireRequested)
-                ctx.events.acquire(flow: snap.spd.flows[flow], packet: sel)
+                ctx.events.acquire(flow: snap.spd.flows[flow], index: flow, packet: sel)
             }
             if sendClear { return .acceptWithMark(ctx.marks.bypassMark(keeping: meta.mark)) }
             stats.add(snap.spd.flows[flow].type == .dontacq ? .dontacqWithoutSA : .requireWithoutSA)

@@ -42,7 +42,8 @@ public final class CoarseClock: @unchecked Sendable {
 /// Where the packet path reports events. Implementations must not block and must
 /// rate-limit: the packet path calls them per packet.
 public protocol EventSink: AnyObject, Sendable {
-    func acquire(flow: FlowSpec, packet: Selector)
+    /// `index`: the flow's place in the SPD (acquires are limited per flow).
+    func acquire(flow: FlowSpec, index: Int, packet: Selector)
     func policyFailure(_ packet: Selector, sa: SecurityAssociation)
     func cleartextRefused(_ packet: Selector)
     func inputFailure(_ reason: Counter, spi: UInt32, from: IPAddress)

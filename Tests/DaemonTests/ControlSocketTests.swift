@@ -110,8 +110,8 @@ import Testing
         // Packet-path events: acquire and authentication failures, rate-limited.
         let flow = f.snapshot.spd.flows[0]
         let sel = Selector(source: IPAddress("198.18.1.1")!, destination: IPAddress("198.18.2.1")!, proto: 1)
-        f.plane.events.acquire(flow: flow, packet: sel)
-        f.plane.events.acquire(flow: flow, packet: sel)          // same second: held back
+        f.plane.events.acquire(flow: flow, index: 0, packet: sel)
+        f.plane.events.acquire(flow: flow, index: 0, packet: sel)          // same second: held back
         f.plane.events.inputFailure(.espAuthFailed, spi: 0x1001, from: IPAddress("192.0.2.2")!)
         #expect(try m.next()?.event?.kind == "acquire")
         let auth = try #require(try m.next()?.event)

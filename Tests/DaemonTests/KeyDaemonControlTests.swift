@@ -223,7 +223,8 @@ import Testing
         #expect(flows.count == 2)
         let sel = Selector(source: IPAddress("198.18.1.7")!, destination: IPAddress("198.18.2.9")!, proto: 6,
                            sourcePort: 40000, destinationPort: 443)
-        for _ in 0..<3 { for fl in flows { f.plane.events.acquire(flow: fl, packet: sel) } }
+        let index = flows.map { fl in f.snapshot.spd.flows.firstIndex { $0 == fl }! }
+        for _ in 0..<3 { for (fl, i) in zip(flows, index) { f.plane.events.acquire(flow: fl, index: i, packet: sel) } }
         var acquires: [Event] = []
         while let e = sub.next(timeout: 0) { acquires.append(e) }
         #expect(acquires.count == 2 && acquires.allSatisfy { $0.kind == "acquire" })
@@ -232,9 +233,22 @@ import Testing
         #expect(p == EventPacket(source: "198.18.1.7", destination: "198.18.2.9", proto: 6, sourcePort: 40000, destinationPort: 443))
         // The next second, the same flow again, with what was held back.
         f.clock.set(f.clock.now + 1)
-        f.plane.events.acquire(flow: flows[0], packet: sel)
+        f.plane.events.acquire(flow: flows[0], index: index[0], packet: sel)
         let again = try #require(sub.next(timeout: 0))
         #expect(again.text.hasSuffix("(and 2 more since the last line)"))
+    }
+
+    @Test func flowsSharingASlotShareItsLimitInsteadOfFloodingTheMonitor() throws {
+        // Flows 64 places apart share a slot: alternating between them must still give
+        // one event per second, not one per packet.
+        let f = try ControlFixture(ctlSiteConf)
+        let sub = f.plane.bus.subscribe()
+        let flow = f.snapshot.spd.flows[0]
+        let sel = Selector(source: IPAddress("198.18.1.7")!, destination: IPAddress("198.18.2.9")!, proto: 1)
+        for _ in 0..<5 { for i in [3, 67] { f.plane.events.acquire(flow: flow, index: i, packet: sel) } }
+        var n = 0
+        while sub.next(timeout: 0) != nil { n += 1 }
+        #expect(n == 1)
     }
 
     @Test func saEventsNameTheSAItsOwnerChildAndWhyItWent() throws {

@@ -11,7 +11,7 @@ final class RecordingEvents: EventSink, @unchecked Sendable {
     var policyFailures: [Selector] = []
     var inputFailures: [Counter] = []
     var cleartextRefusals: [Selector] = []
-    func acquire(flow: FlowSpec, packet: Selector) { acquires.append(flow) }
+    func acquire(flow: FlowSpec, index: Int, packet: Selector) { acquires.append(flow) }
     func policyFailure(_ packet: Selector, sa: SecurityAssociation) { policyFailures.append(packet) }
     func inputFailure(_ reason: Counter, spi: UInt32, from: IPAddress) { inputFailures.append(reason) }
     func cleartextRefused(_ packet: Selector) { cleartextRefusals.append(packet) }
