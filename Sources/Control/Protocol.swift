@@ -43,6 +43,10 @@ public enum Command: String, Codable, Sendable, CaseIterable {
     /// Removes SAs (`sas`: proto, destination, spi), flows (`flows`: selector and
     /// direction) and/or every flow of `child`, all of `owner`'s. Keys are not needed.
     case remove
+    /// Moves `owner`'s UDP-encapsulated SAs (`sas`: proto, destination, spi) to the
+    /// peer's new `peer` address and/or `peerPort` (a NAT rebound), keeping their
+    /// sequence numbers, replay windows and counters.
+    case update
 }
 
 public struct Request: Codable, Sendable, Equatable {
@@ -73,11 +77,15 @@ public struct Request: Codable, Sendable, Equatable {
     public var proto: String?
     public var destination: String?
     public var source: String?
+    /// update: the peer's new address and/or port.
+    public var peer: String?
+    public var peerPort: UInt16?
 
     public init(_ command: Command, what: String? = nil, verbose: Bool? = nil, showKeys: Bool? = nil,
                 config: String? = nil, configName: String? = nil, name: String? = nil, value: String? = nil,
                 owner: String? = nil, sas: [SAEntry]? = nil, flows: [FlowEntry]? = nil, child: UInt32? = nil,
-                proto: String? = nil, destination: String? = nil, source: String? = nil) {
+                proto: String? = nil, destination: String? = nil, source: String? = nil,
+                peer: String? = nil, peerPort: UInt16? = nil) {
         self.version = ControlProtocol.version
         self.command = command
         self.what = what
@@ -94,6 +102,8 @@ public struct Request: Codable, Sendable, Equatable {
         self.proto = proto
         self.destination = destination
         self.source = source
+        self.peer = peer
+        self.peerPort = peerPort
     }
 }
 

@@ -64,6 +64,14 @@ extension ControlPlane {
                     throw ControlFailure("remove needs \"sas\", \"flows\" and/or \"child\"")
                 }
                 return done(try remove(owner: owner, sas: keys, flows: flows, child: r.child))
+            case .update:
+                let owner = try KeyDaemonEntries.owner(r.owner)
+                let keys = try (r.sas ?? []).enumerated().map { try KeyDaemonEntries.key($1, "sas[\($0)]") }
+                guard !keys.isEmpty else { throw ControlFailure("update needs \"sas\"") }
+                let peer = try r.peer.map { try KeyDaemonEntries.address($0, "update.peer") }
+                guard peer != nil || r.peerPort != nil else { throw ControlFailure("update needs \"peer\" and/or \"peerPort\"") }
+                if r.peerPort == 0 { throw ControlFailure("update.peerPort: port 0") }
+                return done(try update(owner: owner, sas: keys, peer: peer, peerPort: r.peerPort))
             }
         } catch let f as ControlFailure {
             return .failure(f.message, errors: f.errors.isEmpty ? nil : f.errors)

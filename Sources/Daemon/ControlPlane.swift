@@ -350,6 +350,46 @@ public final class ControlPlane: @unchecked Sendable {
         }
     }
 
+    /// `update`: `owner`'s UDP-encapsulated SAs follow the peer to a new address
+    /// and/or port (iked's pfkey_sa_update_addresses after a NAT rebound), the SA
+    /// objects kept with their sequence numbers, replay windows and counters. An
+    /// outbound SA sends to the new endpoint at once (the same endpoint its inbound
+    /// partner's authenticated packets would teach it, RFC 3948 §3.5); an inbound SA
+    /// is found by destination and SPI whatever the peer's address, so naming one
+    /// checks it and changes nothing. IPv4 addresses only (IPv6 peers: the port).
+    func update(owner: String, sas keys: [SAKey], peer: IPAddress?, peerPort: UInt16?) throws -> String {
+        try lock.withLock {
+            let sad = box.value.sad
+            var outbound: [SecurityAssociation] = []
+            for (i, k) in keys.enumerated() {
+                guard let sa = sad.byKey[k], sa.spec.owner != nil else { throw ControlFailure("sas[\(i)]: no SA \(k) of \(owner)'s") }
+                guard sa.spec.owner == owner else { throw ControlFailure("sas[\(i)]: SA \(k) is \(sa.spec.owner ?? "?")'s") }
+                guard sa.spec.encapsulation != nil else {
+                    throw ControlFailure("sas[\(i)]: SA \(k) is not UDP-encapsulated: only a NAT-T SA's peer can move")
+                }
+                guard sa.direction == .outbound else { continue }
+                if let peer {
+                    guard peer.family == sa.spec.destination.family else {
+                        throw ControlFailure("update.peer: \(peer) is not of SA \(k)'s address family")
+                    }
+                    guard peer.family == .inet || peer == sa.spec.destination else {
+                        throw ControlFailure("update.peer: an IPv6 peer's address cannot move (its port can)")
+                    }
+                }
+                outbound.append(sa)
+            }
+            for sa in outbound {
+                let (learned, learnedPort) = sa.natEndpoint()
+                let port = peerPort ?? learnedPort ?? sa.spec.encapsulation?.peerPort ?? sa.spec.encapsulation?.port ?? 4500
+                sa.learnNATEndpoint(address: peer ?? learned ?? sa.spec.destination, port: port)
+            }
+            let text = "updated for \(owner): \(outbound.count) outbound SAs now send to "
+                + "\(peer.map { "\($0)" } ?? "the same address") port \(peerPort.map { "\($0)" } ?? "unchanged")"
+            log.info(text)
+            return text
+        }
+    }
+
     /// When each running SA object that carried packets last did, as the tick saw it.
     func lastActiveTimes() -> [ObjectIdentifier: UInt64] {
         lock.withLock { activity.compactMapValues { $0.packets > 0 ? $0.at : nil } }

@@ -273,3 +273,47 @@ import Testing
         #expect(!json.contains(KeyDaemonControlTests.keyOut) && !json.contains(KeyDaemonControlTests.keyIn))
     }
 }
+
+/// `update`: a NAT rebound moves a key daemon's NAT-T SAs to the peer's new address and
+/// port, keeping the SA objects (sequence numbers, replay windows, counters).
+@Suite struct KeyDaemonUpdateTests {
+    static func natChild() -> Request {
+        var r = KeyDaemonControlTests.child(7, out: 0x4000, in: 0x4001)
+        for i in r.sas!.indices { r.sas![i].udpencap = UDPEncapEntry(port: 4500, peerPort: 4500) }
+        return r
+    }
+    static let pair = [SAEntry(proto: "esp", destination: "192.0.2.2", spi: 0x4000),
+                       SAEntry(proto: "esp", destination: "192.0.2.1", spi: 0x4001)]
+
+    @Test func aNATReboundMovesTheOutboundSAAndKeepsItsState() throws {
+        let f = try ControlFixture(KeyDaemonControlTests.unrelatedConf)
+        #expect(try f.call(Self.natChild()).ok)
+        let key = SAKey(destination: IPAddress("192.0.2.2")!, spi: 0x4000, proto: .esp)
+        let out = try #require(f.snapshot.sad.byKey[key])
+        out.counters.add(.packets, 5)
+        let generation = f.snapshot.generation
+        let r = try f.call(Request(.update, owner: "encd-iked", sas: Self.pair, peer: "203.0.113.9", peerPort: 31000))
+        #expect(r.ok, "\(r.error ?? "")")
+        #expect(f.snapshot.sad.byKey[key] === out && f.snapshot.generation == generation)
+        let (addr, port) = out.natEndpoint()
+        #expect(addr == IPAddress("203.0.113.9") && port == 31000)
+        let shown = try f.call(Request(.show, what: "sa")).sas?.first { $0.spi == 0x4000 }
+        #expect(shown?.natPeer == "203.0.113.9:31000" && shown?.packets == 5)
+        // The port alone: the address stays where it was moved.
+        #expect(try f.call(Request(.update, owner: "encd-iked", sas: [Self.pair[0]], peerPort: 31001)).ok)
+        #expect(out.natEndpoint().0 == IPAddress("203.0.113.9") && out.natEndpoint().1 == 31001)
+    }
+
+    @Test func onlyTheOwnersNATTSAsMove() throws {
+        let f = try ControlFixture(ctlSiteConf)
+        #expect(try f.call(KeyDaemonControlTests.child(7, out: 0x4000, in: 0x4001, remote: "198.18.5.0/24")).ok)
+        let plain = try f.call(Request(.update, owner: "encd-iked", sas: [Self.pair[0]], peerPort: 31000))
+        #expect(plain.error == "sas[0]: SA esp spi 0x4000 to 192.0.2.2 is not UDP-encapsulated: only a NAT-T SA's peer can move")
+        let other = try f.call(Request(.update, owner: "someone", sas: [Self.pair[0]], peerPort: 31000))
+        #expect(other.error?.contains("encd-iked's") == true)
+        let configured = try f.call(Request(.update, owner: "encd-iked", sas: [SAEntry(proto: "esp", destination: "192.0.2.2", spi: 0x1000)], peerPort: 31000))
+        #expect(configured.error?.contains("no SA") == true)
+        let nothing = try f.call(Request(.update, owner: "encd-iked", sas: [Self.pair[0]]))
+        #expect(nothing.error == "update needs \"peer\" and/or \"peerPort\"")
+    }
+}

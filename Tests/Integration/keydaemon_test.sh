@@ -7,7 +7,8 @@
 # the new outbound ones (the child switches at once), then the old pair removed — no
 # ping lost, the wire moves to the new SPI. SIGHUP with a changed file keeps the
 # negotiated SAs. Removing the SAs leaves the require flows dropping (no cleartext on
-# the wire); the sequence state file forgets every removed SA; no key in any log.
+# the wire); the sequence state file forgets every removed SA. A NAT-T pair moved by
+# update to another peer port and back keeps counting; no key in any log.
 source "$(dirname "$0")/lib.sh"
 
 sites   # h1 — gw1 — internet — gw2 — h2 (lib.sh)
@@ -120,7 +121,30 @@ for spi in "$S12" "$S21" "$N12" "$N21"; do
 done
 ok "remove by child took the flows; the state file forgot every removed SA"
 
-for k in "$K12" "$K21" "$L12" "$L21"; do
+# --- NAT-T: update moves the outbound SA to the peer's new port, keeping its state
+T12=$(getspi gw2); T21=$(getspi gw1); M12=$(key); M21=$(key)
+natsa() { sa "$@" | sed 's/"child":1}/"child":1,"udpencap":{"port":4500,"peerPort":4500}}/'; }
+for gw in gw1 gw2; do add $gw "[$(natsa 1 2 "$T12" "$M12"), $(natsa 2 1 "$T21" "$M21")]" "$(flows $gw)"; done
+on h1 ping -c 3 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "ping through the NAT-T CHILD SA pair"
+upd() {
+    local r
+    r=$(ctl gw1 "{\"command\":\"update\",\"owner\":\"it-keyd\",\"sas\":[{\"proto\":\"esp\",\"destination\":\"192.0.2.2\",\"spi\":$T12}],\"peerPort\":$1}" "r['ok'] or r['error']")
+    [[ $r == True ]] || fail "update: $r"
+}
+capture gw1 wan "$IT_TMP/moved.pcap"
+upd 4501
+on h1 ping -c 2 -i 0.2 -W 1 198.18.2.20 >/dev/null 2>&1 && fail "gw2 answered ESP sent to port 4501"
+stop_capture gw1 wan
+moved=$(tcpdump -n -r "$IT_TMP/moved.pcap" 'src host 192.0.2.1 and udp dst port 4501' 2>/dev/null | wc -l)
+(( moved >= 2 )) || fail "after update no ESP in UDP to port 4501 on the wire ($moved)"
+upd 4500
+on h1 ping -c 3 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "ping after moving back to port 4500"
+seq=$(ctl gw1 '{"command":"show","what":"sa"}' "[x['sequence'] for x in r['sas'] if x['spi'] == $T12][0]")
+(( seq > 8 )) || fail "the updated SA started again at sequence $seq"
+[[ $(ctl gw2 '{"command":"counters"}' "r['counters']['esp_replay']") == 0 ]] || fail "gw2 saw replays after the update"
+ok "update moved the NAT-T SA to port 4501 on the wire and back, its sequence numbers going on ($seq)"
+
+for k in "$K12" "$K21" "$L12" "$L21" "$M12" "$M21"; do
     grep -qi "$k" "$IT_TMP"/gw*-encd.log && fail "a key in encd's log"
 done
 ok "no key in any log"
