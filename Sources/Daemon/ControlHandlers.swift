@@ -53,7 +53,15 @@ extension ControlPlane {
                 let sas = try (r.sas ?? []).enumerated().map { try KeyDaemonEntries.sa($1, "sas[\($0)]", owner: owner) }
                 let flows = try (r.flows ?? []).enumerated().map { try KeyDaemonEntries.flow($1, "flows[\($0)]", owner: owner) }
                 guard !sas.isEmpty || !flows.isEmpty else { throw ControlFailure("add needs \"sas\" and/or \"flows\"") }
-                return done(try add(owner: owner, sas: sas, flows: flows))
+                var resp = done(try add(owner: owner, sas: sas, flows: flows))
+                // The SAs as they start: an outbound `sequence` above 1 (an inbound one
+                // above 0) says the state file continued numbers these keys used before
+                // an encd restart; 1 (0) that they start afresh.
+                let snap = box.value, now = clock.now, replay = tunables.replayWindow
+                resp.sas = sas.compactMap { snap.sad.byKey[$0.key] }.map {
+                    ControlStatus.sa($0, now: now, showKeys: false, defaultReplayWindow: replay)
+                }
+                return resp
             case .remove:
                 let owner = try KeyDaemonEntries.owner(r.owner)
                 let keys = try (r.sas ?? []).enumerated().map { try KeyDaemonEntries.key($1, "sas[\($0)]") }
@@ -118,6 +126,7 @@ extension ControlPlane {
         facts["flows"] = "\(snap.spd.flows.count)"
         facts["sas"] = "\(snap.sad.count)"
         facts["generation"] = "\(snap.generation)"
+        facts["instance"] = instance
         facts["config"] = configFile
         facts["monitors"] = bus.hasSubscribers ? "yes" : "no"
         var resp = Response()

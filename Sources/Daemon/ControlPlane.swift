@@ -75,6 +75,9 @@ public final class ControlPlane: @unchecked Sendable {
     public let defines: [String: String]
     /// When the plane was made (clock seconds).
     public let startedAt: UInt64
+    /// Random per start (`status`): a key daemon that sees it change knows encd
+    /// restarted and that its SAs are gone (a pid can be reused).
+    public let instance: String = (0..<8).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
 
     private let builder: PolicyBuilder
     private let lock = NSLock()

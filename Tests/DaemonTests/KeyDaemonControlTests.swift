@@ -317,3 +317,32 @@ import Testing
         #expect(nothing.error == "update needs \"peer\" and/or \"peerPort\"")
     }
 }
+
+/// What a key daemon needs after an encd restart: `status` names the instance, and
+/// `add` answers with the SAs as they start, so the daemon sees whether their sequence
+/// numbers continue above what the state file recorded for the same keys.
+@Suite struct KeyDaemonRestartTests {
+    @Test func addSaysWhetherTheKeysSequenceNumbersContinue() throws {
+        let f = try ControlFixture(KeyDaemonControlTests.unrelatedConf)
+        let request = KeyDaemonControlTests.child(7, out: 0x4000, in: 0x4001)
+        // The state file remembers the outbound key up to 1000 (an earlier encd used it).
+        let spec = try KeyDaemonEntries.sa(request.sas![0], "sas[0]", owner: "encd-iked")
+        let claim = f.store.claim(spec, .outbound)
+        #expect(f.store.reserve(claim, through: 1000))
+        let r = try f.call(request)
+        #expect(r.ok, "\(r.error ?? "")")
+        let out = try #require(r.sas?.first { $0.spi == 0x4000 }), inb = try #require(r.sas?.first { $0.spi == 0x4001 })
+        #expect(out.sequence == 1001 && out.owner == "encd-iked")
+        #expect(inb.sequence == 0)
+        let json = String(decoding: try JSONEncoder().encode(r), as: UTF8.self)
+        #expect(!json.contains(KeyDaemonControlTests.keyOut))
+    }
+
+    @Test func statusNamesTheInstance() throws {
+        let a = try ControlFixture(ctlSiteConf), b = try ControlFixture(ctlSiteConf)
+        let ia = try #require(try a.call(Request(.status)).status?["instance"])
+        let again = try a.call(Request(.status)).status?["instance"]
+        let other = try b.call(Request(.status)).status?["instance"]
+        #expect(ia.count == 16 && ia == again && ia != other)
+    }
+}
