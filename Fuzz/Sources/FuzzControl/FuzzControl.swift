@@ -28,9 +28,12 @@ func fuzzControl(_ input: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let body = Data(bytes: data, count: size)
     guard let request = try? JSONDecoder().decode(Request.self, from: body) else { return 0 }
     if request.command == .monitor { return 0 }     // streams; the server handles it
-    let before = plane.configuration.sas.count
+    // Every SA, the configuration's and a key daemon's (add, remove, update).
+    let before = plane.box.value.sad.count, generation = plane.box.value.generation
     let r = plane.respond(to: request)
-    if !r.ok && plane.configuration.sas.count != before { fatalError("a refused request changed the SAs") }
+    if !r.ok && (plane.box.value.sad.count != before || plane.box.value.generation != generation) {
+        fatalError("a refused request changed the policy")
+    }
     _ = try? JSONEncoder().encode(r)
     return 0
 }

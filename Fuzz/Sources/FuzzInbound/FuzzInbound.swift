@@ -70,7 +70,7 @@ final class LastFrame: PacketDevice {
 }
 
 final class NoEvents: EventSink, @unchecked Sendable {
-    func acquire(flow: FlowSpec, packet: Selector) {}
+    func acquire(flow: FlowSpec, index: Int, packet: Selector) {}
     func policyFailure(_ packet: Selector, sa: SecurityAssociation) {}
     func cleartextRefused(_ packet: Selector) {}
     func inputFailure(_ reason: Counter, spi: UInt32, from: IPAddress) {}
