@@ -48,6 +48,7 @@ public final class RateLimitedEvents: EventSink, @unchecked Sendable {
     /// Per kind: when the last line was printed (clock + 1; 0 = never) and how many
     /// events were held back since. One window for the log, one for monitor clients.
     private let window = Mutex<[(last: UInt64, held: UInt64)]>(Array(repeating: (0, 0), count: Kind.allCases.count))
+    /// Per kind for monitors (acquire uses `acquireWindow` instead).
     private let monitorWindow = Mutex<[(last: UInt64, held: UInt64)]>(Array(repeating: (0, 0), count: Kind.allCases.count))
     /// Acquires reach monitors once per second per flow, not per kind: a key daemon
     /// must hear of two flows that need SAs at once. A flow's slot is its place in the

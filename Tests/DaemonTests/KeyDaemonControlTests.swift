@@ -346,3 +346,48 @@ import Testing
         #expect(ia.count == 16 && ia == again && ia != other)
     }
 }
+
+/// Every field a key daemon sends is checked, and a bad one is named in the error.
+@Suite struct KeyDaemonBadInputTests {
+    func error(_ f: ControlFixture, _ r: Request) throws -> String? {
+        let resp = try f.call(r)
+        #expect(!resp.ok)
+        return resp.error
+    }
+
+    @Test func badFlowAndSAFieldsAreNamedAndChangeNothing() throws {
+        let f = try ControlFixture(KeyDaemonControlTests.unrelatedConf)
+        let generation = f.snapshot.generation
+        func withFlow(_ change: (inout FlowEntry) -> Void) -> Request {
+            var r = KeyDaemonControlTests.child(7, out: 0x4000, in: 0x4001)
+            change(&r.flows![1])
+            return r
+        }
+        #expect(try error(f, withFlow { $0.direction = "sideways" }) == "flows[1].direction: expected \"in\" or \"out\"")
+        #expect(try error(f, withFlow { $0.source = "198.18.2.1/24" })?.hasPrefix("flows[1].source: \"198.18.2.1/24\" is not") == true)
+        #expect(try error(f, withFlow { $0.destinationPort = 80 })?.hasPrefix("flows[1]: ports need upperProtocol") == true)
+        #expect(try error(f, withFlow { $0.type = "maybe" })?.hasPrefix("flows[1].type: expected one of") == true)
+        #expect(try error(f, withFlow { $0.peer = "gw2" }) == "flows[1].peer: \"gw2\" is not an IPv4 or IPv6 address")
+        var ah = KeyDaemonControlTests.child(7, out: 0x4000, in: 0x4001)
+        ah.sas![0] = SAEntry(proto: "ah", source: "192.0.2.1", destination: "192.0.2.2", spi: 0x4000,
+                             auth: "hmac-sha2-256", authKey: String(repeating: "ab", count: 32),
+                             udpencap: UDPEncapEntry(port: 4500))
+        #expect(try error(f, ah) == "sas[0]: ah cannot be UDP-encapsulated (RFC 3948 is for esp)")
+        var mode = KeyDaemonControlTests.child(7, out: 0x4000, in: 0x4001)
+        mode.sas![0].mode = "beet"
+        #expect(try error(f, mode) == "sas[0].mode: expected \"tunnel\" or \"transport\"")
+        var lifetime = KeyDaemonControlTests.child(7, out: 0x4000, in: 0x4001)
+        lifetime.sas![0].soft = LifetimeEntry(seconds: 7200)
+        lifetime.sas![0].hard = LifetimeEntry(seconds: 3600)
+        #expect(try error(f, lifetime) == "sas[0].soft.seconds: above the hard limit")
+        var hex = KeyDaemonControlTests.child(7, out: 0x4000, in: 0x4001)
+        hex.sas![0].encKey = "zz"
+        #expect(try error(f, hex) == "sas[0].encKey: expected an even number of hex digits")
+        #expect(try error(f, Request(.remove, owner: "encd-iked")) == "remove needs \"sas\", \"flows\" and/or \"child\"")
+        #expect(try error(f, Request(.getspi, proto: "gre", destination: "192.0.2.1")) == "getspi.proto: expected \"esp\" or \"ah\"")
+        #expect(try error(f, Request(.update, owner: "encd-iked", sas: [KeyDaemonUpdateTests.pair[0]], peerPort: 0)) == "update.peerPort: port 0")
+        #expect(try error(f, Request(.update, owner: "encd-iked", sas: [KeyDaemonUpdateTests.pair[0]], peer: "x"))
+                == "update.peer: \"x\" is not an IPv4 or IPv6 address")
+        #expect(f.snapshot.generation == generation && f.snapshot.sad.count == 2)
+    }
+}
