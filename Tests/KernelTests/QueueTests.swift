@@ -124,6 +124,28 @@ struct NetlinkBytes {
         #expect(!whole || malformed == 1)
     }
 
+    /// Found by FuzzQueue in CI: a datagram ending 1 byte into where libmnl's walk
+    /// (up to nlmsg_len rounded up to 4) expects another attribute header. Reading that
+    /// header's length went past the datagram; the buffer here is exactly the
+    /// datagram's size, so the sanitizer run (ASan) catches any such read.
+    @Test func attributeHeaderInTheMissingPaddingIsNotRead() {
+        var bytes: [UInt8] = [33, 0, 0, 0, 0x00, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0]
+        bytes += [11, 0, 1, 0] + NetlinkBytes.be32(9) + [0x08, 0x00, 3, 0]  // PACKET_HDR, padded
+        bytes += [4]  // the first byte of a header whose rest is missing
+        #expect(bytes.count == 33)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 8)
+        defer { buffer.deallocate() }
+        buffer.copyMemory(from: bytes, byteCount: bytes.count)
+        let parser = QueueParser()
+        defer { parser.deallocate() }
+        var kinds: [QueueMessageKind] = []
+        let whole = QueueParser.walk(UnsafeRawBufferPointer(start: buffer, count: bytes.count), parser: parser) { kind, _, _ in
+            kinds.append(kind)
+        }
+        // No payload attribute: malformed, and the walk ends with the datagram.
+        #expect(whole && kinds == [.malformed])
+    }
+
     @Test func procQueueStatsParse() throws {
         let text = """
               0  23955     3 2 65531     5     7       12  1

@@ -66,11 +66,10 @@ public struct QueueParser {
         if type < UInt16(NLMSG_MIN_TYPE) { return .ignored }
         guard type == QueueParser.packetType else { return .malformed }
         attrs.update(repeating: nil, count: QueueParser.attrCount)
-        guard nfq_nlmsg_parse(nlh, attrs) >= 0,
+        guard collectAttributes(nlh),
               let hdrAttr = attrs[Int(NFQA_PACKET_HDR.rawValue)],
               mnl_attr_get_payload_len(hdrAttr) >= 7,
-              let payloadAttr = attrs[Int(NFQA_PAYLOAD.rawValue)],
-              attributesEnd(within: nlh) else { return .malformed }
+              let payloadAttr = attrs[Int(NFQA_PAYLOAD.rawValue)] else { return .malformed }
 
         let hdr = UnsafeRawPointer(mnl_attr_get_payload(hdrAttr)!)
         meta = QueuedPacket()
@@ -106,16 +105,26 @@ public struct QueueParser {
         return .packet(offset: offset, length: length)
     }
 
-    /// Whether every attribute found ends within the message. libmnl walks attributes up
-    /// to nlmsg_len rounded up to 4, but the kernel does not pad its last attribute
-    /// (the payload: nlmsg_len is the skb's length), so the datagram may end there and
-    /// an attribute claiming the missing padding would reach past it (found by
-    /// FuzzQueue).
-    private func attributesEnd(within nlh: UnsafePointer<nlmsghdr>) -> Bool {
+    /// Fills the attribute table from the message's top-level attributes, reading no
+    /// byte at or past `nlmsg_len`. libmnl's walk (nfq_nlmsg_parse) reads up to nlmsg_len
+    /// rounded up to 4, but the kernel does not pad its last attribute (the payload:
+    /// nlmsg_len is the skb's length), so a datagram may end unpadded and a forged
+    /// attribute header in those missing bytes would be read past the datagram (found
+    /// twice by FuzzQueue). False when an attribute is shorter than its header or
+    /// reaches past the message: the message is malformed.
+    private func collectAttributes(_ nlh: UnsafePointer<nlmsghdr>) -> Bool {
+        let base = UnsafeRawPointer(nlh)
         let end = Int(nlh.pointee.nlmsg_len)
-        for i in 0..<QueueParser.attrCount {
-            guard let a = attrs[i] else { continue }
-            if UnsafeRawPointer(a) - UnsafeRawPointer(nlh) + Int(a.pointee.nla_len) > end { return false }
+        var offset = Int(cnf_nlmsg_hdrlen()) + MemoryLayout<nfgenmsg>.size
+        guard offset <= end else { return false }
+        while end - offset >= MemoryLayout<nlattr>.size {
+            let length = Int(base.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+            let type = Int(base.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self) & cnf_nla_type_mask())
+            guard length >= MemoryLayout<nlattr>.size, length <= end - offset else { return false }
+            if type < QueueParser.attrCount {
+                attrs[type] = UnsafeMutableRawPointer(mutating: base + offset).assumingMemoryBound(to: nlattr.self)
+            }
+            offset += (length + 3) & ~3
         }
         return true
     }
