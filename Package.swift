@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "Config", dependencies: ["EncCore", "Crypto", "IPsec"]),
         .target(name: "Control", dependencies: ["EncCore", "IPsec", "Config"]),
         // encd-iked's IKEv2 (issue #10): pure, clock and randomness injected.
-        .target(name: "IKE"),
+        .target(name: "IKE", dependencies: ["IKECrypto", "Crypto", "EncCore"]),
         .target(name: "IKECrypto", dependencies: ["CCrypto", "Crypto"]),
 
         // Kernel glue and the daemon.

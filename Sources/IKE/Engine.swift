@@ -1,0 +1,741 @@
+// IKEEngine: the exchanges of RFC 7296 in both roles, iked's ikev2.c made pure. It is
+// given datagrams and the time, and answers with datagrams to send; it installs and
+// removes CHILD SAs through an EncdBackend. Randomness (SPIs, nonces, IVs, cookie
+// secret) and key pairs are injected, so tests run two engines against each other.
+//
+// Stages of one received datagram:
+//   1. strip the non-ESP marker on port 4500; decode the header and payloads
+//   2. find the IKE SA by our SPI (a new IKE_SA_INIT request makes one, after the
+//      cookie check and proposal choice); unknown SPI: INVALID_IKE_SPI (§1.5)
+//   3. message ID: a request is the expected one (process), the previous one (resend
+//      the cached response) or dropped; a response must answer our pending request
+//   4. open the SK payload (every exchange after IKE_SA_INIT)
+//   5. the exchange's step: IKE_SA_INIT, IKE_AUTH (with the first CHILD SA),
+//      INFORMATIONAL (DELETE, liveness)
+// `tick` retransmits unanswered requests with back-off (§2.1) and gives up on dead
+// peers and half-open SAs.
+//
+// Not yet: CREATE_CHILD_SA (rekeys), fragmentation, certificates, liveness checks.
+
+import Crypto
+import EncCore
+import IKECrypto
+
+/// Notify message types (§3.10.1).
+public enum IKENotify {
+    public static let unsupportedCriticalPayload: UInt16 = 1, invalidIKESPI: UInt16 = 4, invalidSyntax: UInt16 = 7
+    public static let noProposalChosen: UInt16 = 14, invalidKEPayload: UInt16 = 17, authenticationFailed: UInt16 = 24
+    public static let tsUnacceptable: UInt16 = 38, temporaryFailure: UInt16 = 43
+    public static let initialContact: UInt16 = 16384, natDetectionSource: UInt16 = 16388, natDetectionDestination: UInt16 = 16389
+    public static let cookie: UInt16 = 16390, useTransportMode: UInt16 = 16391, noAdditionalSAs: UInt16 = 35
+}
+
+public struct IKEEngineSettings: Sendable {
+    /// Half-open IKE SAs above which IKE_SA_INIT must carry a cookie (§2.6).
+    public var cookieThreshold = 64
+    /// First retransmission after this many seconds, doubling (§2.1).
+    public var retransmitTimeout = 2.0
+    public var retransmitTries = 5
+    /// A responder's half-open SA is forgotten after this long.
+    public var halfOpenTimeout = 60.0
+    public init() {}
+}
+
+public final class IKEEngine {
+    public let policies: [IKEPolicy]
+    public let settings: IKEEngineSettings
+    let backend: EncdBackend
+    let random: (Int) -> [UInt8]
+    let makeKeyPair: (IKEGroup) throws(IKECryptoError) -> IKEKeyPair
+    let log: (String) -> Void
+    /// IKE SAs by our SPI.
+    public private(set) var sessions: [UInt64: IKESession] = [:]
+    let cookieSecret: [UInt8]
+    var nextChild: UInt32 = 1
+
+    public init(policies: [IKEPolicy], backend: EncdBackend, settings: IKEEngineSettings = IKEEngineSettings(),
+                random: @escaping (Int) -> [UInt8],
+                makeKeyPair: @escaping (IKEGroup) throws(IKECryptoError) -> IKEKeyPair = { g throws(IKECryptoError) in try IKEKeyPair(group: g) },
+                log: @escaping (String) -> Void = { _ in }) {
+        self.policies = policies
+        self.backend = backend
+        self.settings = settings
+        self.random = random
+        self.makeKeyPair = makeKeyPair
+        self.log = log
+        cookieSecret = random(32)
+    }
+
+    // MARK: initiating
+
+    /// Starts an IKE SA for the policy named `name` from `local` (port 500) to its peer.
+    public func initiate(_ name: String, from local: IKEEndpoint, now: Double) -> [IKEDatagram] {
+        guard let policy = policies.first(where: { $0.name == name }), let peer = policy.peer,
+              let first = policy.ikeProposals.first, let suite = IKESuite(first) else {
+            log("\(name): cannot initiate: no such active policy with a peer and a usable proposal")
+            return []
+        }
+        let session = IKESession(policy: policy, isInitiator: true, initiatorSPI: freshSPI(), responderSPI: 0,
+                                 local: local, remote: IKEEndpoint(peer, 500), now: now)
+        session.nonceI = random(32)
+        do {
+            session.keyPair = try makeKeyPair(suite.group)
+        } catch {
+            log("\(name): key pair for group \(suite.group.rawValue): \(error)")
+            return []
+        }
+        sessions[session.localSPI] = session
+        log("\(name): initiating IKE SA \(hex64(session.initiatorSPI)) to \(session.remote)")
+        return [sendInitRequest(session, now: now)]
+    }
+
+    func sendInitRequest(_ s: IKESession, now: Double) -> IKEDatagram {
+        var payloads: [IKEPayload] = []
+        if let cookie = s.cookie { payloads.append(notify(IKENotify.cookie, data: cookie)) }
+        let proposals = s.policy.ikeProposals.enumerated().map { i, p in
+            IKEProposal(number: UInt8(truncatingIfNeeded: i + 1), protocolID: 1, spi: [], transforms: p.transforms)
+        }
+        payloads.append(IKEPayload(type: IKEPayloadType.sa, body: .sa(proposals)))
+        payloads.append(IKEPayload(type: IKEPayloadType.ke, body: .keyExchange(group: s.keyPair!.group.rawValue, data: s.keyPair!.publicValue)))
+        payloads.append(IKEPayload(type: IKEPayloadType.nonce, body: .nonce(s.nonceI)))
+        payloads += natDetection(s)
+        let bytes = IKEMessage(header: s.header(exchange: IKEExchangeType.ikeSAInit, response: false, messageID: 0), payloads: payloads).encode()
+        s.initRequest = bytes
+        s.nextRequestID = 1
+        return request(s, messageID: 0, bytes: bytes, now: now)
+    }
+
+    /// Records `bytes` as the pending request and returns its datagram.
+    func request(_ s: IKESession, messageID: UInt32, bytes: [UInt8], now: Double) -> IKEDatagram {
+        let d = datagram(s, bytes)
+        s.pending = IKEPendingRequest(messageID: messageID, datagram: d, sentAt: now, nextAt: now + settings.retransmitTimeout, retransmits: 0)
+        return d
+    }
+
+    func datagram(_ s: IKESession, _ bytes: [UInt8]) -> IKEDatagram {
+        IKEDatagram(local: s.local, remote: s.remote, bytes: s.local.port == 4500 ? [0, 0, 0, 0] + bytes : bytes)
+    }
+
+    // MARK: receiving
+
+    public func receive(_ d: IKEDatagram, now: Double) -> [IKEDatagram] {
+        var bytes = d.bytes
+        if d.local.port == 4500 {
+            // Without the non-ESP marker it is ESP, which is encd's.
+            guard bytes.count >= 4, bytes[0] == 0, bytes[1] == 0, bytes[2] == 0, bytes[3] == 0 else { return [] }
+            bytes.removeFirst(4)
+        }
+        guard case .success(let message) = IKEMessage.decode(bytes) else {
+            log("\(d.remote): undecodable IKE message dropped")
+            return []
+        }
+        let h = message.header
+        if h.exchange == IKEExchangeType.ikeSAInit && !h.isResponse && h.responderSPI == 0 {
+            return receiveInitRequest(message, bytes, d, now: now)
+        }
+        let ours = h.isInitiator ? h.responderSPI : h.initiatorSPI
+        guard let s = sessions[ours], s.isInitiator != h.isInitiator else {
+            if !h.isResponse && h.exchange != IKEExchangeType.ikeSAInit {
+                // §1.5: outside any SA, unprotected; only ever in answer to a request.
+                var header = h
+                header.flags = IKEHeader.responseFlag | (h.isInitiator ? 0 : IKEHeader.initiatorFlag)
+                header.exchange = IKEExchangeType.informational
+                let m = IKEMessage(header: header, payloads: [notify(IKENotify.invalidIKESPI)])
+                return [IKEDatagram(local: d.local, remote: d.remote, bytes: (d.local.port == 4500 ? [0, 0, 0, 0] : []) + m.encode())]
+            }
+            return []
+        }
+        if h.isResponse {
+            guard let pending = s.pending, pending.messageID == h.messageID else { return [] }
+            return receiveResponse(s, message, bytes, d, now: now)
+        }
+        if h.messageID &+ 1 == s.expectedRequestID, let last = s.lastResponse, last.messageID == h.messageID {
+            return [last.datagram]  // the peer did not get our answer
+        }
+        guard h.messageID == s.expectedRequestID else { return [] }
+        return receiveRequest(s, message, bytes, d, now: now)
+    }
+
+    func receiveResponse(_ s: IKESession, _ m: IKEMessage, _ bytes: [UInt8], _ d: IKEDatagram, now: Double) -> [IKEDatagram] {
+        switch m.header.exchange {
+        case IKEExchangeType.ikeSAInit where s.state == .initSent:
+            return receiveInitResponse(s, m, bytes, d, now: now)
+        default:
+            guard let protection = s.protection, case .success(let payloads) = protection.open(bytes, m) else {
+                log("\(s.policy.name): response does not verify, dropped")
+                return []
+            }
+            s.pending = nil
+            switch (m.header.exchange, s.state) {
+            case (IKEExchangeType.ikeAuth, .authSent): return receiveAuthResponse(s, payloads, now: now)
+            case (IKEExchangeType.informational, .deleting):
+                close(s, why: "deleted")
+                return []
+            default: return []
+            }
+        }
+    }
+
+    func receiveRequest(_ s: IKESession, _ m: IKEMessage, _ bytes: [UInt8], _ d: IKEDatagram, now: Double) -> [IKEDatagram] {
+        guard let protection = s.protection else { return [] }
+        let payloads: [IKEPayload]
+        switch protection.open(bytes, m) {
+        case .success(let p): payloads = p
+        case .failure(.unsupportedCriticalPayload(let type)):
+            s.expectedRequestID &+= 1
+            return respond(s, m.header, [notify(IKENotify.unsupportedCriticalPayload, data: [type])])
+        case .failure:
+            log("\(s.policy.name): request from \(d.remote) does not verify, dropped")
+            return []
+        }
+        // Authenticated: follow a peer that floated to 4500 or whose NAT moved it (§2.23).
+        if d.remote != s.remote || d.local != s.local {
+            if d.local.port == 4500 && s.local.port == 500 || s.natRemote {
+                log("\(s.policy.name): peer moved from \(s.remote) to \(d.remote)")
+                s.remote = d.remote
+                s.local = d.local
+            }
+        }
+        s.expectedRequestID &+= 1
+        switch (m.header.exchange, s.state) {
+        case (IKEExchangeType.ikeAuth, .initAnswered):
+            return receiveAuthRequest(s, m.header, payloads, now: now)
+        case (IKEExchangeType.informational, .established), (IKEExchangeType.informational, .deleting):
+            return receiveInformational(s, m.header, payloads)
+        case (IKEExchangeType.createChildSA, .established):
+            // Rekeying comes with CREATE_CHILD_SA support; until then the peer keeps its SAs.
+            return respond(s, m.header, [notify(IKENotify.noAdditionalSAs)])
+        default:
+            return respond(s, m.header, [notify(IKENotify.invalidSyntax)])
+        }
+    }
+
+    /// Sends a protected response to the request with `header`, and caches it.
+    func respond(_ s: IKESession, _ header: IKEHeader, _ payloads: [IKEPayload]) -> [IKEDatagram] {
+        guard let protection = s.protection,
+              let bytes = protection.seal(s.header(exchange: header.exchange, response: true, messageID: header.messageID),
+                                          payloads, iv: random(protection.ivLength)) else { return [] }
+        let d = datagram(s, bytes)
+        s.lastResponse = (header.messageID, d)
+        return [d]
+    }
+
+    /// Sends a protected request of `exchange`.
+    func sendRequest(_ s: IKESession, exchange: UInt8, _ payloads: [IKEPayload], now: Double) -> [IKEDatagram] {
+        guard let protection = s.protection,
+              let bytes = protection.seal(s.header(exchange: exchange, response: false, messageID: s.nextRequestID),
+                                          payloads, iv: random(protection.ivLength)) else { return [] }
+        let id = s.nextRequestID
+        s.nextRequestID &+= 1
+        return [request(s, messageID: id, bytes: bytes, now: now)]
+    }
+
+    // MARK: IKE_SA_INIT
+
+    func receiveInitRequest(_ m: IKEMessage, _ bytes: [UInt8], _ d: IKEDatagram, now: Double) -> [IKEDatagram] {
+        let h = m.header
+        guard h.isInitiator, h.messageID == 0 else { return [] }
+        // A retransmission of a request we answered: the same answer.
+        if let s = sessions.values.first(where: { !$0.isInitiator && $0.initiatorSPI == h.initiatorSPI && $0.remote == d.remote }) {
+            return s.state == .initAnswered && !s.initResponse.isEmpty ? [datagram(s, s.initResponse)] : []
+        }
+        func answer(_ payloads: [IKEPayload]) -> [IKEDatagram] {
+            var header = h
+            header.flags = IKEHeader.responseFlag
+            return [IKEDatagram(local: d.local, remote: d.remote, bytes: IKEMessage(header: header, payloads: payloads).encode())]
+        }
+        guard let nonce = m.payloads.lazy.compactMap({ if case .nonce(let n) = $0.body { n } else { nil } }).first,
+              (16...256).contains(nonce.count),
+              let offered = m.payloads.lazy.compactMap({ if case .sa(let p) = $0.body { p } else { nil } }).first,
+              let ke = m.payloads.lazy.compactMap({ if case .keyExchange(let g, let data) = $0.body { (g, data) } else { nil } }).first else {
+            return answer([notify(IKENotify.invalidSyntax)])
+        }
+        // §2.6: above the threshold of half-open SAs, only a request with our cookie.
+        let halfOpen = sessions.values.filter { !$0.isInitiator && $0.state == .initAnswered }.count
+        if halfOpen >= settings.cookieThreshold {
+            let expected = cookie(nonce: nonce, address: d.remote.address, spi: h.initiatorSPI)
+            let given = notifyData(m.payloads, IKENotify.cookie)
+            guard given == expected else {
+                log("\(d.remote): \(halfOpen) half-open IKE SAs: asking for a cookie")
+                return answer([notify(IKENotify.cookie, data: expected)])
+            }
+        }
+        guard let policy = policies.first(where: { p in
+            (p.peer == nil || p.peer == d.remote.address) && (p.local == nil || p.local == d.local.address)
+        }) else {
+            log("\(d.remote): no policy for this peer: IKE_SA_INIT refused")
+            return answer([notify(IKENotify.noProposalChosen)])
+        }
+        guard let chosen = IKEProposalSelection.select(offered: offered, acceptable: policy.ikeProposals), let suite = IKESuite(chosen) else {
+            log("\(policy.name): \(d.remote): no acceptable IKE proposal")
+            return answer([notify(IKENotify.noProposalChosen)])
+        }
+        guard ke.0 == suite.group.rawValue else {
+            let g = suite.group.rawValue
+            return answer([notify(IKENotify.invalidKEPayload, data: [UInt8(g >> 8), UInt8(g & 0xff)])])
+        }
+        let s = IKESession(policy: policy, isInitiator: false, initiatorSPI: h.initiatorSPI, responderSPI: freshSPI(),
+                           local: d.local, remote: d.remote, now: now)
+        s.nonceI = nonce
+        s.nonceR = random(32)
+        s.suite = suite
+        s.initRequest = bytes
+        let publicValue: [UInt8]
+        do {
+            let pair = try makeKeyPair(suite.group)
+            publicValue = pair.publicValue
+            s.keyPair = pair
+            guard deriveKeys(s, peerPublic: ke.1) else { return answer([notify(IKENotify.invalidSyntax)]) }
+        } catch {
+            return []
+        }
+        checkNAT(s, m.payloads)
+        var payloads = [IKEPayload(type: IKEPayloadType.sa, body: .sa([chosen])),
+                        IKEPayload(type: IKEPayloadType.ke, body: .keyExchange(group: suite.group.rawValue, data: publicValue)),
+                        IKEPayload(type: IKEPayloadType.nonce, body: .nonce(s.nonceR))]
+        payloads += natDetection(s)
+        s.initResponse = IKEMessage(header: s.header(exchange: IKEExchangeType.ikeSAInit, response: true, messageID: 0), payloads: payloads).encode()
+        s.expectedRequestID = 1
+        sessions[s.localSPI] = s
+        log("\(policy.name): IKE_SA_INIT from \(d.remote) answered, IKE SA \(hex64(s.initiatorSPI)):\(hex64(s.responderSPI))")
+        return [datagram(s, s.initResponse)]
+    }
+
+    func receiveInitResponse(_ s: IKESession, _ m: IKEMessage, _ bytes: [UInt8], _ d: IKEDatagram, now: Double) -> [IKEDatagram] {
+        let name = s.policy.name
+        if let cookie = notifyData(m.payloads, IKENotify.cookie), (1...64).contains(cookie.count), s.cookie == nil {
+            s.cookie = cookie
+            log("\(name): responder asks for a cookie: IKE_SA_INIT again")
+            return [sendInitRequest(s, now: now)]
+        }
+        if let g = notifyData(m.payloads, IKENotify.invalidKEPayload), g.count == 2 {
+            let wanted = UInt16(g[0]) << 8 | UInt16(g[1])
+            let offered = s.policy.ikeProposals.flatMap(\.transforms).filter { $0.type == IKETransformID.dh }.map(\.id)
+            guard let group = IKEGroup(rawValue: wanted), offered.contains(wanted), wanted != s.keyPair?.group.rawValue,
+                  let pair = try? makeKeyPair(group) else {
+                close(s, why: "responder wants group \(wanted), which this policy does not offer")
+                return []
+            }
+            log("\(name): responder wants group \(wanted): IKE_SA_INIT again")
+            s.keyPair = pair
+            return [sendInitRequest(s, now: now)]
+        }
+        if let error = errorNotify(m.payloads) {
+            close(s, why: "IKE_SA_INIT refused: \(notifyName(error))")
+            return []
+        }
+        guard m.header.responderSPI != 0,
+              let nonce = m.payloads.lazy.compactMap({ if case .nonce(let n) = $0.body { n } else { nil } }).first,
+              (16...256).contains(nonce.count),
+              let proposals = m.payloads.lazy.compactMap({ if case .sa(let p) = $0.body { p } else { nil } }).first,
+              proposals.count == 1, let suite = IKESuite(proposals[0]),
+              IKEProposalSelection.select(offered: proposals, acceptable: s.policy.ikeProposals)?.transforms == proposals[0].transforms,
+              let ke = m.payloads.lazy.compactMap({ if case .keyExchange(let g, let data) = $0.body { (g, data) } else { nil } }).first,
+              ke.0 == suite.group.rawValue, ke.0 == s.keyPair?.group.rawValue else {
+            close(s, why: "IKE_SA_INIT response is not one this policy offered")
+            return []
+        }
+        s.pending = nil
+        s.responderSPI = m.header.responderSPI
+        s.nonceR = nonce
+        s.suite = suite
+        s.initResponse = bytes
+        guard deriveKeys(s, peerPublic: ke.1) else {
+            close(s, why: "key exchange failed")
+            return []
+        }
+        checkNAT(s, m.payloads)
+        if s.isNATed {
+            // §2.23: a NAT is in the way: IKE_AUTH and ESP go over 4500.
+            s.local.port = 4500
+            s.remote.port = 4500
+        }
+        return sendAuthRequest(s, now: now)
+    }
+
+    /// SKEYSEED and the SK_* keys (§2.14) from the key exchange.
+    func deriveKeys(_ s: IKESession, peerPublic: [UInt8]) -> Bool {
+        guard let suite = s.suite, let pair = s.keyPair, let secret = try? pair.sharedSecret(peer: peerPublic),
+              let keys = IKESAKeys(prf: suite.prf, sharedSecret: secret, ni: s.nonceI, nr: s.nonceR,
+                                   spii: s.initiatorSPI, spir: s.responderSPI,
+                                   encryptionLength: suite.encryption.encryptionKeyLength,
+                                   integrityLength: suite.encryption.integrityKeyLength) else { return false }
+        s.protection = IKEProtection(encryption: suite.encryption, keys: keys, prf: suite.prf)
+        s.keyPair = nil  // §2.12: never reused
+        return true
+    }
+
+    // MARK: IKE_AUTH
+
+    func localID(_ s: IKESession) -> IKEIdentity { s.policy.localID ?? IKEIdentity(address: s.local.address) }
+
+    func authPayload(_ s: IKESession, id: IKEIdentity) -> IKEPayload? {
+        guard let p = s.protection else { return nil }
+        let first = s.isInitiator ? s.initRequest : s.initResponse
+        let peerNonce = s.isInitiator ? s.nonceR : s.nonceI
+        let octets = IKEPSKAuth.octets(firstMessage: first, peerNonce: peerNonce, prf: p.prf,
+                                       skP: s.isInitiator ? p.keys.pi : p.keys.pr, idBody: id.body)
+        return IKEPayload(type: IKEPayloadType.auth, body: .authentication(method: 2, data: IKEPSKAuth.auth(prf: p.prf, secret: s.policy.psk, octets: octets)))
+    }
+
+    /// Whether the peer's AUTH payload proves `id` with the PSK.
+    func verifyAuth(_ s: IKESession, id: IKEIdentity, _ payloads: [IKEPayload]) -> Bool {
+        guard let p = s.protection,
+              let auth = payloads.lazy.compactMap({ if case .authentication(let m, let data) = $0.body { (m, data) } else { nil } }).first,
+              auth.0 == 2 else { return false }
+        let first = s.isInitiator ? s.initResponse : s.initRequest
+        let ourNonce = s.isInitiator ? s.nonceI : s.nonceR
+        let octets = IKEPSKAuth.octets(firstMessage: first, peerNonce: ourNonce, prf: p.prf,
+                                       skP: s.isInitiator ? p.keys.pr : p.keys.pi, idBody: id.body)
+        let expected = IKEPSKAuth.auth(prf: p.prf, secret: s.policy.psk, octets: octets)
+        return expected.count == auth.1.count && zip(expected, auth.1).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+
+    func sendAuthRequest(_ s: IKESession, now: Double) -> [IKEDatagram] {
+        let id = localID(s)
+        guard let auth = authPayload(s, id: id) else { return [] }
+        var payloads = [IKEPayload(type: IKEPayloadType.idi, body: .identification(type: id.type, data: id.data))]
+        if let peerID = s.policy.peerID {
+            payloads.append(IKEPayload(type: IKEPayloadType.idr, body: .identification(type: peerID.type, data: peerID.data)))
+        }
+        payloads.append(auth)
+        payloads.append(notify(IKENotify.initialContact))
+        do {
+            let spi = try backend.allocateSPI(local: s.local.address, peer: s.remote.address)
+            s.childInboundSPI = spi
+            s.childProposals = s.policy.childProposals.enumerated().map { i, p in
+                IKEProposal(number: UInt8(truncatingIfNeeded: i + 1), protocolID: 3, spi: be32(spi), transforms: p.transforms)
+            }
+            if s.policy.mode == .transport { payloads.append(notify(IKENotify.useTransportMode)) }
+            payloads.append(IKEPayload(type: IKEPayloadType.sa, body: .sa(s.childProposals)))
+            payloads.append(IKEPayload(type: IKEPayloadType.tsi, body: .trafficSelectors(s.policy.localSelectors)))
+            payloads.append(IKEPayload(type: IKEPayloadType.tsr, body: .trafficSelectors(s.policy.remoteSelectors)))
+        } catch {
+            log("\(s.policy.name): no SPI from encd (\(error)): IKE SA without a CHILD SA")
+            return []
+        }
+        s.state = .authSent
+        return sendRequest(s, exchange: IKEExchangeType.ikeAuth, payloads, now: now)
+    }
+
+    func receiveAuthRequest(_ s: IKESession, _ header: IKEHeader, _ payloads: [IKEPayload], now: Double) -> [IKEDatagram] {
+        let name = s.policy.name
+        guard let idi = payloads.lazy.compactMap({ if case .identification(let t, let data) = $0.body { IKEIdentity(type: t, data: data) } else { nil } }).first else {
+            return respond(s, header, [notify(IKENotify.invalidSyntax)]) + closing(s, why: "IKE_AUTH without IDi")
+        }
+        guard s.policy.peerID == nil || s.policy.peerID == idi, verifyAuth(s, id: idi, payloads) else {
+            log("\(name): \(s.remote) failed to authenticate as \(idi)")
+            return respond(s, header, [notify(IKENotify.authenticationFailed)]) + closing(s, why: "authentication failed")
+        }
+        s.peerID = idi
+        if payloads.contains(where: { isNotify($0, IKENotify.initialContact) }) { forgetOtherSessions(of: s) }
+        let id = localID(s)
+        guard let auth = authPayload(s, id: id) else { return [] }
+        s.state = .established
+        s.establishedAt = now
+        log("\(name): IKE SA \(hex64(s.initiatorSPI)):\(hex64(s.responderSPI)) established with \(idi) at \(s.remote)")
+        var answer = [IKEPayload(type: IKEPayloadType.idr, body: .identification(type: id.type, data: id.data)), auth]
+        answer += childAsResponder(s, payloads)
+        return respond(s, header, answer)
+    }
+
+    /// The CHILD SA part of a responder's IKE_AUTH answer: chosen, narrowed, installed.
+    func childAsResponder(_ s: IKESession, _ payloads: [IKEPayload]) -> [IKEPayload] {
+        let name = s.policy.name
+        guard let offered = payloads.lazy.compactMap({ if case .sa(let p) = $0.body { p } else { nil } }).first else { return [] }  // childless
+        let tsi = selectors(payloads, IKEPayloadType.tsi), tsr = selectors(payloads, IKEPayloadType.tsr)
+        guard let chosen = IKEProposalSelection.select(offered: offered, acceptable: s.policy.childProposals),
+              chosen.spi.count == 4, let suite = IKEChildSuite(chosen), suite.group == nil else {
+            log("\(name): no acceptable CHILD SA proposal")
+            return [notify(IKENotify.noProposalChosen)]
+        }
+        let remoteTS = IKETrafficSelectorNarrowing.narrow(proposed: tsi, configured: s.policy.remoteSelectors)
+        let localTS = IKETrafficSelectorNarrowing.narrow(proposed: tsr, configured: s.policy.localSelectors)
+        guard !remoteTS.isEmpty, !localTS.isEmpty else {
+            log("\(name): traffic selectors unacceptable")
+            return [notify(IKENotify.tsUnacceptable)]
+        }
+        let transport = payloads.contains { isNotify($0, IKENotify.useTransportMode) }
+        guard transport == (s.policy.mode == .transport) else {
+            log("\(name): peer asks for \(transport ? "transport" : "tunnel") mode, the policy says \(s.policy.mode.rawValue)")
+            return [notify(IKENotify.noProposalChosen)]
+        }
+        let spi: UInt32
+        do {
+            spi = try backend.allocateSPI(local: s.local.address, peer: s.remote.address)
+        } catch {
+            log("\(name): no SPI from encd: \(error)")
+            return [notify(IKENotify.temporaryFailure)]
+        }
+        guard let child = makeChild(s, suite: suite, inboundSPI: spi, outboundSPI: u32(chosen.spi), localTS: localTS, remoteTS: remoteTS) else {
+            return [notify(IKENotify.noProposalChosen)]
+        }
+        do {
+            try backend.install(child)
+        } catch {
+            log("\(name): encd refused the CHILD SA: \(error)")
+            return [notify(IKENotify.temporaryFailure)]
+        }
+        s.children.append(child)
+        log("\(name): CHILD SA \(hex32(child.inboundSPI))/\(hex32(child.outboundSPI)) installed (\(suite.encryption))")
+        var answer: [IKEPayload] = []
+        if transport { answer.append(notify(IKENotify.useTransportMode)) }
+        var mine = chosen
+        mine.spi = be32(spi)
+        answer += [IKEPayload(type: IKEPayloadType.sa, body: .sa([mine])),
+                   IKEPayload(type: IKEPayloadType.tsi, body: .trafficSelectors(remoteTS)),
+                   IKEPayload(type: IKEPayloadType.tsr, body: .trafficSelectors(localTS))]
+        return answer
+    }
+
+    func receiveAuthResponse(_ s: IKESession, _ payloads: [IKEPayload], now: Double) -> [IKEDatagram] {
+        let name = s.policy.name
+        if let error = errorNotify(payloads), error == IKENotify.authenticationFailed || !payloads.contains(where: { $0.type == IKEPayloadType.auth }) {
+            close(s, why: "IKE_AUTH refused: \(notifyName(error))")
+            return []
+        }
+        guard let idr = payloads.lazy.compactMap({ if case .identification(let t, let data) = $0.body { IKEIdentity(type: t, data: data) } else { nil } }).first,
+              s.policy.peerID == nil || s.policy.peerID == idr, verifyAuth(s, id: idr, payloads) else {
+            close(s, why: "responder failed to authenticate")
+            return []
+        }
+        s.peerID = idr
+        s.state = .established
+        s.establishedAt = now
+        log("\(name): IKE SA \(hex64(s.initiatorSPI)):\(hex64(s.responderSPI)) established with \(idr) at \(s.remote)")
+        if let error = errorNotify(payloads) {
+            log("\(name): CHILD SA refused: \(notifyName(error)); the IKE SA stays")
+            return []
+        }
+        guard let inbound = s.childInboundSPI,
+              let proposals = payloads.lazy.compactMap({ if case .sa(let p) = $0.body { p } else { nil } }).first,
+              proposals.count == 1, proposals[0].spi.count == 4, let suite = IKEChildSuite(proposals[0]), suite.group == nil,
+              IKEProposalSelection.select(offered: proposals, acceptable: s.childProposals)?.transforms == proposals[0].transforms else {
+            log("\(name): CHILD SA answer is not one we offered")
+            return []
+        }
+        let localTS = selectors(payloads, IKEPayloadType.tsi), remoteTS = selectors(payloads, IKEPayloadType.tsr)
+        // The responder may only narrow (§2.9).
+        guard !localTS.isEmpty, !remoteTS.isEmpty,
+              localTS.allSatisfy({ t in s.policy.localSelectors.contains { $0.contains(t) } }),
+              remoteTS.allSatisfy({ t in s.policy.remoteSelectors.contains { $0.contains(t) } }),
+              payloads.contains(where: { isNotify($0, IKENotify.useTransportMode) }) == (s.policy.mode == .transport) else {
+            log("\(name): CHILD SA answer widens the traffic or changes the mode")
+            return []
+        }
+        guard let child = makeChild(s, suite: suite, inboundSPI: inbound, outboundSPI: u32(proposals[0].spi), localTS: localTS, remoteTS: remoteTS) else { return [] }
+        do {
+            try backend.install(child)
+        } catch {
+            log("\(name): encd refused the CHILD SA: \(error)")
+            return []
+        }
+        s.children.append(child)
+        log("\(name): CHILD SA \(hex32(child.inboundSPI))/\(hex32(child.outboundSPI)) installed (\(suite.encryption))")
+        return []
+    }
+
+    /// A CHILD SA's keys (§2.17: KEYMAT = prf+(SK_d, Ni | Nr), initiator-to-responder first).
+    func makeChild(_ s: IKESession, suite: IKEChildSuite, inboundSPI: UInt32, outboundSPI: UInt32,
+                   localTS: [IKETrafficSelector], remoteTS: [IKETrafficSelector]) -> IKEChildSA? {
+        guard let p = s.protection,
+              let keys = IKEChildKeys(prf: p.prf, skD: p.keys.d, ni: s.nonceI, nr: s.nonceR,
+                                      encryptionLength: suite.encryptionKeyLength, integrityLength: suite.integrityKeyLength) else { return nil }
+        let (outE, outI, inE, inI) = s.isInitiator
+            ? (keys.encryptionIR, keys.integrityIR, keys.encryptionRI, keys.integrityRI)
+            : (keys.encryptionRI, keys.integrityRI, keys.encryptionIR, keys.integrityIR)
+        let hard = s.policy.childLifetimeSeconds, hardBytes = s.policy.childLifetimeBytes
+        let percent = UInt64(85 + (random(1).first ?? 0) % 11)
+        defer { nextChild &+= 1 }
+        return IKEChildSA(child: nextChild, mode: s.policy.mode, local: s.local.address, peer: s.remote.address,
+                          inboundSPI: inboundSPI, outboundSPI: outboundSPI, suite: suite,
+                          inboundEncryptionKey: inE, inboundIntegrityKey: suite.integrity == nil ? nil : inI,
+                          outboundEncryptionKey: outE, outboundIntegrityKey: suite.integrity == nil ? nil : outI,
+                          udpEncapsulation: s.isNATed ? (s.local.port, s.remote.port) : nil,
+                          localSelectors: localTS, remoteSelectors: remoteTS,
+                          hardSeconds: hard, softSeconds: hard / 100 * percent, hardBytes: hardBytes, softBytes: hardBytes / 100 * percent)
+    }
+
+    // MARK: INFORMATIONAL
+
+    func receiveInformational(_ s: IKESession, _ header: IKEHeader, _ payloads: [IKEPayload]) -> [IKEDatagram] {
+        var answer: [IKEPayload] = []
+        for p in payloads {
+            guard case .delete(let proto, let size, let spis) = p.body else { continue }
+            if proto == 1 {
+                log("\(s.policy.name): peer deleted the IKE SA")
+                let out = respond(s, header, [])
+                close(s, why: "deleted by the peer")
+                return out
+            }
+            guard proto == 3, size == 4 else { continue }
+            var ours: [[UInt8]] = []
+            for spi in spis {
+                guard let i = s.children.firstIndex(where: { $0.outboundSPI == u32(spi) }) else { continue }
+                let child = s.children.remove(at: i)
+                try? backend.remove(child)
+                log("\(s.policy.name): peer deleted CHILD SA \(hex32(child.inboundSPI))/\(hex32(child.outboundSPI))")
+                ours.append(be32(child.inboundSPI))
+            }
+            if !ours.isEmpty { answer.append(IKEPayload(type: IKEPayloadType.delete, body: .delete(protocolID: 3, spiSize: 4, spis: ours))) }
+        }
+        return respond(s, header, answer)
+    }
+
+    /// Deletes the IKE SA with our SPI `spi` (INFORMATIONAL with DELETE, §1.4.1): its
+    /// CHILD SAs leave encd at once, the IKE SA when the peer answers or gives up.
+    public func delete(_ spi: UInt64, now: Double) -> [IKEDatagram] {
+        guard let s = sessions[spi] else { return [] }
+        guard s.state == .established else {
+            close(s, why: "deleted before it was established")
+            return []
+        }
+        removeChildren(s)
+        s.state = .deleting
+        s.pending = nil
+        return sendRequest(s, exchange: IKEExchangeType.informational,
+                           [IKEPayload(type: IKEPayloadType.delete, body: .delete(protocolID: 1, spiSize: 0, spis: []))], now: now)
+    }
+
+    // MARK: time
+
+    /// Retransmits what is due and gives up on what has waited too long.
+    public func tick(now: Double) -> [IKEDatagram] {
+        var out: [IKEDatagram] = []
+        for s in Array(sessions.values) {
+            if !s.isInitiator && s.state == .initAnswered && now - s.createdAt > settings.halfOpenTimeout {
+                close(s, why: "half-open for \(Int(settings.halfOpenTimeout)) s")
+                continue
+            }
+            guard var p = s.pending, now >= p.nextAt else { continue }
+            if p.retransmits >= settings.retransmitTries {
+                close(s, why: "no answer from \(s.remote) after \(p.retransmits) retransmissions")
+                continue
+            }
+            p.retransmits += 1
+            p.nextAt = now + settings.retransmitTimeout * Double(1 << p.retransmits)
+            s.pending = p
+            out.append(p.datagram)
+        }
+        return out
+    }
+
+    // MARK: closing
+
+    func removeChildren(_ s: IKESession) {
+        for child in s.children {
+            do {
+                try backend.remove(child)
+            } catch {
+                log("\(s.policy.name): removing CHILD SA \(hex32(child.inboundSPI)): \(error)")
+            }
+        }
+        s.children = []
+    }
+
+    func close(_ s: IKESession, why: String) {
+        removeChildren(s)
+        s.state = .closed
+        s.pending = nil
+        sessions[s.localSPI] = nil
+        log("\(s.policy.name): IKE SA \(hex64(s.initiatorSPI)):\(hex64(s.responderSPI)) closed: \(why)")
+    }
+
+    func closing(_ s: IKESession, why: String) -> [IKEDatagram] {
+        close(s, why: why)
+        return []
+    }
+
+    /// INITIAL_CONTACT (§2.4): the peer has no other SAs with us; forget ours with it.
+    func forgetOtherSessions(of s: IKESession) {
+        for other in sessions.values where other !== s && other.policy.name == s.policy.name && other.peerID == s.peerID
+            && other.remote.address == s.remote.address && other.state == .established {
+            close(other, why: "the peer made initial contact again")
+        }
+    }
+
+    // MARK: helpers
+
+    func freshSPI() -> UInt64 {
+        while true {
+            let b = random(8)
+            let v = b.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            if v != 0 && sessions[v] == nil { return v }
+        }
+    }
+
+    func natDetection(_ s: IKESession) -> [IKEPayload] {
+        [notify(IKENotify.natDetectionSource, data: IKENATDetection.hash(spii: s.initiatorSPI, spir: s.responderSPI,
+                                                                         address: s.local.address.bytes, port: s.local.port)),
+         notify(IKENotify.natDetectionDestination, data: IKENATDetection.hash(spii: s.initiatorSPI, spir: s.responderSPI,
+                                                                              address: s.remote.address.bytes, port: s.remote.port))]
+    }
+
+    /// NAT-D (§2.23) of the peer's IKE_SA_INIT message (whose SPIs are in its header,
+    /// the responder's 0 in a request).
+    func checkNAT(_ s: IKESession, _ payloads: [IKEPayload]) {
+        let spir: UInt64 = s.isInitiator ? s.responderSPI : 0
+        let sources = payloads.compactMap { p -> [UInt8]? in
+            if case .notify(_, IKENotify.natDetectionSource, _, let data) = p.body { return data }
+            return nil
+        }
+        guard !sources.isEmpty, let destination = notifyData(payloads, IKENotify.natDetectionDestination) else { return }
+        let remote = IKENATDetection.hash(spii: s.initiatorSPI, spir: spir, address: s.remote.address.bytes, port: s.remote.port)
+        let local = IKENATDetection.hash(spii: s.initiatorSPI, spir: spir, address: s.local.address.bytes, port: s.local.port)
+        s.natRemote = !sources.contains(remote)
+        s.natLocal = destination != local
+        if s.isNATed { log("\(s.policy.name): NAT detected (\(s.natLocal ? "in front of us" : "in front of the peer"))") }
+    }
+
+    func cookie(nonce: [UInt8], address: IPAddress, spi: UInt64) -> [UInt8] {
+        let prf = IKEPRF.hmacSHA256
+        return [0, 0, 0, 1] + prf(cookieSecret, nonce + address.bytes + be64(spi))
+    }
+
+    func selectors(_ payloads: [IKEPayload], _ type: UInt8) -> [IKETrafficSelector] {
+        payloads.first { $0.type == type }.flatMap { if case .trafficSelectors(let t) = $0.body { t } else { nil } } ?? []
+    }
+}
+
+// MARK: payload helpers
+
+func notify(_ type: UInt16, data: [UInt8] = []) -> IKEPayload {
+    IKEPayload(type: IKEPayloadType.notify, body: .notify(protocolID: 0, type: type, spi: [], data: data))
+}
+
+func isNotify(_ p: IKEPayload, _ type: UInt16) -> Bool {
+    if case .notify(_, let t, _, _) = p.body { return t == type }
+    return false
+}
+
+func notifyData(_ payloads: [IKEPayload], _ type: UInt16) -> [UInt8]? {
+    for p in payloads { if case .notify(_, let t, _, let data) = p.body, t == type { return data } }
+    return nil
+}
+
+/// The first error notify (types below 16384, §3.10.1).
+func errorNotify(_ payloads: [IKEPayload]) -> UInt16? {
+    for p in payloads { if case .notify(_, let t, _, _) = p.body, t < 16384 { return t } }
+    return nil
+}
+
+func notifyName(_ t: UInt16) -> String {
+    switch t {
+    case IKENotify.unsupportedCriticalPayload: return "UNSUPPORTED_CRITICAL_PAYLOAD"
+    case IKENotify.invalidIKESPI: return "INVALID_IKE_SPI"
+    case IKENotify.invalidSyntax: return "INVALID_SYNTAX"
+    case IKENotify.noProposalChosen: return "NO_PROPOSAL_CHOSEN"
+    case IKENotify.invalidKEPayload: return "INVALID_KE_PAYLOAD"
+    case IKENotify.authenticationFailed: return "AUTHENTICATION_FAILED"
+    case IKENotify.tsUnacceptable: return "TS_UNACCEPTABLE"
+    case IKENotify.temporaryFailure: return "TEMPORARY_FAILURE"
+    case IKENotify.noAdditionalSAs: return "NO_ADDITIONAL_SAS"
+    default: return "notify \(t)"
+    }
+}
+
+func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)] }
+func be64(_ v: UInt64) -> [UInt8] { be32(UInt32(v >> 32)) + be32(UInt32(truncatingIfNeeded: v)) }
+func u32(_ b: [UInt8]) -> UInt32 { b.prefix(4).reduce(0) { $0 << 8 | UInt32($1) } }
+func hex64(_ v: UInt64) -> String { be64(v).map { String(format2: $0) }.joined() }
+func hex32(_ v: UInt32) -> String { be32(v).map { String(format2: $0) }.joined() }

@@ -1,0 +1,59 @@
+// The SK payload of an IKE SA (RFC 7296 §3.14, RFC 5282, RFC 7634): sealing a
+// message's payloads with the sender's keys and opening a received one, as iked's
+// ikev2_msg_encrypt/decrypt. Messages the original initiator sends use SK_ei/SK_ai,
+// the original responder's SK_er/SK_ar, whoever starts the exchange.
+
+import Crypto
+import IKECrypto
+
+struct IKEProtection {
+    let encryption: IKEEncryption
+    let keys: IKESAKeys
+    let prf: IKEPRF
+
+    /// The whole message: `header` (next payload and length set here) and the SK
+    /// payload holding `payloads`. `iv` must be fresh for every message.
+    func seal(_ header: IKEHeader, _ payloads: [IKEPayload], iv: [UInt8]) -> [UInt8]? {
+        var w = IKEWriter()
+        IKEPayloads.encode(payloads, into: &w)
+        let first = payloads.first?.type ?? IKEPayloadType.none
+        let headerBytes = IKEMessage(header: header, payloads: []).encode()
+        let byInitiator = header.isInitiator
+        switch encryption {
+        case .aead(let cipher, _):
+            return try? IKEAEAD.seal(header: headerBytes, firstInner: first, inner: w.bytes, iv: Array(iv.prefix(IKEAEAD.ivLength)),
+                                     key: byInitiator ? keys.ei : keys.er, cipher: cipher).get()
+        case .cbc(_, let integrity):
+            return try? IKECBC.seal(header: headerBytes, firstInner: first, inner: w.bytes, iv: Array(iv.prefix(IKECBC.ivLength)),
+                                    encryptionKey: byInitiator ? keys.ei : keys.er,
+                                    integrityKey: byInitiator ? keys.ai : keys.ar, integrity: integrity).get()
+        }
+    }
+
+    /// The payloads inside a received message's SK payload (which must come first: the
+    /// exchanges encd-iked runs put nothing before it), or why not.
+    func open(_ bytes: [UInt8], _ message: IKEMessage) -> Result<[IKEPayload], IKEDecodeError> {
+        guard message.payloads.count == 1, case .encrypted(let first, _) = message.payloads[0].body else {
+            return .failure(.malformed("no SK payload"))
+        }
+        let byInitiator = message.header.isInitiator
+        let length = Int(bytes[24]) << 24 | Int(bytes[25]) << 16 | Int(bytes[26]) << 8 | Int(bytes[27])
+        let whole = Array(bytes.prefix(length))
+        let opened: Result<[UInt8], IKECryptoError>
+        switch encryption {
+        case .aead(let cipher, _):
+            opened = IKEAEAD.open(message: whole, bodyOffset: IKEHeader.size + 4, key: byInitiator ? keys.ei : keys.er, cipher: cipher)
+        case .cbc(_, let integrity):
+            opened = IKECBC.open(message: whole, bodyOffset: IKEHeader.size + 4, encryptionKey: byInitiator ? keys.ei : keys.er,
+                                 integrityKey: byInitiator ? keys.ai : keys.ar, integrity: integrity)
+        }
+        guard case .success(let inner) = opened else { return .failure(.malformed("SK payload does not verify")) }
+        return IKEPayloads.decode(inner, first: first)
+    }
+
+    /// How many bytes an IV takes (drawn per message).
+    var ivLength: Int {
+        if case .cbc = encryption { return IKECBC.ivLength }
+        return IKEAEAD.ivLength
+    }
+}

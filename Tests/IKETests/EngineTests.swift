@@ -1,0 +1,298 @@
+// The exchanges (RFC 7296 §1.2, §1.4, §2.1, §2.6, §2.9, §2.15, §2.23) run between two
+// engines over an in-memory wire that can drop datagrams and play a NAT: what each
+// side installs into its (in-memory) encd must be the mirror of the other's, keys
+// included, and every refusal must leave nothing installed.
+
+import Crypto
+import EncCore
+import IKECrypto
+import Testing
+@testable import IKE
+
+/// Two engines and the wire between them.
+final class IKEWire {
+    static let a1 = IPAddress("203.0.113.1")!, a2 = IPAddress("203.0.113.2")!
+    /// The address and ports gw1 appears from when `nat` is on.
+    static let natAddress = IPAddress("198.51.100.7")!
+    let gw1: IKEEngine, gw2: IKEEngine
+    let be1 = InMemoryBackend(firstSPI: 0xc100_0000), be2 = InMemoryBackend(firstSPI: 0xc200_0000)
+    var nat = false
+    var now = 0.0
+    var log: [String] = []
+    /// Datagrams seen on the wire (after NAT), in order.
+    var seen: [IKEDatagram] = []
+    /// Return true to lose a datagram.
+    var drop: (IKEDatagram) -> Bool = { _ in false }
+
+    init(_ p1: IKEPolicy, _ p2: IKEPolicy, settings2: IKEEngineSettings = IKEEngineSettings()) {
+        let random: (Int) -> [UInt8] = { KeyFingerprint.randomBytes($0)! }
+        gw1 = IKEEngine(policies: [p1], backend: be1, random: random)
+        gw2 = IKEEngine(policies: [p2], backend: be2, settings: settings2, random: random)
+    }
+
+    var local1: IKEEndpoint { IKEEndpoint(Self.a1, 500) }
+
+    /// Delivers datagrams until none are left.
+    func run(_ first: [IKEDatagram]) {
+        var queue = first
+        var steps = 0
+        while !queue.isEmpty && steps < 100 {
+            steps += 1
+            let d = queue.removeFirst()
+            if drop(d) { continue }
+            if d.remote.address == Self.a2 {
+                // gw1 -> gw2, source-NATed when `nat`.
+                let source = nat ? IKEEndpoint(Self.natAddress, d.local.port == 500 ? 31000 : 31001) : d.local
+                let arrived = IKEDatagram(local: d.remote, remote: source, bytes: d.bytes)
+                seen.append(arrived)
+                queue += gw2.receive(arrived, now: now)
+            } else {
+                var destination = d.remote
+                if nat {
+                    guard d.remote.address == Self.natAddress else { continue }
+                    destination = IKEEndpoint(Self.a1, d.remote.port == 31000 ? 500 : 4500)
+                }
+                let arrived = IKEDatagram(local: destination, remote: d.local, bytes: d.bytes)
+                seen.append(arrived)
+                queue += gw1.receive(arrived, now: now)
+            }
+        }
+    }
+
+    func tick(_ seconds: Double) {
+        now += seconds
+        run(gw1.tick(now: now) + gw2.tick(now: now))
+    }
+}
+
+@Suite struct EngineTests {
+    static let psk = SecretKey(Array("correct horse battery staple".utf8))
+
+    static func ike(_ encr: UInt16 = 20, bits: UInt16? = 256, integ: UInt16? = nil, prf: UInt16 = 5, dh: [UInt16] = [31]) -> IKEProposal {
+        var t = [IKETransform(type: 1, id: encr, attributes: bits.map { [.keyLength($0)] } ?? [])]
+        if let integ { t.append(IKETransform(type: 3, id: integ)) }
+        t.append(IKETransform(type: 2, id: prf))
+        t += dh.map { IKETransform(type: 4, id: $0) }
+        return IKEProposal(number: 1, protocolID: 1, spi: [], transforms: t)
+    }
+
+    static func esp(_ encr: UInt16 = 20, bits: UInt16? = 128, integ: UInt16? = nil) -> IKEProposal {
+        var t = [IKETransform(type: 1, id: encr, attributes: bits.map { [.keyLength($0)] } ?? [])]
+        if let integ { t.append(IKETransform(type: 3, id: integ)) }
+        t.append(IKETransform(type: 5, id: 0))
+        return IKEProposal(number: 1, protocolID: 3, spi: [], transforms: t)
+    }
+
+    static func ts(_ s: String) -> IKETrafficSelector { IKETrafficSelector(prefix: IPPrefix(s)!) }
+
+    /// gw1 (active, 198.18.1.0/24 <-> 198.18.2.0/24) and gw2 (passive, the mirror).
+    static func pair(ike1: [IKEProposal] = [ike()], ike2: [IKEProposal] = [ike()], esp1: [IKEProposal] = [esp()],
+                     esp2: [IKEProposal] = [esp()], psk2: SecretKey = psk,
+                     remote2: [String] = ["198.18.1.0/24"], settings2: IKEEngineSettings = IKEEngineSettings()) -> IKEWire {
+        var p1 = IKEPolicy(name: "site2", active: true, local: IKEWire.a1, peer: IKEWire.a2, ikeProposals: ike1, childProposals: esp1,
+                           localSelectors: [ts("198.18.1.0/24")], remoteSelectors: [ts("198.18.2.0/24")], psk: psk)
+        p1.localID = IKEIdentity("gw1.example.org")
+        p1.peerID = IKEIdentity("gw2.example.org")
+        var p2 = IKEPolicy(name: "site1", active: false, local: IKEWire.a2, peer: nil, ikeProposals: ike2, childProposals: esp2,
+                           localSelectors: [ts("198.18.2.0/24")], remoteSelectors: remote2.map(ts), psk: psk2)
+        p2.localID = IKEIdentity("gw2.example.org")
+        p2.peerID = IKEIdentity("gw1.example.org")
+        return IKEWire(p1, p2, settings2: settings2)
+    }
+
+    /// Each side's inbound SA is the other's outbound, with the same keys.
+    static func expectMirrored(_ w: IKEWire) throws {
+        let c1 = try #require(w.be1.installed.first), c2 = try #require(w.be2.installed.first)
+        #expect(w.be1.installed.count == 1 && w.be2.installed.count == 1)
+        #expect(c1.outboundSPI == c2.inboundSPI && c2.outboundSPI == c1.inboundSPI)
+        #expect(c1.outboundEncryptionKey == c2.inboundEncryptionKey && c2.outboundEncryptionKey == c1.inboundEncryptionKey)
+        #expect(c1.outboundIntegrityKey == c2.inboundIntegrityKey && c2.outboundIntegrityKey == c1.inboundIntegrityKey)
+        #expect(c1.outboundEncryptionKey != c1.inboundEncryptionKey)
+        #expect(c1.suite == c2.suite)
+        #expect(c1.localSelectors == c2.remoteSelectors && c1.remoteSelectors == c2.localSelectors)
+        #expect(c1.local == IKEWire.a1 && c1.peer == IKEWire.a2)
+    }
+
+    static func established(_ e: IKEEngine) -> [IKESession] { e.sessions.values.filter { $0.state == .established } }
+
+    @Test func pskEstablishesMirroredChildSAs() throws {
+        let w = Self.pair()
+        w.run(w.gw1.initiate("site2", from: w.local1, now: 0))
+        #expect(Self.established(w.gw1).count == 1 && Self.established(w.gw2).count == 1)
+        try Self.expectMirrored(w)
+        let c1 = try #require(w.be1.installed.first)
+        #expect(c1.suite.encryption == "aes-128-gcm" && c1.suite.encryptionKeyLength == 20 && c1.inboundIntegrityKey == nil)
+        #expect(c1.localSelectors == [Self.ts("198.18.1.0/24")] && c1.remoteSelectors == [Self.ts("198.18.2.0/24")])
+        #expect(c1.udpEncapsulation == nil)
+        #expect(c1.softSeconds >= 3 * 3600 * 85 / 100 && c1.softSeconds <= 3 * 3600 * 95 / 100)
+        // Each side proved the identity the other was configured with.
+        #expect(Self.established(w.gw1)[0].peerID == IKEIdentity("gw2.example.org"))
+        #expect(Self.established(w.gw2)[0].peerID == IKEIdentity("gw1.example.org"))
+        // Four messages: IKE_SA_INIT and IKE_AUTH, no more.
+        #expect(w.seen.count == 4)
+    }
+
+    @Test func cbcWithHMACForBothSAs() throws {
+        let w = Self.pair(ike1: [Self.ike(12, bits: 256, integ: 12, prf: 7, dh: [14])], ike2: [Self.ike(12, bits: 256, integ: 12, prf: 7, dh: [14])],
+                          esp1: [Self.esp(12, bits: 256, integ: 13)], esp2: [Self.esp(12, bits: 256, integ: 13)])
+        w.run(w.gw1.initiate("site2", from: w.local1, now: 0))
+        try Self.expectMirrored(w)
+        let c1 = try #require(w.be1.installed.first)
+        #expect(c1.suite.encryption == "aes-256" && c1.suite.integrity == "hmac-sha2-384" && c1.inboundIntegrityKey != nil)
+        #expect(Self.established(w.gw1)[0].suite?.group == .modp2048)
+    }
+
+    @Test func responderNarrowsTheTraffic() throws {
+        // gw2 allows only a /25 of what gw1 proposes.
+        let w = Self.pair(remote2: ["198.18.1.0/25"])
+        w.run(w.gw1.initiate("site2", from: w.local1, now: 0))
+        try Self.expectMirrored(w)
+        #expect(w.be1.installed[0].localSelectors == [Self.ts("198.18.1.0/25")])
+    }
+
+    @Test func invalidKEPayloadRetriesWithTheResponderGroup() throws {
+        // gw1 offers 19 and 31 and guesses 19; gw2 takes only 31 (§1.2).
+        let w = Self.pair(ike1: [Self.ike(dh: [19, 31])], ike2: [Self.ike(dh: [31])])
+        w.run(w.gw1.initiate("site2", from: w.local1, now: 0))
+        try Self.expectMirrored(w)
+        #expect(Self.established(w.gw1)[0].suite?.group == .curve25519)
+        #expect(w.seen.count == 6)
+        // The responder kept no state for the refused request.
+        #expect(w.gw2.sessions.count == 1)
+    }
+
+    @Test func cookieAboveTheHalfOpenThreshold() throws {
+        var settings = IKEEngineSettings()
+        settings.cookieThreshold = 0
+        let w = Self.pair(settings2: settings)
+        w.run(w.gw1.initiate("site2", from: w.local1, now: 0))
+        try Self.expectMirrored(w)
+        // COOKIE answered, then the request again with COOKIE first (§2.6).
+        let retry = try IKEMessage.decode(w.seen[2].bytes).get()
+        guard case .notify(_, IKENotify.cookie, _, let cookie) = retry.payloads[0].body else {
+            Issue.record("second IKE_SA_INIT does not begin with COOKIE"); return
+        }
+        #expect(cookie.count == 36)
+        // A forged cookie gets only another cookie request, and no state.
+        var forged = retry
+        forged.header.initiatorSPI ^= 1
+        let before = w.gw2.sessions.count
+        let answer = w.gw2.receive(IKEDatagram(local: IKEEndpoint(IKEWire.a2, 500), remote: w.local1, bytes: forged.encode()), now: 0)
+        #expect(answer.count == 1 && w.gw2.sessions.count == before)
+    }
+
+    @Test func wrongPSKInstallsNothing() throws {
+        let w = Self.pair(psk2: SecretKey(Array("another secret".utf8)))
+        w.run(w.gw1.initiate("site2", from: w.local1, now: 0))
+        #expect(w.gw1.sessions.isEmpty && w.gw2.sessions.isEmpty)
+        #expect(w.be1.installed.isEmpty && w.be2.installed.isEmpty)
+    }
+
+    @Test func wrongPeerIDIsRefused() throws {
+        var p1 = Self.pair().gw1.policies[0]
+        p1.localID = IKEIdentity("mallory.example.org")
+        let p2 = Self.pair().gw2.policies[0]
+        let w = IKEWire(p1, p2)
+        w.run(w.gw1.initiate("site2", from: w.local1, now: 0))
+        #expect(w.be2.installed.isEmpty && w.gw2.sessions.isEmpty && w.gw1.sessions.isEmpty)
+    }
+
+    @Test func unacceptableTrafficKeepsTheIKESA() throws {
+        let w = Self.pair(remote2: ["198.18.9.0/24"])
+        w.run(w.gw1.initiate("site2", from: w.local1, now: 0))
+        #expect(Self.established(w.gw1).count == 1 && Self.established(w.gw2).count == 1)
+        #expect(w.be1.installed.isEmpty && w.be2.installed.isEmpty)
+    }
+
+    @Test func noCommonChildProposal() throws {
+        let w = Self.pair(esp2: [Self.esp(28, bits: nil)])
+        w.run(w.gw1.initiate("site2", from: w.local1, now: 0))
+        #expect(Self.established(w.gw1).count == 1 && w.be1.installed.isEmpty && w.be2.installed.isEmpty)
+    }
+
+    @Test func natFloatsTo4500AndEncapsulates() throws {
+        let w = Self.pair()
+        w.nat = true
+        w.run(w.gw1.initiate("site2", from: w.local1, now: 0))
+        try Self.expectMirrored(w)
+        let c1 = try #require(w.be1.installed.first), c2 = try #require(w.be2.installed.first)
+        #expect(c1.udpEncapsulation?.local == 4500 && c1.udpEncapsulation?.peer == 4500)
+        // gw2 sends to the NAT's mapping of gw1's 4500.
+        #expect(c2.udpEncapsulation?.local == 4500 && c2.udpEncapsulation?.peer == 31001)
+        #expect(c2.peer == IKEWire.natAddress)
+        let s1 = Self.established(w.gw1)[0], s2 = Self.established(w.gw2)[0]
+        #expect(s1.natLocal && !s1.natRemote && s2.natRemote && !s2.natLocal)
+        // IKE_AUTH went over 4500 with the non-ESP marker.
+        #expect(w.seen[2].local.port == 4500 && Array(w.seen[2].bytes.prefix(4)) == [0, 0, 0, 0])
+    }
+
+    @Test func lostMessagesAreRetransmittedAndAnsweredFromTheCache() throws {
+        let w = Self.pair()
+        var lost = 0
+        // Lose the first IKE_SA_INIT response and the first IKE_AUTH response.
+        w.drop = { d in
+            guard d.remote.address == IKEWire.a1, lost < 2,
+                  let m = try? IKEMessage.decode(d.local.port == 4500 ? Array(d.bytes.dropFirst(4)) : d.bytes).get(),
+                  m.header.messageID == UInt32(lost) else { return false }
+            lost += 1
+            return true
+        }
+        w.run(w.gw1.initiate("site2", from: w.local1, now: 0))
+        w.tick(1.9)
+        #expect(lost == 1 && w.be2.installed.isEmpty)  // not before 2 s
+        w.tick(0.2)  // IKE_SA_INIT again: the cached answer; IKE_AUTH is sent, its answer lost
+        #expect(lost == 2 && w.be2.installed.count == 1 && w.be1.installed.isEmpty)
+        w.tick(1.9)
+        #expect(w.be1.installed.isEmpty)
+        w.tick(0.2)  // IKE_AUTH again, 2 s after it was sent
+        try Self.expectMirrored(w)
+        // The responder answered the retransmitted IKE_AUTH from its cache: one CHILD SA.
+        #expect(w.be2.allocated.count == 1)
+    }
+
+    @Test func deadPeerIsGivenUp() throws {
+        let w = Self.pair()
+        w.drop = { $0.remote.address == IKEWire.a2 }
+        w.run(w.gw1.initiate("site2", from: w.local1, now: 0))
+        var waited = 0.0
+        while !w.gw1.sessions.isEmpty && waited < 600 {
+            w.tick(1)
+            waited += 1
+        }
+        // 2 + 4 + 8 + 16 + 32 + 64 s.
+        #expect(w.gw1.sessions.isEmpty && waited >= 126 && waited <= 127)
+    }
+
+    @Test func deleteRemovesTheChildSAsOnBothSides() throws {
+        let w = Self.pair()
+        w.run(w.gw1.initiate("site2", from: w.local1, now: 0))
+        try Self.expectMirrored(w)
+        let spi = try #require(w.gw1.sessions.keys.first)
+        w.run(w.gw1.delete(spi, now: 1))
+        #expect(w.gw1.sessions.isEmpty && w.gw2.sessions.isEmpty)
+        #expect(w.be1.installed.isEmpty && w.be2.installed.isEmpty && w.be1.removed.count == 1 && w.be2.removed.count == 1)
+    }
+
+    @Test func requestForAnUnknownSPIGetsInvalidIKESPI() throws {
+        let w = Self.pair()
+        let h = IKEHeader(initiatorSPI: 7, responderSPI: 9, exchange: IKEExchangeType.informational, flags: IKEHeader.initiatorFlag, messageID: 3)
+        let out = w.gw2.receive(IKEDatagram(local: IKEEndpoint(IKEWire.a2, 500), remote: w.local1,
+                                            bytes: IKEMessage(header: h, payloads: []).encode()), now: 0)
+        let m = try IKEMessage.decode(try #require(out.first).bytes).get()
+        #expect(m.header.isResponse && m.payloads.count == 1)
+        guard case .notify(_, IKENotify.invalidIKESPI, _, _) = m.payloads[0].body else { Issue.record("not INVALID_IKE_SPI"); return }
+        // Never in answer to a response.
+        var r = h
+        r.flags = IKEHeader.responseFlag
+        #expect(w.gw2.receive(IKEDatagram(local: IKEEndpoint(IKEWire.a2, 500), remote: w.local1,
+                                          bytes: IKEMessage(header: r, payloads: []).encode()), now: 0).isEmpty)
+    }
+
+    @Test func selectorPrefixes() {
+        #expect(Self.ts("198.18.1.0/24").prefixes == [IPPrefix("198.18.1.0/24")!])
+        let odd = IKETrafficSelector(type: 7, ipProtocol: 0, startPort: 0, endPort: 0xffff, startAddress: [10, 0, 0, 1], endAddress: [10, 0, 0, 6])
+        #expect(odd.prefixes.map(\.description) == ["10.0.0.1", "10.0.0.2/31", "10.0.0.4/31", "10.0.0.6"])
+        #expect(Self.ts("2001:db8::/32").prefixes == [IPPrefix("2001:db8::/32")!])
+        #expect(Self.ts("0.0.0.0/0").prefixes == [IPPrefix("0.0.0.0/0")!])
+    }
+}
