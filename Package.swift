@@ -33,6 +33,7 @@ let package = Package(
         // encd-iked's IKEv2 (issue #10): pure, clock and randomness injected.
         .target(name: "IKE", dependencies: ["IKECrypto", "Crypto", "EncCore"]),
         .target(name: "IKECrypto", dependencies: ["CCrypto", "Crypto"]),
+        .target(name: "IKEConfig", dependencies: ["Config", "IKE", "Crypto", "EncCore"]),
 
         // Kernel glue and the daemon.
         .target(name: "Kernel", dependencies: ["CNetfilter", "CEncShim", "EncCore"]),
@@ -51,7 +52,7 @@ let package = Package(
         .testTarget(name: "AllocationTests", dependencies: ["IPsec", "Crypto", "EncCore", "CAllocCounter"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "IPsec", "Crypto", "EncCore"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "EncCore", "CAllocCounter"]),
-        .testTarget(name: "IKETests", dependencies: ["IKE", "IKECrypto", "Crypto", "IPsec", "EncCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "IKETests", dependencies: ["IKE", "IKECrypto", "IKEConfig", "Config", "Crypto", "IPsec", "EncCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ControlTests", dependencies: ["Control", "Config", "IPsec", "EncCore"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Kernel", "Config", "IPsec", "Crypto", "EncCore", "CAllocCounter"]),
     ],

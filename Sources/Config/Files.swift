@@ -17,9 +17,9 @@ public struct FileReadError: Error, Sendable, CustomStringConvertible {
     public var description: String { "\(path): \(message)" }
 }
 
-enum Files {
+package enum Files {
     /// Reads a whole text file; "-" reads standard input.
-    static func read(_ path: String) throws -> String {
+    package static func read(_ path: String) throws -> String {
         let fp: UnsafeMutablePointer<FILE>?
         if path == "-" {
             fp = stdin
@@ -48,21 +48,21 @@ enum Files {
     }
 
     /// The permission bits of a file, nil when it cannot be stat'ed.
-    static func mode(_ path: String) -> UInt32? {
+    package static func mode(_ path: String) -> UInt32? {
         var st = stat()
         guard stat(path, &st) == 0 else { return nil }
         return UInt32(st.st_mode)
     }
 
     /// The directory part of a path ("." when there is none).
-    static func directory(of path: String) -> String {
+    package static func directory(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         if slash == path.startIndex { return "/" }
         return String(path[..<slash])
     }
 
     /// `path` if absolute, else `path` below `directory`; "." and ".." resolved lexically.
-    static func resolve(_ path: String, relativeTo directory: String) -> String {
+    package static func resolve(_ path: String, relativeTo directory: String) -> String {
         let joined = path.hasPrefix("/") ? path : (directory == "." ? path : directory + "/" + path)
         var parts = [Substring]()
         for p in joined.split(separator: "/", omittingEmptySubsequences: true) {
@@ -78,7 +78,7 @@ enum Files {
 
     /// The name used to detect include loops: the real path when the file exists
     /// (symbolic links resolved), the lexical path otherwise.
-    static func identity(_ path: String) -> String {
+    package static func identity(_ path: String) -> String {
         guard let p = realpath(path, nil) else { return path }
         defer { free(p) }
         return String(cString: p)

@@ -10,8 +10,8 @@
 // Errors found here are reported through `report` and yield an `.invalid` token, so the
 // parser abandons the statement without adding a second message.
 
-struct Token: CustomStringConvertible {
-    enum Kind: Equatable {
+package struct Token: CustomStringConvertible {
+    package enum Kind: Equatable {
         case word(String, quoted: Bool)
         case punct(UInt8)
         case newline
@@ -19,27 +19,27 @@ struct Token: CustomStringConvertible {
         case invalid
     }
 
-    var kind: Kind
-    var location: SourceLocation
+    package var kind: Kind
+    package var location: SourceLocation
 
     /// The text of a word token (quoted or not).
-    var word: String? {
+    package var word: String? {
         if case .word(let s, _) = kind { return s }
         return nil
     }
 
     /// True for an unquoted word equal to `keyword` (a quoted "from" is a string).
-    func isKeyword(_ keyword: String) -> Bool {
+    package func isKeyword(_ keyword: String) -> Bool {
         if case .word(let s, quoted: false) = kind { return s == keyword }
         return false
     }
 
-    func isPunct(_ c: Character) -> Bool {
+    package func isPunct(_ c: Character) -> Bool {
         if case .punct(let b) = kind { return Character(Unicode.Scalar(b)) == c }
         return false
     }
 
-    var isEndOfLine: Bool {
+    package var isEndOfLine: Bool {
         switch kind {
         case .newline, .eof: return true
         default: return false
@@ -48,7 +48,7 @@ struct Token: CustomStringConvertible {
 
     /// How an error message names this token. Words that look like key material
     /// (long hex strings) are not quoted.
-    var description: String {
+    package var description: String {
         switch kind {
         case .word(let s, _):
             return Token.looksLikeKey(s) ? "a hex string (not shown)" : "\"\(s)\""
@@ -72,7 +72,7 @@ struct Token: CustomStringConvertible {
     }
 }
 
-struct Lexer {
+package struct Lexer {
     private let bytes: [UInt8]
     private let file: String
     private var index = 0
@@ -83,11 +83,11 @@ struct Lexer {
     private var pending: [Token] = []
 
     /// Looks a macro up (nil = not defined).
-    var macro: (String) -> String? = { _ in nil }
+    package var macro: (String) -> String? = { _ in nil }
     /// Receives lexical errors.
-    var report: (ConfigError) -> Void = { _ in }
+    package var report: (ConfigError) -> Void = { _ in }
 
-    init(text: String, file: String) {
+    package init(text: String, file: String) {
         self.bytes = Array(text.utf8)
         self.file = file
         self.fixedLocation = nil
@@ -129,7 +129,7 @@ struct Lexer {
         }
     }
 
-    mutating func next() -> Token {
+    package mutating func next() -> Token {
         if !pending.isEmpty { return pending.removeFirst() }
         while true {
             skipBlanks()

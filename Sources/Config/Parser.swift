@@ -6,27 +6,27 @@
 import IPsec
 
 /// Macros: `-D` definitions are persistent and win over the file's, as in ipsecctl.
-struct MacroTable {
+package struct MacroTable {
     private var values: [String: String]
     private let persistent: Set<String>
 
-    init(defines: [String: String]) {
+    package init(defines: [String: String]) {
         values = defines
         persistent = Set(defines.keys)
     }
 
-    static func isValidName(_ name: String) -> Bool {
+    package static func isValidName(_ name: String) -> Bool {
         !name.isEmpty && name.utf8.allSatisfy { b in
             (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == UInt8(ascii: "_")
         }
     }
 
-    mutating func define(_ name: String, _ value: String) {
+    package mutating func define(_ name: String, _ value: String) {
         if persistent.contains(name) { return }
         values[name] = value
     }
 
-    func value(_ name: String) -> String? { values[name] }
+    package func value(_ name: String) -> String? { values[name] }
 }
 
 /// An SA as parsed, before the tunables that may follow it in the file are known.
@@ -124,12 +124,13 @@ func hex8(_ v: UInt32) -> String {
 
 /// Abandons the current statement. `error` is nil when it was already reported (a
 /// lexical error).
-struct StatementError: Error {
-    var error: ConfigError?
+package struct StatementError: Error {
+    package var error: ConfigError?
+    package init(error: ConfigError?) { self.error = error }
 }
 
 /// Parses one file's statements.
-struct FileParser {
+struct FileParser: TokenParsing {
     var lexer: Lexer
     var lookahead: [Token] = []
     let name: String
@@ -145,68 +146,6 @@ struct FileParser {
         lexer.report = { [unowned session] in if !session.quiet { session.errors.append($0) } }
     }
 
-    // MARK: tokens
-
-    mutating func peek(_ n: Int = 0) -> Token {
-        while lookahead.count <= n { lookahead.append(lexer.next()) }
-        return lookahead[n]
-    }
-
-    @discardableResult
-    mutating func take() -> Token {
-        let t = peek()
-        lookahead.removeFirst()
-        return t
-    }
-
-    /// Takes the next token if it is the unquoted keyword.
-    mutating func accept(_ keyword: String) -> Token? {
-        peek().isKeyword(keyword) ? take() : nil
-    }
-
-    /// The error "expected X CONTEXT, found Y" at `token`.
-    func unexpected(_ token: Token, expected: String, _ context: String = "") -> StatementError {
-        if token.kind == .invalid { return StatementError(error: nil) }
-        let ctx = context.isEmpty ? "" : " " + context
-        return StatementError(error: ConfigError(token.location, "expected \(expected)\(ctx), found \(token)"))
-    }
-
-    func fail(_ token: Token, _ message: String) -> StatementError {
-        StatementError(error: ConfigError(token.location, message))
-    }
-
-    func fail(_ location: SourceLocation, _ message: String) -> StatementError {
-        StatementError(error: ConfigError(location, message))
-    }
-
-    /// The next token must be a word (quoted or not); `what` names it for the error.
-    mutating func expectWord(_ what: String, _ context: String = "") throws -> (String, Token) {
-        let t = peek()
-        guard let w = t.word else { throw unexpected(t, expected: what, context) }
-        take()
-        return (w, t)
-    }
-
-    mutating func expectKeyword(_ keyword: String, _ context: String) throws -> Token {
-        guard let t = accept(keyword) else { throw unexpected(peek(), expected: "\"\(keyword)\"", context) }
-        return t
-    }
-
-    mutating func expectEndOfLine(_ context: String) throws {
-        let t = peek()
-        guard t.isEndOfLine else { throw unexpected(t, expected: "end of line", context) }
-    }
-
-    /// Skips the rest of a statement that failed, through its newline.
-    mutating func skipLine() {
-        session.quiet = true
-        defer { session.quiet = false }
-        while true {
-            let t = take()
-            if t.isEndOfLine { if t.kind == .eof { lookahead.insert(t, at: 0) }; return }
-        }
-    }
-
     // MARK: statements
 
     static let openBSDKeywords: Set<String> = [
@@ -217,23 +156,10 @@ struct FileParser {
         "tcpmd5", "to", "transport", "tunnel", "type", "udpencap", "use",
     ]
 
-    mutating func parseStatements() {
-        while true {
-            let t = peek()
-            if t.kind == .eof { return }
-            if t.kind == .newline { take(); continue }
-            do {
-                try parseStatement()
-                if take().kind == .eof { return }  // every statement ends at its end of line
-            } catch let e as StatementError {
-                if let error = e.error { session.errors.append(error) }
-                skipLine()
-            } catch {
-                session.errors.append(ConfigError(t.location, "\(error)"))
-                skipLine()
-            }
-        }
-    }
+    var keywords: Set<String> { FileParser.openBSDKeywords }
+    func record(_ error: ConfigError) { session.errors.append(error) }
+    func setQuiet(_ quiet: Bool) { session.quiet = quiet }
+    func defineMacro(_ name: String, _ value: String) { session.macros.define(name, value) }
 
     mutating func parseStatement() throws {
         let t = peek()
@@ -255,22 +181,6 @@ struct FileParser {
         }
         throw unexpected(t, expected: "a rule (\"flow\", \"esp\", \"ah\", \"set\", \"include\") or a macro definition",
                          "at start of line")
-    }
-
-    /// `name = "value" ...`: the words after "=" joined by single spaces.
-    mutating func parseMacroDefinition(_ name: String, _ nameToken: Token) throws {
-        take(); take()  // name, "="
-        if FileParser.openBSDKeywords.contains(name) {
-            throw fail(nameToken, "\"\(name)\" is a keyword and cannot name a macro")
-        }
-        guard MacroTable.isValidName(name) else {
-            throw fail(nameToken, "macro name \"\(name)\" may contain only letters, digits and _")
-        }
-        var parts = [String]()
-        while let w = peek().word { parts.append(w); take() }
-        guard !parts.isEmpty else { throw unexpected(peek(), expected: "a value", "after \"\(name) =\"") }
-        try expectEndOfLine("after macro value")
-        session.macros.define(name, parts.joined(separator: " "))
     }
 
     mutating func parseInclude() throws {

@@ -345,7 +345,7 @@ public final class IKEEngine {
             return []
         }
         checkNAT(s, m.payloads)
-        if s.isNATed {
+        if s.isNATed || s.policy.forceNATT {
             // §2.23: a NAT is in the way: IKE_AUTH and ESP go over 4500.
             s.local.port = 4500
             s.remote.port = 4500
@@ -403,8 +403,9 @@ public final class IKEEngine {
         do {
             let spi = try backend.allocateSPI(local: s.local.address, peer: s.remote.address)
             s.childInboundSPI = spi
+            // No key exchange in IKE_AUTH (§1.2): a childsa group is for rekeys.
             s.childProposals = s.policy.childProposals.enumerated().map { i, p in
-                IKEProposal(number: UInt8(truncatingIfNeeded: i + 1), protocolID: 3, spi: be32(spi), transforms: p.transforms)
+                IKEProposal(number: UInt8(truncatingIfNeeded: i + 1), protocolID: 3, spi: be32(spi), transforms: p.transforms.filter { $0.type != IKETransformID.dh })
             }
             if s.policy.mode == .transport { payloads.append(notify(IKENotify.useTransportMode)) }
             payloads.append(IKEPayload(type: IKEPayloadType.sa, body: .sa(s.childProposals)))
@@ -444,7 +445,10 @@ public final class IKEEngine {
         let name = s.policy.name
         guard let offered = payloads.lazy.compactMap({ if case .sa(let p) = $0.body { p } else { nil } }).first else { return [] }  // childless
         let tsi = selectors(payloads, IKEPayloadType.tsi), tsr = selectors(payloads, IKEPayloadType.tsr)
-        guard let chosen = IKEProposalSelection.select(offered: offered, acceptable: s.policy.childProposals),
+        let acceptable = s.policy.childProposals.map { p in
+            IKEProposal(number: p.number, protocolID: 3, spi: [], transforms: p.transforms.filter { $0.type != IKETransformID.dh })
+        }
+        guard let chosen = IKEProposalSelection.select(offered: offered, acceptable: acceptable),
               chosen.spi.count == 4, let suite = IKEChildSuite(chosen), suite.group == nil else {
             log("\(name): no acceptable CHILD SA proposal")
             return [notify(IKENotify.noProposalChosen)]
@@ -551,7 +555,7 @@ public final class IKEEngine {
                           inboundSPI: inboundSPI, outboundSPI: outboundSPI, suite: suite,
                           inboundEncryptionKey: inE, inboundIntegrityKey: suite.integrity == nil ? nil : inI,
                           outboundEncryptionKey: outE, outboundIntegrityKey: suite.integrity == nil ? nil : outI,
-                          udpEncapsulation: s.isNATed ? (s.local.port, s.remote.port) : nil,
+                          udpEncapsulation: s.isNATed || s.policy.forceNATT ? (4500, s.remote.port == 500 ? 4500 : s.remote.port) : nil,
                           localSelectors: localTS, remoteSelectors: remoteTS,
                           hardSeconds: hard, softSeconds: hard / 100 * percent, hardBytes: hardBytes, softBytes: hardBytes / 100 * percent)
     }

@@ -65,6 +65,8 @@ public struct IKEPolicy: Sendable {
     /// Initiates (at start: the IKE SA; CHILD SAs on acquire or at once unless childless).
     public var active: Bool
     public var mode: IKEChildMode = .tunnel
+    /// `natt`: UDP-encapsulate (port 4500) even when NAT-D sees no NAT.
+    public var forceNATT = false
     /// This gateway's address (nil: any of ours) and the peer's (nil: any, passive only).
     public var local: IPAddress?
     public var peer: IPAddress?
