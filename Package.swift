@@ -9,6 +9,8 @@ let package = Package(
     products: [
         .executable(name: "encd", targets: ["encd"]),
         .executable(name: "encctl", targets: ["encctl"]),
+        .executable(name: "encd-iked", targets: ["encd-iked"]),
+        .executable(name: "ikectl", targets: ["ikectl"]),
         .executable(name: "encstat", targets: ["encstat"]),
         // For the fuzzing package in Fuzz/ (libFuzzer targets over the packet path,
         // the configuration parser and the control protocol); encd itself links none.
@@ -38,10 +40,13 @@ let package = Package(
         // Kernel glue and the daemon.
         .target(name: "Kernel", dependencies: ["CNetfilter", "CEncShim", "EncCore"]),
         .target(name: "Daemon", dependencies: ["EncCore", "Crypto", "IPsec", "Config", "Control", "Kernel"]),
+        .target(name: "IKEDaemon", dependencies: ["IKE", "IKECrypto", "IKEConfig", "Config", "Control", "Crypto", "EncCore", "CEncShim"]),
 
         // Thin executables.
         .executableTarget(name: "encd", dependencies: ["Daemon"]),
         .executableTarget(name: "encctl", dependencies: ["Control", "Config"]),
+        .executableTarget(name: "encd-iked", dependencies: ["IKEDaemon", "IKEConfig", "Config"]),
+        .executableTarget(name: "ikectl", dependencies: ["IKEDaemon", "Control"]),
         .executableTarget(name: "encstat", dependencies: ["Control", "Kernel"]),
         .executableTarget(name: "encbench", dependencies: ["EncCore", "Crypto", "IPsec", "CAllocCounter", "CCrypto"]),
 

@@ -92,7 +92,8 @@ public final class ControlClient {
     public let fd: Int32
 
     /// Connects; the error says whether encd is not running or access is denied.
-    public init(path: String = ControlProtocol.defaultSocket) throws {
+    /// `daemon` names who is not running in the error (encd, or encd-iked for ikectl).
+    public init(path: String = ControlProtocol.defaultSocket, daemon: String = "encd") throws {
         let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard s >= 0 else { throw ControlError("socket: \(String(cString: strerror(errno)))") }
         var addr = sockaddr_un()
@@ -112,8 +113,8 @@ public final class ControlClient {
             let e = errno
             close(s)
             switch e {
-            case ENOENT, ECONNREFUSED: throw ControlError("encd is not running (no daemon at \(path))")
-            case EACCES, EPERM: throw ControlError("permission denied on \(path) (encd's control socket is for root)")
+            case ENOENT, ECONNREFUSED: throw ControlError("\(daemon) is not running (no daemon at \(path))")
+            case EACCES, EPERM: throw ControlError("permission denied on \(path) (\(daemon)'s control socket is for root)")
             default: throw ControlError("cannot connect to \(path): \(String(cString: strerror(e)))")
             }
         }

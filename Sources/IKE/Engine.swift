@@ -42,7 +42,7 @@ public struct IKEEngineSettings: Sendable {
 }
 
 public final class IKEEngine {
-    public let policies: [IKEPolicy]
+    public private(set) var policies: [IKEPolicy]
     public let settings: IKEEngineSettings
     let backend: EncdBackend
     let random: (Int) -> [UInt8]
@@ -65,6 +65,10 @@ public final class IKEEngine {
         self.log = log
         cookieSecret = random(32)
     }
+
+    /// New policies (a reload): existing IKE SAs keep the policy they were made with;
+    /// new ones use these.
+    public func replacePolicies(_ p: [IKEPolicy]) { policies = p }
 
     // MARK: initiating
 
@@ -399,7 +403,11 @@ public final class IKEEngine {
             payloads.append(IKEPayload(type: IKEPayloadType.idr, body: .identification(type: peerID.type, data: peerID.data)))
         }
         payloads.append(auth)
-        payloads.append(notify(IKENotify.initialContact))
+        // §2.4: only when this is our only IKE SA with the peer (a make-before-break
+        // reauthentication must not make the peer drop the old one first).
+        if !sessions.values.contains(where: { $0 !== s && $0.remote.address == s.remote.address && $0.policy.name == s.policy.name }) {
+            payloads.append(notify(IKENotify.initialContact))
+        }
         do {
             let spi = try backend.allocateSPI(local: s.local.address, peer: s.remote.address)
             s.childInboundSPI = spi
@@ -599,6 +607,25 @@ public final class IKEEngine {
         s.pending = nil
         return sendRequest(s, exchange: IKEExchangeType.informational,
                            [IKEPayload(type: IKEPayloadType.delete, body: .delete(protocolID: 1, spiSize: 0, spis: []))], now: now)
+    }
+
+    /// encd deleted an SA of a CHILD SA by itself (hard lifetime, flush): the CHILD SA is
+    /// gone; the other SA of the pair is removed too. Returns the session it belonged to.
+    @discardableResult
+    public func childGone(spi: UInt32) -> IKESession? {
+        for s in sessions.values {
+            guard let i = s.children.firstIndex(where: { $0.inboundSPI == spi || $0.outboundSPI == spi }) else { continue }
+            let child = s.children.remove(at: i)
+            try? backend.remove(child)
+            log("\(s.policy.name): CHILD SA \(hex32(child.inboundSPI))/\(hex32(child.outboundSPI)) gone from encd")
+            return s
+        }
+        return nil
+    }
+
+    /// The session holding the CHILD SA with SPI `spi` (either direction).
+    public func session(ofChildSPI spi: UInt32) -> IKESession? {
+        sessions.values.first { $0.children.contains { $0.inboundSPI == spi || $0.outboundSPI == spi } }
     }
 
     // MARK: time

@@ -251,4 +251,81 @@ static inline void encshim_rx_info_read(const struct msghdr *m, struct encshim_r
     }
 }
 
+
+/* UDP for encd-iked: one datagram with the local address it was sent to (IP_PKTINFO,
+ * IPV6_PKTINFO), and a send from a chosen local address, so one wildcard socket per
+ * port serves every address of the host. Addresses are 4 or 16 bytes; *family is
+ * AF_INET or AF_INET6. Returns the byte count or -1 (errno). */
+struct encshim_udp_peer {
+    int family;
+    uint8_t remote[16];
+    uint16_t remote_port;
+    uint8_t local[16];
+};
+struct encshim_in_pktinfo_v4 { int ifindex; struct in_addr spec_dst; struct in_addr addr; };
+static inline int encshim_udp_enable_pktinfo(int fd, int family) {
+    int on = 1;
+    if (family == AF_INET) return setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof on);
+    return setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on);
+}
+static inline long encshim_udp_recv(int fd, void *buf, size_t len, struct encshim_udp_peer *peer) {
+    struct sockaddr_storage from;
+    union { char buf[CMSG_SPACE(sizeof(struct encshim_in6_pktinfo)) + CMSG_SPACE(sizeof(struct encshim_in_pktinfo_v4))]; struct cmsghdr align; } control;
+    struct iovec iov = { buf, len };
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    memset(peer, 0, sizeof *peer);
+    m.msg_name = &from; m.msg_namelen = sizeof from;
+    m.msg_iov = &iov; m.msg_iovlen = 1;
+    m.msg_control = control.buf; m.msg_controllen = sizeof control.buf;
+    ssize_t n = recvmsg(fd, &m, MSG_DONTWAIT);
+    if (n < 0) return -1;
+    if (m.msg_flags & MSG_TRUNC) { errno = EMSGSIZE; return -1; }
+    if (from.ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&from;
+        peer->family = AF_INET; memcpy(peer->remote, &a->sin_addr, 4); peer->remote_port = ntohs(a->sin_port);
+    } else if (from.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&from;
+        peer->family = AF_INET6; memcpy(peer->remote, &a->sin6_addr, 16); peer->remote_port = ntohs(a->sin6_port);
+    } else { errno = EAFNOSUPPORT; return -1; }
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO && c->cmsg_len >= CMSG_LEN(sizeof(struct encshim_in_pktinfo_v4))) {
+            struct encshim_in_pktinfo_v4 info; memcpy(&info, CMSG_DATA(c), sizeof info); memcpy(peer->local, &info.addr, 4);
+        } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO && c->cmsg_len >= CMSG_LEN(sizeof(struct encshim_in6_pktinfo))) {
+            struct encshim_in6_pktinfo info; memcpy(&info, CMSG_DATA(c), sizeof info); memcpy(peer->local, &info.addr, 16);
+        }
+    }
+    return (long)n;
+}
+static inline long encshim_udp_send(int fd, const void *buf, size_t len, const struct encshim_udp_peer *peer) {
+    struct sockaddr_storage to;
+    socklen_t tolen;
+    union { char buf[CMSG_SPACE(sizeof(struct encshim_in6_pktinfo))]; struct cmsghdr align; } control;
+    struct iovec iov = { (void *)buf, len };
+    struct msghdr m;
+    memset(&m, 0, sizeof m); memset(&to, 0, sizeof to); memset(control.buf, 0, sizeof control.buf);
+    m.msg_iov = &iov; m.msg_iovlen = 1;
+    m.msg_control = control.buf;
+    struct cmsghdr *c = (struct cmsghdr *)control.buf;
+    if (peer->family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&to;
+        a->sin_family = AF_INET; memcpy(&a->sin_addr, peer->remote, 4); a->sin_port = htons(peer->remote_port);
+        tolen = sizeof *a;
+        struct encshim_in_pktinfo_v4 info; memset(&info, 0, sizeof info); memcpy(&info.spec_dst, peer->local, 4);
+        c->cmsg_level = IPPROTO_IP; c->cmsg_type = IP_PKTINFO; c->cmsg_len = CMSG_LEN(sizeof info);
+        memcpy(CMSG_DATA(c), &info, sizeof info);
+        m.msg_controllen = CMSG_SPACE(sizeof info);
+    } else {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&to;
+        a->sin6_family = AF_INET6; memcpy(&a->sin6_addr, peer->remote, 16); a->sin6_port = htons(peer->remote_port);
+        tolen = sizeof *a;
+        struct encshim_in6_pktinfo info; memset(&info, 0, sizeof info); memcpy(&info.addr, peer->local, 16);
+        c->cmsg_level = IPPROTO_IPV6; c->cmsg_type = IPV6_PKTINFO; c->cmsg_len = CMSG_LEN(sizeof info);
+        memcpy(CMSG_DATA(c), &info, sizeof info);
+        m.msg_controllen = CMSG_SPACE(sizeof info);
+    }
+    m.msg_name = &to; m.msg_namelen = tolen;
+    return (long)sendmsg(fd, &m, 0);
+}
+
 #endif

@@ -1,0 +1,321 @@
+// encd-iked's process: the engine between its UDP sockets, encd's control socket
+// (getspi/add/remove, and a monitor stream of events) and ikectl's socket. One thread,
+// one poll loop; the engine is pure and everything here is glue.
+//
+// Start: read iked.conf; remove what a previous encd-iked left in encd; install each
+// policy's unbound `require` flows (its traffic is dropped until a CHILD SA exists:
+// fail closed); initiate the active policies. Then: datagrams -> engine; every 250 ms
+// engine.tick (retransmissions, give-ups); encd events: `acquire` starts a policy's
+// IKE SA if it has none, an owned SA's soft expiry makes the original initiator
+// reauthenticate (a new IKE SA, then DELETE of the old one: make before break), an SA
+// encd deleted by itself takes its CHILD SA with it. SIGHUP reloads iked.conf (IKE SAs
+// of policies that changed are deleted); SIGTERM deletes every IKE SA and removes what
+// encd-iked added, then exits.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Config
+import Control
+import EncCore
+import Foundation
+import IKE
+import IKECrypto
+import IKEConfig
+import Crypto
+
+public struct IKEDaemonOptions: Sendable {
+    public var configPath = "/etc/encd/iked.conf"
+    public var defines: [String: String] = [:]
+    public var encdSocket = ControlProtocol.defaultSocket
+    public var ikectlSocket = IkectlProtocol.defaultSocket
+    public var verbose = false
+    public var foreground = false
+    public var checkOnly = false
+    public init() {}
+}
+
+nonisolated(unsafe) var pendingSignal: Int32 = 0
+
+public final class IKEDaemon {
+    let options: IKEDaemonOptions
+    var configuration: IkedConfiguration
+    let backend: EncdControlBackend
+    let engine: IKEEngine
+    let sockets: UDPSockets
+    var monitor: ControlClient?
+    var listener: Int32 = -1
+    var lastRetry: [String: Double] = [:]
+    /// Policies being reauthenticated: the old session's SPI by policy name.
+    var reauthenticating: [String: UInt64] = [:]
+    let start = Date()
+
+    public init(options: IKEDaemonOptions, configuration: IkedConfiguration) throws {
+        self.options = options
+        self.configuration = configuration
+        let verbose = options.verbose
+        func say(_ s: String) { Self.log(s) }
+        backend = EncdControlBackend(socketPath: options.encdSocket, log: say)
+        engine = IKEEngine(policies: configuration.policies, backend: backend, random: { KeyFingerprint.randomBytes($0) ?? [] },
+                           log: { if verbose || !$0.contains("retransmit") { say($0) } })
+        sockets = try UDPSockets()
+        backend.policyFlows = { [unowned self] c in self.baseFlows().filter { $0.peer == c.peer.description } }
+    }
+
+    static func log(_ s: String) {
+        FileHandle.standardError.write(("encd-iked: " + s + "\n").data(using: .utf8)!)
+    }
+
+    var now: Double { Date().timeIntervalSince(start) }
+
+    /// The unbound require flows of every policy with a peer, and a bypass for IKE
+    /// between the endpoints when the policy's selectors cover them (host-to-host).
+    func baseFlows() -> [FlowEntry] {
+        var out: [FlowEntry] = []
+        for p in configuration.policies {
+            guard let peer = p.peer else { continue }
+            let local = p.local ?? sourceAddress(to: peer)
+            guard let local else { continue }
+            out += EncdControlBackend.flows(local: local, peer: peer, localSelectors: p.localSelectors,
+                                            remoteSelectors: p.remoteSelectors, type: "require", child: nil)
+            let coversHosts = p.localSelectors.contains { $0.contains(IKETrafficSelector(prefix: IPPrefix(host: local))) }
+                && p.remoteSelectors.contains { $0.contains(IKETrafficSelector(prefix: IPPrefix(host: peer))) }
+            if coversHosts {
+                for (dir, src, dst) in [("out", local, peer), ("in", peer, local)] {
+                    out.append(FlowEntry(direction: dir, upperProtocol: 17, source: src.description, sourcePort: 500,
+                                         destination: dst.description, destinationPort: 500, type: "bypass"))
+                }
+            }
+        }
+        return out
+    }
+
+    /// The address the kernel would send from to reach `peer` (a connected UDP socket).
+    func sourceAddress(to peer: IPAddress) -> IPAddress? {
+        let family = peer.family == .inet ? AF_INET : AF_INET6
+        let fd = socket(family, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var ss = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let ok: Bool = withUnsafeMutablePointer(to: &ss) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+                if family == AF_INET {
+                    var a = sockaddr_in()
+                    a.sin_family = sa_family_t(AF_INET)
+                    a.sin_port = UInt16(500).bigEndian
+                    withUnsafeMutableBytes(of: &a.sin_addr) { peer.write(to: $0.baseAddress!) }
+                    guard withUnsafePointer(to: &a, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }) == 0 else { return false }
+                } else {
+                    var a = sockaddr_in6()
+                    a.sin6_family = sa_family_t(AF_INET6)
+                    a.sin6_port = UInt16(500).bigEndian
+                    withUnsafeMutableBytes(of: &a.sin6_addr) { peer.write(to: $0.baseAddress!) }
+                    guard withUnsafePointer(to: &a, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }) == 0 else { return false }
+                }
+                return getsockname(fd, sa, &len) == 0
+            }
+        }
+        guard ok else { return nil }
+        return withUnsafeBytes(of: &ss) { raw in
+            family == AF_INET ? IPAddress(family: .inet, bytes: raw.baseAddress! + 4) : IPAddress(family: .inet6, bytes: raw.baseAddress! + 8)
+        }
+    }
+
+    // MARK: running
+
+    public func run() throws {
+        try backend.start(flows: baseFlows())
+        Self.log("\(configuration.policies.count) policies; require flows installed in encd")
+        try openMonitor()
+        try openListener()
+        signal(SIGHUP) { pendingSignal = $0 }
+        signal(SIGTERM) { pendingSignal = $0 }
+        signal(SIGINT) { pendingSignal = $0 }
+        signal(SIGPIPE, SIG_IGN)
+        initiateActive(force: true)
+        var lastTick = now
+        while true {
+            if pendingSignal != 0 {
+                let sig = pendingSignal
+                pendingSignal = 0
+                if sig == SIGHUP { reload() } else { shutdown(); return }
+            }
+            var fds = sockets.sockets.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+            if let m = monitor { fds.append(pollfd(fd: m.fd, events: Int16(POLLIN), revents: 0)) }
+            if listener >= 0 { fds.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0)) }
+            _ = poll(&fds, nfds_t(fds.count), 250)
+            for p in fds where p.revents != 0 {
+                if p.fd == listener {
+                    serveIkectl()
+                } else if let m = monitor, p.fd == m.fd {
+                    readEvents()
+                } else {
+                    for d in sockets.drain(p.fd) { send(engine.receive(d, now: now)) }
+                }
+            }
+            if now - lastTick >= 0.25 {
+                lastTick = now
+                send(engine.tick(now: now))
+                finishReauthentication()
+                initiateActive(force: false)
+                if monitor == nil { try? openMonitor() }
+            }
+        }
+    }
+
+    func send(_ out: [IKEDatagram]) {
+        for d in out where !sockets.send(d) { Self.log("cannot send to \(d.remote): \(String(cString: strerror(errno)))") }
+    }
+
+    /// Active policies without an IKE SA (re)initiate, at most every 10 s.
+    func initiateActive(force: Bool) {
+        for p in configuration.policies where p.active {
+            if engine.sessions.values.contains(where: { $0.policy.name == p.name }) { continue }
+            if !force, let last = lastRetry[p.name], now - last < 10 { continue }
+            initiate(p)
+        }
+    }
+
+    func initiate(_ p: IKEPolicy) {
+        guard let peer = p.peer, let local = p.local ?? sourceAddress(to: peer) else {
+            Self.log("\(p.name): no route to the peer")
+            return
+        }
+        lastRetry[p.name] = now
+        send(engine.initiate(p.name, from: IKEEndpoint(local, 500), now: now))
+    }
+
+    /// A new IKE SA of a reauthenticated policy is up: DELETE the old one.
+    func finishReauthentication() {
+        for (name, old) in reauthenticating {
+            let fresh = engine.sessions.values.contains { $0.policy.name == name && $0.localSPI != old && $0.state == .established }
+            let oldGone = engine.sessions[old] == nil
+            guard fresh || oldGone else { continue }
+            reauthenticating[name] = nil
+            if !oldGone { send(engine.delete(old, now: now)) }
+        }
+    }
+
+    // MARK: encd's events
+
+    func openMonitor() throws {
+        let m = try ControlClient(path: options.encdSocket)
+        try Framing.send(Request(.monitor), to: m.fd)
+        monitor = m
+    }
+
+    func readEvents() {
+        guard let m = monitor else { return }
+        guard let r = try? m.next() else {
+            Self.log("encd closed the event stream; reconnecting")
+            monitor = nil
+            return
+        }
+        guard let e = r.event else { return }
+        switch e.kind {
+        case "acquire":
+            guard let packet = e.packet, let src = IPAddress(packet.source), let dst = IPAddress(packet.destination) else { return }
+            let s = IKETrafficSelector(prefix: IPPrefix(host: src)), d = IKETrafficSelector(prefix: IPPrefix(host: dst))
+            guard let p = configuration.policies.first(where: { p in
+                p.peer != nil && p.localSelectors.contains { $0.contains(s) } && p.remoteSelectors.contains { $0.contains(d) }
+            }) else { return }
+            if !engine.sessions.values.contains(where: { $0.policy.name == p.name }) {
+                Self.log("\(p.name): acquire for \(packet.source) -> \(packet.destination)")
+                initiate(p)
+            }
+        case "sa-soft-expired":
+            guard let sa = e.sa, sa.owner == EncdControlBackend.owner, let s = engine.session(ofChildSPI: sa.spi),
+                  s.isInitiator, s.state == .established, reauthenticating[s.policy.name] == nil else { return }
+            Self.log("\(s.policy.name): CHILD SA soft lifetime reached: reauthenticating (new IKE SA, then DELETE of the old)")
+            reauthenticating[s.policy.name] = s.localSPI
+            initiateNew(s.policy)
+        case "sa-deleted", "sa-hard-expired":
+            guard let sa = e.sa, sa.owner == EncdControlBackend.owner, e.reason != "remove" else { return }
+            engine.childGone(spi: sa.spi)
+        case "events-dropped":
+            Self.log("encd dropped events: some acquires or expiries may have been missed")
+        default: break
+        }
+    }
+
+    /// A second IKE SA for a policy that has one (reauthentication).
+    func initiateNew(_ p: IKEPolicy) {
+        guard let peer = p.peer, let local = p.local ?? sourceAddress(to: peer) else { return }
+        send(engine.initiate(p.name, from: IKEEndpoint(local, 500), now: now))
+    }
+
+    // MARK: reload and shutdown
+
+    func reload() {
+        let fresh: IkedConfiguration
+        do {
+            fresh = try IkedConfParser.load(path: options.configPath, defines: options.defines)
+        } catch {
+            Self.log("reload of \(options.configPath) failed, the running policies stay:\n\(error)")
+            return
+        }
+        // IKE SAs of policies that are gone or changed go (DELETE); the rest stay.
+        let keep = Set(fresh.policies.filter { p in configuration.policies.contains { Self.same($0, p) } }.map(\.name))
+        for s in Array(engine.sessions.values) where !keep.contains(s.policy.name) { send(engine.delete(s.localSPI, now: now)) }
+        let survivors = engine.sessions.values.filter { keep.contains($0.policy.name) }
+        configuration = fresh
+        engine.replacePolicies(fresh.policies)
+        do {
+            try backend.start(flows: baseFlows())
+        } catch {
+            Self.log("reload: encd refused the new flows: \(error)")
+        }
+        Self.log("reloaded \(options.configPath): \(fresh.policies.count) policies, \(survivors.count) IKE SAs kept")
+    }
+
+    static func same(_ a: IKEPolicy, _ b: IKEPolicy) -> Bool {
+        a.name == b.name && a.peer == b.peer && a.local == b.local && a.psk == b.psk && a.ikeProposals == b.ikeProposals
+            && a.childProposals == b.childProposals && a.localSelectors == b.localSelectors && a.remoteSelectors == b.remoteSelectors
+            && a.localID == b.localID && a.peerID == b.peerID && a.mode == b.mode && a.forceNATT == b.forceNATT
+    }
+
+    func shutdown() {
+        Self.log("shutting down: deleting \(engine.sessions.count) IKE SAs")
+        for s in Array(engine.sessions.values) { send(engine.delete(s.localSPI, now: now)) }
+        // The flows stay as unbound require flows: traffic stays dropped, never clear.
+        if listener >= 0 { close(listener); unlink(options.ikectlSocket) }
+    }
+
+    // MARK: ikectl
+
+    func openListener() throws {
+        unlink(options.ikectlSocket)
+        let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(options.ikectlSocket.utf8)
+        guard s >= 0, bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw IKESocketError(description: "ikectl socket \(options.ikectlSocket)") }
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() { p[i] = b } }
+        let old = umask(0o077)
+        defer { umask(old) }
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard rc == 0, listen(s, 8) == 0 else {
+            close(s)
+            throw IKESocketError(description: "ikectl socket \(options.ikectlSocket): \(String(cString: strerror(errno)))")
+        }
+        listener = s
+    }
+
+    func serveIkectl() {
+        let c = accept(listener, nil, nil)
+        guard c >= 0 else { return }
+        defer { close(c) }
+        guard let request = try? Framing.receive(IkectlRequest.self, from: c, within: 2) else { return }
+        var response = IkectlResponse(ok: true)
+        switch request.command {
+        case "show":
+            response.sas = engine.sessions.values.sorted { $0.createdAt < $1.createdAt }.map { IkectlSA($0, now: now) }
+        case "reload":
+            pendingSignal = SIGHUP
+        default:
+            response = IkectlResponse(ok: false, error: "unknown command \"\(request.command)\": expected show or reload")
+        }
+        try? Framing.send(response, to: c)
+    }
+}
