@@ -29,6 +29,18 @@ if ((${#missing[@]})); then
     echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
     apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# strongSwan for encd-iked's interop test (charon with kernel-libipsec, in a namespace
+# only): without its Recommends, which would bring strongswan-starter and its service.
+ss=(strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins)
+ss_missing=()
+for p in "${ss[@]}"; do
+    [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == installed ]] || ss_missing+=("$p")
+done
+if ((${#ss_missing[@]})); then
+    echo "install-deps: apt-get install --no-install-recommends ${ss_missing[*]}"
+    ((${#missing[@]})) || apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${ss_missing[@]}" >/dev/null
+fi
 # Python modules for the interop and exporter tests, for whichever python3 is first in
 # PATH (Debian's has python3-cryptography from above; scapy and prometheus_client come
 # from PyPI, as Debian's scapy is older than the tests expect).

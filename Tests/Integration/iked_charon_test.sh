@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# encd-iked against strongSwan (charon 5.9.8, kernel-libipsec: userspace ESP through a
+# TUN device, ESP in UDP only, and a faked NAT_DETECTION_SOURCE_IP so every exchange is
+# a NAT-T one): h1 — gw1 (encd + encd-iked) — gw2 (charon) — h2, IKEv2 with a PSK and
+# FQDN IDs, AES-256-GCM/X25519 for the IKE SA and AES-128-GCM for the CHILD SA.
+#   - encd-iked initiates: IKE_AUTH floats to 4500, charon narrows nothing, ping and
+#     1 MB of TCP pass as ESP-in-UDP with the SPIs both sides report
+#   - charon initiates to encd-iked (passive): the same, roles swapped
+#   - a DELETE from charon (swanctl --terminate) empties encd; the require flows drop
+#   - a wrong PSK: charon refuses encd-iked and nothing reaches encd
+# Skipped (exit 0 with a note) when charon is not installed.
+source "$(dirname "$0")/lib.sh"
+
+CHARON=/usr/lib/ipsec/charon
+[[ -x $CHARON ]] && command -v swanctl >/dev/null || { echo "skip: strongSwan's charon is not installed"; exit 0; }
+IKED=${IKED:-$IT_ROOT/.build/debug/encd-iked}
+IKECTL=${IKECTL:-$IT_ROOT/.build/debug/ikectl}
+PSK="it-psk-$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
+
+sites
+echo "# the tunnel comes from encd-iked" >"$IT_TMP/gw1.conf"
+start_encd gw1 "$IT_TMP/gw1.conf"
+
+# --- charon in gw2 (as ../shared/bench/ss_start.sh: its own strongswan.conf, /run bind-mounted)
+CS=$IT_TMP/charon; mkdir -p "$CS/run"
+charon_conf() {   # charon_conf PSK
+    cat >"$CS/strongswan.conf" <<EOF
+charon {
+  load_modular = no
+  load = random nonce openssl aes sha2 hmac gcm kdf pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
+  plugins { vici { socket = unix://$CS/run/charon.vici } }
+  filelog { it { path = $CS/charon.log
+                 default = 1
+                 ike = 2
+                 flush_line = yes } }
+  syslog { daemon { default = -1 } }
+}
+EOF
+    cat >"$CS/swanctl.conf" <<EOF
+connections {
+  s2s {
+    version = 2
+    local_addrs = 192.0.2.2
+    remote_addrs = 192.0.2.1
+    proposals = aes256gcm16-prfsha256-x25519
+    local { auth = psk
+            id = gw2.example.org }
+    remote { auth = psk
+             id = gw1.example.org }
+    children {
+      net { local_ts = 198.18.2.0/24
+            remote_ts = 198.18.1.0/24
+            esp_proposals = aes128gcm16
+            mode = tunnel
+            start_action = none }
+    }
+  }
+}
+secrets {
+  ike-it { id-1 = gw1.example.org
+           id-2 = gw2.example.org
+           secret = "$1" }
+}
+EOF
+}
+charon_conf "$PSK"
+STRONGSWAN_CONF="$CS/strongswan.conf" ip netns exec "$IT_ID-gw2" sh -c "mount --bind '$CS/run' /run && exec $CHARON" \
+    >"$IT_TMP/charon.log" 2>&1 </dev/null &
+IT_PIDS+=("$!")
+for _ in $(seq 100); do [[ -S $CS/run/charon.vici ]] && break; sleep 0.1; done
+[[ -S $CS/run/charon.vici ]] || fail "charon did not start: $(cat "$IT_TMP/charon.log")"
+# swanctl reads /etc/strongswan.conf for its own plugins and names every absent one on stderr.
+swanctl() { command swanctl "$@" --uri "unix://$CS/run/charon.vici" 2>>"$IT_TMP/swanctl.log"; }
+swanctl --load-all --noprompt --file "$CS/swanctl.conf" >/dev/null || fail "swanctl --load-all"
+
+# --- encd-iked in gw1
+iked_conf() {   # iked_conf MODE PSK
+    cat >"$IT_TMP/gw1-iked.conf" <<CONF
+ikev2 "charon" $1 esp from 198.18.1.0/24 to 198.18.2.0/24 local 192.0.2.1 peer 192.0.2.2 \\
+    ikesa enc aes-256-gcm prf hmac-sha2-256 group curve25519 childsa enc aes-128-gcm \\
+    srcid gw1.example.org dstid gw2.example.org psk "$2"
+CONF
+    chmod 600 "$IT_TMP/gw1-iked.conf"
+}
+start_iked() {
+    : >"$IT_TMP/gw1-iked.log"
+    ip netns exec "$IT_ID-gw1" "$IKED" -d -v -f "$IT_TMP/gw1-iked.conf" -S "$IT_TMP/gw1/run/encd.sock" \
+        -s "$IT_TMP/gw1/run/iked.sock" >>"$IT_TMP/gw1-iked.log" 2>&1 &
+    IKED_PID=$!
+    IT_PIDS+=("$IKED_PID")
+    for _ in $(seq 50); do grep -q "require flows installed" "$IT_TMP/gw1-iked.log" && return 0; sleep 0.1; done
+    fail "encd-iked did not start: $(tail -5 "$IT_TMP/gw1-iked.log")"
+}
+stop_iked() { kill -TERM "$IKED_PID"; for _ in $(seq 50); do kill -0 "$IKED_PID" 2>/dev/null || return 0; sleep 0.1; done; fail "encd-iked did not stop"; }
+ctl() { on gw1 python3 "$(dirname "$0")/encd_ctl.py" "$IT_TMP/gw1/run/encd.sock" "$@"; }
+encd_sas() { ctl '{"command":"show","what":"sa"}' "len(r.get('sas') or [])"; }
+# The CHILD SA's SPIs as ikectl shows them: "IN OUT".
+iked_spis() { on gw1 "$IKECTL" -s "$IT_TMP/gw1/run/iked.sock" show sa | sed -nE 's/.*childsa spi in (0x[0-9a-f]+) out (0x[0-9a-f]+).*/\1 \2/p' | head -1; }
+wire_spis() { tcpdump -n -r "$1" 'udp port 4500 and udp[8:4] != 0' 2>/dev/null | grep -o 'spi=0x[0-9a-f]*' | sort -u | tr '\n' ' '; }
+wait_for() { local what=$1; shift; for _ in $(seq 100); do "$@" && return 0; sleep 0.1; done; fail "$what"; }
+has_child() { [[ -n $(iked_spis) ]]; }
+
+# traffic LABEL: ping and TCP h1 -> h2 as ESP-in-UDP with ikectl's SPIs.
+traffic() {
+    capture gw1 wan "$IT_TMP/$1.pcap"
+    on h1 ping -c 3 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "$1: ping h1 -> h2"
+    tcp_transfer h1 h2 198.18.2.20 1000000
+    stop_capture gw1 wan
+    read -r in out <<<"$(iked_spis)"
+    local want; want=$(printf 'spi=%s\n' "$in" "$out" | sort -u | tr '\n' ' ')
+    [[ $(wire_spis "$IT_TMP/$1.pcap") == "$want" ]] || fail "$1: ESP-in-UDP SPIs $(wire_spis "$IT_TMP/$1.pcap"), ikectl $in $out"
+    [[ -z $(tcpdump -n -r "$IT_TMP/$1.pcap" 'icmp or tcp' 2>/dev/null) ]] || fail "$1: cleartext on the wire"
+    swanctl --list-sas | grep -q "$(printf '%08x' $((out)))" || fail "$1: charon has no SA with SPI $out"
+}
+
+# --- 1. encd-iked initiates
+iked_conf active "$PSK"
+start_iked
+wait_for "encd-iked did not bring up a CHILD SA with charon: $(tail -5 "$IT_TMP/gw1-iked.log")" has_child
+grep -q "NAT detected" "$IT_TMP/gw1-iked.log" || fail "encd-iked did not see charon's faked NAT-D"
+traffic initiator
+ok "encd-iked -> charon: IKE_SA_INIT, IKE_AUTH on 4500, CHILD SA $(iked_spis) carries ping and 1 MB of TCP as ESP-in-UDP"
+
+# --- 2. a DELETE from charon: encd-iked removes the SAs and, being active, comes back
+old=$(iked_spis)
+swanctl --terminate --ike s2s --timeout 10 >/dev/null || fail "swanctl --terminate"
+wait_for "encd-iked did not hear charon's DELETE" grep -q "peer deleted the IKE SA" "$IT_TMP/gw1-iked.log"
+grep -q "removing CHILD SA" "$IT_TMP/gw1-iked.log" && fail "encd refused to remove the CHILD SA: $(grep 'removing CHILD SA' "$IT_TMP/gw1-iked.log")"
+renewed() { local s; s=$(iked_spis); [[ -n $s && $s != "$old" ]]; }
+wait_for "encd-iked did not come back after charon's DELETE" renewed
+[[ $(encd_sas) == 2 ]] || fail "encd has $(encd_sas) SAs after the new CHILD SA (the deleted pair stayed?)"
+traffic renewed
+ok "charon's DELETE: the old pair leaves encd; active encd-iked negotiates a new CHILD SA $(iked_spis) at once"
+stop_iked
+wait_for "encd still has SAs after encd-iked's DELETE" test "$(encd_sas)" = 0
+
+# --- 3. charon initiates to a passive encd-iked
+iked_conf passive "$PSK"
+start_iked
+swanctl --initiate --child net --ike s2s --timeout 15 >"$IT_TMP/initiate.txt" 2>&1 || fail "charon's initiate: $(tail -5 "$IT_TMP/initiate.txt")"
+wait_for "no CHILD SA at encd-iked as responder" has_child
+on gw1 "$IKECTL" -s "$IT_TMP/gw1/run/iked.sock" show sa | grep -q "responder ESTABLISHED" || fail "ikectl does not show a responder SA"
+traffic responder
+ok "charon -> encd-iked: the responder's CHILD SA $(iked_spis) carries ping and 1 MB of TCP"
+swanctl --terminate --ike s2s --timeout 10 >/dev/null || true
+stop_iked
+
+# --- 4. a wrong PSK
+iked_conf active "not-$PSK"
+start_iked
+wait_for "charon did not refuse the wrong PSK" grep -q "closed: IKE_AUTH refused: AUTHENTICATION_FAILED" "$IT_TMP/gw1-iked.log"
+[[ $(encd_sas) == 0 ]] || fail "SAs in encd after a failed authentication"
+ok "a wrong PSK: charon answers AUTHENTICATION_FAILED and nothing reaches encd"
+stop_iked
+
+grep -q "$PSK" "$IT_TMP/gw1-iked.log" "$IT_TMP/gw1-encd.log" && fail "the PSK is in a log"
+ok "no PSK in encd's or encd-iked's log"
