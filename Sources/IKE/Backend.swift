@@ -39,20 +39,39 @@ public struct IKEBackendError: Error, Equatable, Sendable, CustomStringConvertib
     public init(_ description: String) { self.description = description }
 }
 
+/// Which parts of a CHILD SA a call installs or removes. A rekey adds the new pair's
+/// SAs under the same binding (the flows stay); as rekey responder the outbound SA
+/// waits until the old pair is deleted (§2.8: the initiator must have the new inbound
+/// SA first), and the old pair leaves without its flows.
+public struct IKEChildParts: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public static let inbound = IKEChildParts(rawValue: 1), outbound = IKEChildParts(rawValue: 2), flows = IKEChildParts(rawValue: 4)
+    public static let sas: IKEChildParts = [.inbound, .outbound]
+    public static let all: IKEChildParts = [.inbound, .outbound, .flows]
+}
+
 public protocol EncdBackend: AnyObject {
     /// A fresh SPI for an inbound SA from `peer` to `local` (reserved for a while).
     func allocateSPI(local: IPAddress, peer: IPAddress) throws(IKEBackendError) -> UInt32
-    /// Installs both SAs and the flows of a CHILD SA, all or nothing.
-    func install(_ child: IKEChildSA) throws(IKEBackendError)
-    /// Removes a CHILD SA's SAs and flows.
-    func remove(_ child: IKEChildSA) throws(IKEBackendError)
+    /// Installs `parts` of a CHILD SA, all or nothing.
+    func install(_ child: IKEChildSA, parts: IKEChildParts) throws(IKEBackendError)
+    /// Removes `parts` of a CHILD SA; removing its flows leaves the policy's unbound
+    /// require flows in their place (never a moment without a flow).
+    func remove(_ child: IKEChildSA, parts: IKEChildParts) throws(IKEBackendError)
 }
 
 /// A backend that only remembers (tests; the engine's contract without encd).
 public final class InMemoryBackend: EncdBackend {
+    /// CHILD SAs with at least one of their SAs installed, and which.
     public private(set) var installed: [IKEChildSA] = []
+    public private(set) var sas: [UInt32: IKEChildParts] = [:]
+    /// Bindings whose flows are installed.
+    public private(set) var bindings: Set<UInt32> = []
     public private(set) var removed: [IKEChildSA] = []
     public private(set) var allocated: [UInt32] = []
+    /// Every call, in order ("install 0x… in,out,flows").
+    public private(set) var calls: [String] = []
     /// Set to make the next calls fail.
     public var failure: IKEBackendError?
     private var nextSPI: UInt32
@@ -66,15 +85,39 @@ public final class InMemoryBackend: EncdBackend {
         return nextSPI
     }
 
-    public func install(_ child: IKEChildSA) throws(IKEBackendError) {
-        if let failure { throw failure }
-        guard !installed.contains(where: { $0.inboundSPI == child.inboundSPI }) else { throw IKEBackendError("SA exists") }
-        installed.append(child)
+    static func describe(_ p: IKEChildParts) -> String {
+        [(IKEChildParts.inbound, "in"), (.outbound, "out"), (.flows, "flows")].filter { p.contains($0.0) }.map(\.1).joined(separator: ",")
     }
 
-    public func remove(_ child: IKEChildSA) throws(IKEBackendError) {
+    public func install(_ child: IKEChildSA, parts: IKEChildParts) throws(IKEBackendError) {
         if let failure { throw failure }
-        guard let i = installed.firstIndex(where: { $0.inboundSPI == child.inboundSPI }) else { throw IKEBackendError("no such SA") }
-        removed.append(installed.remove(at: i))
+        let have = sas[child.inboundSPI] ?? []
+        guard have.intersection(parts).isEmpty, !parts.contains(.flows) || !bindings.contains(child.child) else {
+            throw IKEBackendError("exists")
+        }
+        if parts.contains(.flows) { bindings.insert(child.child) }
+        let new = parts.intersection(.sas)
+        if !new.isEmpty {
+            if have.isEmpty { installed.append(child) }
+            sas[child.inboundSPI] = have.union(new)
+        }
+        calls.append("install 0x\(String(child.inboundSPI, radix: 16)) \(Self.describe(parts))")
+    }
+
+    public func remove(_ child: IKEChildSA, parts: IKEChildParts) throws(IKEBackendError) {
+        if let failure { throw failure }
+        calls.append("remove 0x\(String(child.inboundSPI, radix: 16)) \(Self.describe(parts))")
+        if parts.contains(.flows) { bindings.remove(child.child) }
+        guard let have = sas[child.inboundSPI] else {
+            if parts.intersection(.sas).isEmpty { return }
+            throw IKEBackendError("no such SA")
+        }
+        let left = have.subtracting(parts)
+        if left.isEmpty, let i = installed.firstIndex(where: { $0.inboundSPI == child.inboundSPI }) {
+            sas[child.inboundSPI] = nil
+            removed.append(installed.remove(at: i))
+        } else {
+            sas[child.inboundSPI] = left
+        }
     }
 }

@@ -15,7 +15,7 @@
 // `tick` retransmits unanswered requests with back-off (§2.1) and gives up on dead
 // peers and half-open SAs.
 //
-// Not yet: CREATE_CHILD_SA (rekeys), fragmentation, certificates, liveness checks.
+// CREATE_CHILD_SA is in CreateChild.swift. Not yet: fragmentation, certificates.
 
 import Crypto
 import EncCore
@@ -25,9 +25,9 @@ import IKECrypto
 public enum IKENotify {
     public static let unsupportedCriticalPayload: UInt16 = 1, invalidIKESPI: UInt16 = 4, invalidSyntax: UInt16 = 7
     public static let noProposalChosen: UInt16 = 14, invalidKEPayload: UInt16 = 17, authenticationFailed: UInt16 = 24
-    public static let tsUnacceptable: UInt16 = 38, temporaryFailure: UInt16 = 43
+    public static let tsUnacceptable: UInt16 = 38, temporaryFailure: UInt16 = 43, childSANotFound: UInt16 = 44
     public static let initialContact: UInt16 = 16384, natDetectionSource: UInt16 = 16388, natDetectionDestination: UInt16 = 16389
-    public static let cookie: UInt16 = 16390, useTransportMode: UInt16 = 16391, noAdditionalSAs: UInt16 = 35
+    public static let cookie: UInt16 = 16390, useTransportMode: UInt16 = 16391, noAdditionalSAs: UInt16 = 35, rekeySA: UInt16 = 16393
 }
 
 public struct IKEEngineSettings: Sendable {
@@ -49,7 +49,7 @@ public final class IKEEngine {
     let makeKeyPair: (IKEGroup) throws(IKECryptoError) -> IKEKeyPair
     let log: (String) -> Void
     /// IKE SAs by our SPI.
-    public private(set) var sessions: [UInt64: IKESession] = [:]
+    public internal(set) var sessions: [UInt64: IKESession] = [:]
     let cookieSecret: [UInt8]
     var nextChild: UInt32 = 1
 
@@ -106,13 +106,14 @@ public final class IKEEngine {
         let bytes = IKEMessage(header: s.header(exchange: IKEExchangeType.ikeSAInit, response: false, messageID: 0), payloads: payloads).encode()
         s.initRequest = bytes
         s.nextRequestID = 1
-        return request(s, messageID: 0, bytes: bytes, now: now)
+        return request(s, messageID: 0, bytes: bytes, kind: .ikeSAInit, now: now)
     }
 
     /// Records `bytes` as the pending request and returns its datagram.
-    func request(_ s: IKESession, messageID: UInt32, bytes: [UInt8], now: Double) -> IKEDatagram {
+    func request(_ s: IKESession, messageID: UInt32, bytes: [UInt8], kind: IKERequestKind, now: Double) -> IKEDatagram {
         let d = datagram(s, bytes)
-        s.pending = IKEPendingRequest(messageID: messageID, datagram: d, sentAt: now, nextAt: now + settings.retransmitTimeout, retransmits: 0)
+        s.pending = IKEPendingRequest(messageID: messageID, datagram: d, sentAt: now, nextAt: now + settings.retransmitTimeout,
+                                      retransmits: 0, kind: kind)
         return d
     }
 
@@ -161,23 +162,33 @@ public final class IKEEngine {
     }
 
     func receiveResponse(_ s: IKESession, _ m: IKEMessage, _ bytes: [UInt8], _ d: IKEDatagram, now: Double) -> [IKEDatagram] {
-        switch m.header.exchange {
-        case IKEExchangeType.ikeSAInit where s.state == .initSent:
-            return receiveInitResponse(s, m, bytes, d, now: now)
-        default:
-            guard let protection = s.protection, case .success(let payloads) = protection.open(bytes, m) else {
-                log("\(s.policy.name): response does not verify, dropped")
-                return []
-            }
-            s.pending = nil
-            switch (m.header.exchange, s.state) {
-            case (IKEExchangeType.ikeAuth, .authSent): return receiveAuthResponse(s, payloads, now: now)
-            case (IKEExchangeType.informational, .deleting):
-                close(s, why: "deleted")
-                return []
-            default: return []
-            }
+        guard let pending = s.pending else { return [] }
+        if case .ikeSAInit = pending.kind {
+            return m.header.exchange == IKEExchangeType.ikeSAInit ? receiveInitResponse(s, m, bytes, d, now: now) : []
         }
+        guard let protection = s.protection, case .success(let payloads) = protection.open(bytes, m) else {
+            log("\(s.policy.name): response does not verify, dropped")
+            return []
+        }
+        s.pending = nil
+        s.lastHeard = now
+        var out: [IKEDatagram]
+        switch pending.kind {
+        case .ikeSAInit: out = []
+        case .ikeAuth: out = receiveAuthResponse(s, payloads, now: now)
+        case .deleteIKE:
+            close(s, why: "deleted")
+            return []
+        case .deleteChild(let old, let rekeyed):
+            removeChild(s, old, rekeyed: rekeyed)
+            out = []
+        case .rekeyChild(let old, let offer): out = receiveRekeyChildResponse(s, old: old, offer: offer, payloads, now: now)
+        case .newChild(let offer): out = receiveNewChildResponse(s, offer: offer, payloads, now: now)
+        case .rekeyIKE(let spi, let nonce, let pair, let proposals):
+            out = receiveRekeyIKEResponse(s, spi: spi, nonce: nonce, keyPair: pair, proposals: proposals, payloads, now: now)
+        case .liveness: out = []
+        }
+        return out + sendQueued(s, now: now)
     }
 
     func receiveRequest(_ s: IKESession, _ m: IKEMessage, _ bytes: [UInt8], _ d: IKEDatagram, now: Double) -> [IKEDatagram] {
@@ -201,14 +212,16 @@ public final class IKEEngine {
             }
         }
         s.expectedRequestID &+= 1
+        s.lastHeard = now
         switch (m.header.exchange, s.state) {
         case (IKEExchangeType.ikeAuth, .initAnswered):
             return receiveAuthRequest(s, m.header, payloads, now: now)
         case (IKEExchangeType.informational, .established), (IKEExchangeType.informational, .deleting):
-            return receiveInformational(s, m.header, payloads)
+            return receiveInformational(s, m.header, payloads, now: now)
         case (IKEExchangeType.createChildSA, .established):
-            // Rekeying comes with CREATE_CHILD_SA support; until then the peer keeps its SAs.
-            return respond(s, m.header, [notify(IKENotify.noAdditionalSAs)])
+            return receiveCreateChild(s, m.header, payloads, now: now)
+        case (IKEExchangeType.createChildSA, .deleting):
+            return respond(s, m.header, [notify(IKENotify.temporaryFailure)])
         default:
             return respond(s, m.header, [notify(IKENotify.invalidSyntax)])
         }
@@ -224,14 +237,26 @@ public final class IKEEngine {
         return [d]
     }
 
-    /// Sends a protected request of `exchange`.
-    func sendRequest(_ s: IKESession, exchange: UInt8, _ payloads: [IKEPayload], now: Double) -> [IKEDatagram] {
+    /// Sends a protected request of `exchange`, or queues it behind the one in flight
+    /// (window size 1, §2.3).
+    func sendRequest(_ s: IKESession, exchange: UInt8, _ payloads: [IKEPayload], kind: IKERequestKind, now: Double) -> [IKEDatagram] {
+        guard s.pending == nil else {
+            s.queued.append(IKEQueuedRequest(exchange: exchange, payloads: payloads, kind: kind))
+            return []
+        }
         guard let protection = s.protection,
               let bytes = protection.seal(s.header(exchange: exchange, response: false, messageID: s.nextRequestID),
                                           payloads, iv: random(protection.ivLength)) else { return [] }
         let id = s.nextRequestID
         s.nextRequestID &+= 1
-        return [request(s, messageID: id, bytes: bytes, now: now)]
+        return [request(s, messageID: id, bytes: bytes, kind: kind, now: now)]
+    }
+
+    /// The next queued request, now that the window is free.
+    func sendQueued(_ s: IKESession, now: Double) -> [IKEDatagram] {
+        guard s.pending == nil, !s.queued.isEmpty, s.state == .established || s.state == .deleting else { return [] }
+        let next = s.queued.removeFirst()
+        return sendRequest(s, exchange: next.exchange, next.payloads, kind: next.kind, now: now)
     }
 
     // MARK: IKE_SA_INIT
@@ -424,7 +449,7 @@ public final class IKEEngine {
             return []
         }
         s.state = .authSent
-        return sendRequest(s, exchange: IKEExchangeType.ikeAuth, payloads, now: now)
+        return sendRequest(s, exchange: IKEExchangeType.ikeAuth, payloads, kind: .ikeAuth, now: now)
     }
 
     func receiveAuthRequest(_ s: IKESession, _ header: IKEHeader, _ payloads: [IKEPayload], now: Double) -> [IKEDatagram] {
@@ -440,8 +465,7 @@ public final class IKEEngine {
         if payloads.contains(where: { isNotify($0, IKENotify.initialContact) }) { forgetOtherSessions(of: s) }
         let id = localID(s)
         guard let auth = authPayload(s, id: id) else { return [] }
-        s.state = .established
-        s.establishedAt = now
+        established(s, now: now)
         log("\(name): IKE SA \(hex64(s.initiatorSPI)):\(hex64(s.responderSPI)) established with \(idi) at \(s.remote)")
         var answer = [IKEPayload(type: IKEPayloadType.idr, body: .identification(type: id.type, data: id.data)), auth]
         answer += childAsResponder(s, payloads)
@@ -479,11 +503,12 @@ public final class IKEEngine {
             log("\(name): no SPI from encd: \(error)")
             return [notify(IKENotify.temporaryFailure)]
         }
-        guard let child = makeChild(s, suite: suite, inboundSPI: spi, outboundSPI: u32(chosen.spi), localTS: localTS, remoteTS: remoteTS) else {
+        guard let child = makeChild(s, suite: suite, inboundSPI: spi, outboundSPI: u32(chosen.spi), localTS: localTS, remoteTS: remoteTS,
+                                    ni: s.nonceI, nr: s.nonceR) else {
             return [notify(IKENotify.noProposalChosen)]
         }
         do {
-            try backend.install(child)
+            try backend.install(child, parts: .all)
         } catch {
             log("\(name): encd refused the CHILD SA: \(error)")
             return [notify(IKENotify.temporaryFailure)]
@@ -512,8 +537,7 @@ public final class IKEEngine {
             return []
         }
         s.peerID = idr
-        s.state = .established
-        s.establishedAt = now
+        established(s, now: now)
         log("\(name): IKE SA \(hex64(s.initiatorSPI)):\(hex64(s.responderSPI)) established with \(idr) at \(s.remote)")
         if let error = errorNotify(payloads) {
             log("\(name): CHILD SA refused: \(notifyName(error)); the IKE SA stays")
@@ -535,9 +559,10 @@ public final class IKEEngine {
             log("\(name): CHILD SA answer widens the traffic or changes the mode")
             return []
         }
-        guard let child = makeChild(s, suite: suite, inboundSPI: inbound, outboundSPI: u32(proposals[0].spi), localTS: localTS, remoteTS: remoteTS) else { return [] }
+        guard let child = makeChild(s, suite: suite, inboundSPI: inbound, outboundSPI: u32(proposals[0].spi), localTS: localTS, remoteTS: remoteTS,
+                                    ni: s.nonceI, nr: s.nonceR) else { return [] }
         do {
-            try backend.install(child)
+            try backend.install(child, parts: .all)
         } catch {
             log("\(name): encd refused the CHILD SA: \(error)")
             return []
@@ -547,19 +572,29 @@ public final class IKEEngine {
         return []
     }
 
-    /// A CHILD SA's keys (§2.17: KEYMAT = prf+(SK_d, Ni | Nr), initiator-to-responder first).
+    /// A CHILD SA's keys (§2.17: KEYMAT = prf+(SK_d, [g^ir new |] Ni | Nr), the
+    /// exchange initiator-to-responder keys first). `initiator`: whether this side
+    /// started the exchange that made it (IKE_AUTH: the original initiator). A rekey
+    /// keeps the old pair's `binding`.
     func makeChild(_ s: IKESession, suite: IKEChildSuite, inboundSPI: UInt32, outboundSPI: UInt32,
-                   localTS: [IKETrafficSelector], remoteTS: [IKETrafficSelector]) -> IKEChildSA? {
+                   localTS: [IKETrafficSelector], remoteTS: [IKETrafficSelector], ni: [UInt8], nr: [UInt8],
+                   pfs: [UInt8]? = nil, initiator: Bool? = nil, binding: UInt32? = nil) -> IKEChildSA? {
         guard let p = s.protection,
-              let keys = IKEChildKeys(prf: p.prf, skD: p.keys.d, ni: s.nonceI, nr: s.nonceR,
+              let keys = IKEChildKeys(prf: p.prf, skD: p.keys.d, ni: ni, nr: nr, pfsSecret: pfs,
                                       encryptionLength: suite.encryptionKeyLength, integrityLength: suite.integrityKeyLength) else { return nil }
-        let (outE, outI, inE, inI) = s.isInitiator
+        let (outE, outI, inE, inI) = initiator ?? s.isInitiator
             ? (keys.encryptionIR, keys.integrityIR, keys.encryptionRI, keys.integrityRI)
             : (keys.encryptionRI, keys.integrityRI, keys.encryptionIR, keys.integrityIR)
         let hard = s.policy.childLifetimeSeconds, hardBytes = s.policy.childLifetimeBytes
         let percent = UInt64(85 + (random(1).first ?? 0) % 11)
-        defer { nextChild &+= 1 }
-        return IKEChildSA(child: nextChild, mode: s.policy.mode, local: s.local.address, peer: s.remote.address,
+        let id: UInt32
+        if let binding {
+            id = binding
+        } else {
+            id = nextChild
+            nextChild &+= 1
+        }
+        return IKEChildSA(child: id, mode: s.policy.mode, local: s.local.address, peer: s.remote.address,
                           inboundSPI: inboundSPI, outboundSPI: outboundSPI, suite: suite,
                           inboundEncryptionKey: inE, inboundIntegrityKey: suite.integrity == nil ? nil : inI,
                           outboundEncryptionKey: outE, outboundIntegrityKey: suite.integrity == nil ? nil : outI,
@@ -570,28 +605,61 @@ public final class IKEEngine {
 
     // MARK: INFORMATIONAL
 
-    func receiveInformational(_ s: IKESession, _ header: IKEHeader, _ payloads: [IKEPayload]) -> [IKEDatagram] {
+    func receiveInformational(_ s: IKESession, _ header: IKEHeader, _ payloads: [IKEPayload], now: Double) -> [IKEDatagram] {
         var answer: [IKEPayload] = []
         for p in payloads {
             guard case .delete(let proto, let size, let spis) = p.body else { continue }
             if proto == 1 {
                 log("\(s.policy.name): peer deleted the IKE SA")
                 let out = respond(s, header, [])
-                close(s, why: "deleted by the peer")
+                close(s, why: s.replacedBy == nil ? "deleted by the peer" : "rekeyed")
                 return out
             }
             guard proto == 3, size == 4 else { continue }
             var ours: [[UInt8]] = []
             for spi in spis {
-                guard let i = s.children.firstIndex(where: { $0.outboundSPI == u32(spi) }) else { continue }
-                let child = s.children.remove(at: i)
-                try? backend.remove(child)
+                guard let child = s.children.first(where: { $0.outboundSPI == u32(spi) }) else { continue }
+                // A pair the peer replaced by a rekey we answered: the new outbound SA
+                // first, then the old SAs (the binding's flows stay with the new pair).
+                if let i = s.deferredOutbound.firstIndex(where: { $0.old.inboundSPI == child.inboundSPI }) {
+                    let new = s.deferredOutbound.remove(at: i).new
+                    installDeferred(s, new)
+                }
+                let rekeyed = s.children.contains { $0.child == child.child && $0.inboundSPI != child.inboundSPI }
                 log("\(s.policy.name): peer deleted CHILD SA \(hex32(child.inboundSPI))/\(hex32(child.outboundSPI))")
+                removeChild(s, child, rekeyed: rekeyed)
                 ours.append(be32(child.inboundSPI))
             }
             if !ours.isEmpty { answer.append(IKEPayload(type: IKEPayloadType.delete, body: .delete(protocolID: 3, spiSize: 4, spis: ours))) }
         }
         return respond(s, header, answer)
+    }
+
+    /// Takes a CHILD SA out of the session and encd: only its SAs when a rekeyed pair
+    /// of its binding carries on, its flows too (back to the policy's) when not.
+    func removeChild(_ s: IKESession, _ child: IKEChildSA, rekeyed: Bool) {
+        s.children.removeAll { $0.inboundSPI == child.inboundSPI }
+        s.deferredOutbound.removeAll { $0.old.inboundSPI == child.inboundSPI || $0.new.inboundSPI == child.inboundSPI }
+        let parts: IKEChildParts
+        if rekeyed || s.children.contains(where: { $0.child == child.child }) {
+            parts = .sas
+        } else {
+            parts = .all
+        }
+        do {
+            try backend.remove(child, parts: parts)
+        } catch {
+            log("\(s.policy.name): removing CHILD SA \(hex32(child.inboundSPI)): \(error)")
+        }
+    }
+
+    func installDeferred(_ s: IKESession, _ new: IKEChildSA) {
+        do {
+            try backend.install(new, parts: .outbound)
+            log("\(s.policy.name): CHILD SA \(hex32(new.inboundSPI))/\(hex32(new.outboundSPI)) now carries outbound traffic")
+        } catch {
+            log("\(s.policy.name): encd refused the new outbound SA \(hex32(new.outboundSPI)): \(error)")
+        }
     }
 
     /// Deletes the IKE SA with our SPI `spi` (INFORMATIONAL with DELETE, §1.4.1): its
@@ -605,8 +673,9 @@ public final class IKEEngine {
         removeChildren(s)
         s.state = .deleting
         s.pending = nil
+        s.queued = []
         return sendRequest(s, exchange: IKEExchangeType.informational,
-                           [IKEPayload(type: IKEPayloadType.delete, body: .delete(protocolID: 1, spiSize: 0, spis: []))], now: now)
+                           [IKEPayload(type: IKEPayloadType.delete, body: .delete(protocolID: 1, spiSize: 0, spis: []))], kind: .deleteIKE, now: now)
     }
 
     /// encd deleted an SA of a CHILD SA by itself (hard lifetime, flush): the CHILD SA is
@@ -615,8 +684,8 @@ public final class IKEEngine {
     public func childGone(spi: UInt32) -> IKESession? {
         for s in sessions.values {
             guard let i = s.children.firstIndex(where: { $0.inboundSPI == spi || $0.outboundSPI == spi }) else { continue }
-            let child = s.children.remove(at: i)
-            try? backend.remove(child)
+            let child = s.children[i]
+            removeChild(s, child, rekeyed: false)
             log("\(s.policy.name): CHILD SA \(hex32(child.inboundSPI))/\(hex32(child.outboundSPI)) gone from encd")
             return s
         }
@@ -638,6 +707,7 @@ public final class IKEEngine {
                 close(s, why: "half-open for \(Int(settings.halfOpenTimeout)) s")
                 continue
             }
+            out += timers(s, now: now)
             guard var p = s.pending, now >= p.nextAt else { continue }
             if p.retransmits >= settings.retransmitTries {
                 close(s, why: "no answer from \(s.remote) after \(p.retransmits) retransmissions")
@@ -651,17 +721,54 @@ public final class IKEEngine {
         return out
     }
 
+    /// An established IKE SA's own clocks: a rekey responder's outbound SA that waited
+    /// 10 s for a DELETE that did not come, CHILD rekeys to try again, the IKE SA's rekey.
+    func timers(_ s: IKESession, now: Double) -> [IKEDatagram] {
+        guard s.state == .established, s.replacedBy == nil else { return [] }
+        var out: [IKEDatagram] = []
+        for (i, d) in s.deferredOutbound.enumerated().reversed() where now - d.since >= 10 {
+            s.deferredOutbound.remove(at: i)
+            installDeferred(s, d.new)
+        }
+        for (i, r) in s.rekeyRetries.enumerated().reversed() where now >= r.at {
+            s.rekeyRetries.remove(at: i)
+            out += rekeyChild(spi: r.spi, now: now)
+        }
+        if let at = s.rekeyAt, now >= at {
+            s.rekeyAt = nil
+            out += rekeyIKE(s.localSPI, now: now)
+        }
+        return out
+    }
+
+    /// IKE_AUTH done: the IKE SA is up; it rekeys at a random 85-95 % of its lifetime.
+    func established(_ s: IKESession, now: Double) {
+        s.state = .established
+        s.establishedAt = now
+        s.lastHeard = now
+        let percent = Double(85 + Int(random(1).first ?? 0) % 11) / 100
+        s.rekeyAt = now + Double(s.policy.ikeLifetimeSeconds) * percent
+    }
+
     // MARK: closing
 
     func removeChildren(_ s: IKESession) {
+        let deferred = Set(s.deferredOutbound.map(\.new.inboundSPI))
+        var done = Set<UInt32>()
         for child in s.children {
+            // The binding's flows go with its last pair; a deferred pair has no outbound SA yet.
+            let last = !s.children.contains { $0.child == child.child && $0.inboundSPI != child.inboundSPI && !done.contains($0.inboundSPI) }
+            var parts: IKEChildParts = deferred.contains(child.inboundSPI) ? .inbound : .sas
+            if last { parts.insert(.flows) }
+            done.insert(child.inboundSPI)
             do {
-                try backend.remove(child)
+                try backend.remove(child, parts: parts)
             } catch {
                 log("\(s.policy.name): removing CHILD SA \(hex32(child.inboundSPI)): \(error)")
             }
         }
         s.children = []
+        s.deferredOutbound = []
     }
 
     func close(_ s: IKESession, why: String) {
@@ -761,6 +868,7 @@ func notifyName(_ t: UInt16) -> String {
     case IKENotify.tsUnacceptable: return "TS_UNACCEPTABLE"
     case IKENotify.temporaryFailure: return "TEMPORARY_FAILURE"
     case IKENotify.noAdditionalSAs: return "NO_ADDITIONAL_SAS"
+    case IKENotify.childSANotFound: return "CHILD_SA_NOT_FOUND"
     default: return "notify \(t)"
     }
 }

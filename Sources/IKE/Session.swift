@@ -38,6 +38,29 @@ public enum IKESessionState: String, Sendable {
     case closed = "CLOSED"
 }
 
+/// What a request of ours asks, so its answer can be understood.
+enum IKERequestKind {
+    case ikeSAInit, ikeAuth
+    case deleteIKE
+    /// DELETE of a CHILD SA pair: after a rekey (only its SAs go; the binding's flows
+    /// carry the new pair) or for good (its flows go back to the policy's).
+    case deleteChild(IKEChildSA, rekeyed: Bool)
+    case rekeyChild(old: IKEChildSA, offer: IKEChildOffer)
+    case newChild(IKEChildOffer)
+    case rekeyIKE(spi: UInt64, nonce: [UInt8], keyPair: IKEKeyPair, proposals: [IKEProposal])
+    case liveness
+}
+
+/// A CREATE_CHILD_SA offer as sent: what the answer must match.
+struct IKEChildOffer {
+    var inboundSPI: UInt32
+    var nonce: [UInt8]
+    var keyPair: IKEKeyPair?
+    var proposals: [IKEProposal]
+    var localSelectors: [IKETrafficSelector]
+    var remoteSelectors: [IKETrafficSelector]
+}
+
 /// A request we sent and whose answer we wait for (window size 1, §2.3).
 struct IKEPendingRequest {
     var messageID: UInt32
@@ -45,6 +68,14 @@ struct IKEPendingRequest {
     var sentAt: Double
     var nextAt: Double
     var retransmits: Int
+    var kind: IKERequestKind
+}
+
+/// A request waiting for the window (built, not yet numbered and sealed).
+struct IKEQueuedRequest {
+    var exchange: UInt8
+    var payloads: [IKEPayload]
+    var kind: IKERequestKind
 }
 
 public final class IKESession {
@@ -81,6 +112,17 @@ public final class IKESession {
     var nextRequestID: UInt32 = 0
     var expectedRequestID: UInt32 = 0
     var pending: IKEPendingRequest?
+    var queued: [IKEQueuedRequest] = []
+    /// Rekey responder: new pairs whose outbound SA waits for the old pair's DELETE.
+    var deferredOutbound: [(old: IKEChildSA, new: IKEChildSA, since: Double)] = []
+    /// CHILD rekeys to try again (after TEMPORARY_FAILURE): our inbound SPI, when.
+    var rekeyRetries: [(spi: UInt32, at: Double)] = []
+    /// When this side rekeys the IKE SA (a random 85-95 % of its lifetime).
+    var rekeyAt: Double?
+    /// The IKE SA that replaced this one (rekeyed): it only waits for its DELETE.
+    public internal(set) var replacedBy: UInt64?
+    /// The last authenticated message from the peer (liveness).
+    public internal(set) var lastHeard: Double = 0
     /// The last response sent, for a retransmitted request (§2.1).
     var lastResponse: (messageID: UInt32, datagram: IKEDatagram)?
 

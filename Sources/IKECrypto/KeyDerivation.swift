@@ -84,7 +84,21 @@ public struct IKESAKeys {
     /// `integrityLength` is 0 with an AEAD; `encryptionLength` includes an AEAD's salt.
     public init?(prf: IKEPRF, sharedSecret: [UInt8], ni: [UInt8], nr: [UInt8], spii: UInt64, spir: UInt64,
                  encryptionLength: Int, integrityLength: Int) {
-        let skeyseed = prf(ni + nr, sharedSecret)
+        self.init(prf: prf, skeyseed: prf(ni + nr, sharedSecret), ni: ni, nr: nr, spii: spii, spir: spir,
+                  encryptionLength: encryptionLength, integrityLength: integrityLength)
+    }
+
+    /// The keys of a rekeyed IKE SA (§2.18): SKEYSEED = prf_old(SK_d old, g^ir new | Ni | Nr),
+    /// the rest with the new SA's PRF as for a first IKE SA.
+    public init?(rekeying oldPRF: IKEPRF, skD: SecretKey, prf: IKEPRF, sharedSecret: [UInt8], ni: [UInt8], nr: [UInt8],
+                 spii: UInt64, spir: UInt64, encryptionLength: Int, integrityLength: Int) {
+        let skeyseed = skD.withUnsafeBytes { oldPRF(Array($0), sharedSecret + ni + nr) }
+        self.init(prf: prf, skeyseed: skeyseed, ni: ni, nr: nr, spii: spii, spir: spir,
+                  encryptionLength: encryptionLength, integrityLength: integrityLength)
+    }
+
+    init?(prf: IKEPRF, skeyseed: [UInt8], ni: [UInt8], nr: [UInt8], spii: UInt64, spir: UInt64,
+          encryptionLength: Int, integrityLength: Int) {
         let spis: [UInt8] = IKESAKeys.bigEndian(spii) + IKESAKeys.bigEndian(spir)
         let lengths = [prf.length, integrityLength, integrityLength, encryptionLength, encryptionLength, prf.length, prf.length]
         guard let all = prf.plus(skeyseed, ni + nr + spis, count: lengths.reduce(0, +)) else { return nil }

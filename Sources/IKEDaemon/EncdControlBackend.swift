@@ -37,26 +37,32 @@ public final class EncdControlBackend: EncdBackend {
         return spi
     }
 
-    public func install(_ c: IKEChildSA) throws(IKEBackendError) {
-        _ = try call(Request(.add, owner: Self.owner, sas: Self.entries(c), flows: Self.flows(c, child: c.child)))
+    public func install(_ c: IKEChildSA, parts: IKEChildParts) throws(IKEBackendError) {
+        let sas = Self.entries(c).enumerated().filter { i, _ in parts.contains(i == 0 ? .inbound : .outbound) }.map(\.1)
+        let flows = parts.contains(.flows) ? Self.flows(c, child: c.child) : []
+        guard !sas.isEmpty || !flows.isEmpty else { return }
+        _ = try call(Request(.add, owner: Self.owner, sas: sas.isEmpty ? nil : sas, flows: flows.isEmpty ? nil : flows))
     }
 
-    /// The CHILD's flows become the policy's unbound `require` flows again (or go, when
-    /// narrower than the policy's), then its SAs leave: no moment without a flow.
-    public func remove(_ c: IKEChildSA) throws(IKEBackendError) {
-        let bound = Self.flows(c, child: c.child)
-        let base = Set(policyFlows(c).map(FlowKey.init))
-        let keep = bound.filter { base.contains(FlowKey($0)) }.map { f -> FlowEntry in
-            var u = f
-            u.child = nil
-            return u
+    /// The CHILD's flows (with `.flows`) become the policy's unbound `require` flows
+    /// again (or go, when narrower than the policy's) before its SAs leave: no moment
+    /// without a flow.
+    public func remove(_ c: IKEChildSA, parts: IKEChildParts) throws(IKEBackendError) {
+        if parts.contains(.flows) {
+            let bound = Self.flows(c, child: c.child)
+            let base = Set(policyFlows(c).map(FlowKey.init))
+            let keep = bound.filter { base.contains(FlowKey($0)) }.map { f -> FlowEntry in
+                var u = f
+                u.child = nil
+                return u
+            }
+            let drop = bound.filter { !base.contains(FlowKey($0)) }
+            if !keep.isEmpty { _ = try call(Request(.add, owner: Self.owner, flows: keep)) }
+            if !drop.isEmpty { _ = try? call(Request(.remove, owner: Self.owner, flows: drop)) }
         }
-        let drop = bound.filter { !base.contains(FlowKey($0)) }
-        if !keep.isEmpty { _ = try call(Request(.add, owner: Self.owner, flows: keep)) }
-        if !drop.isEmpty { _ = try? call(Request(.remove, owner: Self.owner, flows: drop)) }
         // One at a time: encd may have deleted one already (hard lifetime).
         var failure: IKEBackendError?
-        for e in Self.entries(c) {
+        for (i, e) in Self.entries(c).enumerated() where parts.contains(i == 0 ? .inbound : .outbound) {
             do {
                 _ = try call(Request(.remove, owner: Self.owner, sas: [SAEntry(proto: "esp", destination: e.destination, spi: e.spi)]))
             } catch {

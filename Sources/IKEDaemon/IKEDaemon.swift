@@ -5,10 +5,11 @@
 // Start: read iked.conf; remove what a previous encd-iked left in encd; install each
 // policy's unbound `require` flows (its traffic is dropped until a CHILD SA exists:
 // fail closed); initiate the active policies. Then: datagrams -> engine; every 250 ms
-// engine.tick (retransmissions, give-ups); encd events: `acquire` starts a policy's
-// IKE SA if it has none, an owned SA's soft expiry makes the original initiator
-// reauthenticate (a new IKE SA, then DELETE of the old one: make before break), an SA
-// encd deleted by itself takes its CHILD SA with it. SIGHUP reloads iked.conf (IKE SAs
+// engine.tick (retransmissions, give-ups, rekeys of the IKE SA); encd events:
+// `acquire` starts a policy's IKE SA if it has none (or a CHILD SA if its IKE SA has
+// none), an owned SA's soft expiry rekeys its CHILD SA (CREATE_CHILD_SA), an SA encd
+// deleted by itself takes its CHILD SA with it. Every dpd_check_interval, IKE SAs whose
+// CHILD SAs send but receive nothing are asked whether the peer is alive. SIGHUP reloads iked.conf (IKE SAs
 // of policies that changed are deleted); SIGTERM deletes every IKE SA and removes what
 // encd-iked added, then exits.
 
@@ -46,8 +47,7 @@ public final class IKEDaemon {
     var monitor: ControlClient?
     var listener: Int32 = -1
     var lastRetry: [String: Double] = [:]
-    /// Policies being reauthenticated: the old session's SPI by policy name.
-    var reauthenticating: [String: UInt64] = [:]
+    var lastLivenessCheck = 0.0
     let start = Date()
 
     public init(options: IKEDaemonOptions, configuration: IkedConfiguration) throws {
@@ -157,8 +157,8 @@ public final class IKEDaemon {
             if now - lastTick >= 0.25 {
                 lastTick = now
                 send(engine.tick(now: now))
-                finishReauthentication()
                 initiateActive(force: false)
+                checkLiveness()
                 if monitor == nil { try? openMonitor() }
             }
         }
@@ -186,14 +186,24 @@ public final class IKEDaemon {
         send(engine.initiate(p.name, from: IKEEndpoint(local, 500), now: now))
     }
 
-    /// A new IKE SA of a reauthenticated policy is up: DELETE the old one.
-    func finishReauthentication() {
-        for (name, old) in reauthenticating {
-            let fresh = engine.sessions.values.contains { $0.policy.name == name && $0.localSPI != old && $0.state == .established }
-            let oldGone = engine.sessions[old] == nil
-            guard fresh || oldGone else { continue }
-            reauthenticating[name] = nil
-            if !oldGone { send(engine.delete(old, now: now)) }
+    /// §2.4 as iked's ikev2_ike_sa_alive: every dpd_check_interval, an IKE SA whose
+    /// CHILD SAs sent but received nothing in that time must answer an empty
+    /// INFORMATIONAL, or it and its CHILD SAs go after the retransmissions.
+    func checkLiveness() {
+        let interval = Double(configuration.settings.dpdCheckInterval)
+        guard interval > 0, now - lastLivenessCheck >= interval else { return }
+        lastLivenessCheck = now
+        let candidates = engine.sessions.values.filter { $0.state == .established && !$0.children.isEmpty && now - $0.lastHeard >= interval }
+        guard !candidates.isEmpty, let shown = try? backend.call(Request(.show, what: "sa")) else { return }
+        var idle: [UInt32: UInt64] = [:]
+        for sa in shown.sas ?? [] where sa.owner == EncdControlBackend.owner { idle[sa.spi] = sa.idle }
+        for s in candidates {
+            let quietIn = s.children.allSatisfy { (idle[$0.inboundSPI] ?? .max) >= UInt64(interval) }
+            let sending = s.children.contains { (idle[$0.outboundSPI] ?? .max) < UInt64(interval) }
+            if quietIn && sending {
+                Self.log("\(s.policy.name): traffic out but none in for \(Int(interval)) s: checking that \(s.remote) is alive")
+                send(engine.checkLiveness(s.localSPI, now: now))
+            }
         }
     }
 
@@ -220,16 +230,17 @@ public final class IKEDaemon {
             guard let p = configuration.policies.first(where: { p in
                 p.peer != nil && p.localSelectors.contains { $0.contains(s) } && p.remoteSelectors.contains { $0.contains(d) }
             }) else { return }
-            if !engine.sessions.values.contains(where: { $0.policy.name == p.name }) {
+            let sessions = engine.sessions.values.filter { $0.policy.name == p.name && $0.replacedBy == nil }
+            if sessions.isEmpty {
                 Self.log("\(p.name): acquire for \(packet.source) -> \(packet.destination)")
                 initiate(p)
+            } else if let s = sessions.first(where: { $0.state == .established }), s.children.isEmpty {
+                Self.log("\(p.name): acquire for \(packet.source) -> \(packet.destination): a new CHILD SA")
+                send(engine.newChild(s.localSPI, packet: (src, dst), now: now))
             }
         case "sa-soft-expired":
-            guard let sa = e.sa, sa.owner == EncdControlBackend.owner, let s = engine.session(ofChildSPI: sa.spi),
-                  s.isInitiator, s.state == .established, reauthenticating[s.policy.name] == nil else { return }
-            Self.log("\(s.policy.name): CHILD SA soft lifetime reached: reauthenticating (new IKE SA, then DELETE of the old)")
-            reauthenticating[s.policy.name] = s.localSPI
-            initiateNew(s.policy)
+            guard let sa = e.sa, sa.owner == EncdControlBackend.owner else { return }
+            send(engine.rekeyChild(spi: sa.spi, now: now))
         case "sa-deleted", "sa-hard-expired":
             guard let sa = e.sa, sa.owner == EncdControlBackend.owner, e.reason != "remove" else { return }
             engine.childGone(spi: sa.spi)
@@ -237,12 +248,6 @@ public final class IKEDaemon {
             Self.log("encd dropped events: some acquires or expiries may have been missed")
         default: break
         }
-    }
-
-    /// A second IKE SA for a policy that has one (reauthentication).
-    func initiateNew(_ p: IKEPolicy) {
-        guard let peer = p.peer, let local = p.local ?? sourceAddress(to: peer) else { return }
-        send(engine.initiate(p.name, from: IKEEndpoint(local, 500), now: now))
     }
 
     // MARK: reload and shutdown

@@ -271,6 +271,7 @@ final class IKEWire {
         w.run(w.gw1.delete(spi, now: 1))
         #expect(w.gw1.sessions.isEmpty && w.gw2.sessions.isEmpty)
         #expect(w.be1.installed.isEmpty && w.be2.installed.isEmpty && w.be1.removed.count == 1 && w.be2.removed.count == 1)
+        #expect(w.be1.bindings.isEmpty && w.be2.bindings.isEmpty)
     }
 
     @Test func requestForAnUnknownSPIGetsInvalidIKESPI() throws {
@@ -294,5 +295,142 @@ final class IKEWire {
         #expect(odd.prefixes.map(\.description) == ["10.0.0.1", "10.0.0.2/31", "10.0.0.4/31", "10.0.0.6"])
         #expect(Self.ts("2001:db8::/32").prefixes == [IPPrefix("2001:db8::/32")!])
         #expect(Self.ts("0.0.0.0/0").prefixes == [IPPrefix("0.0.0.0/0")!])
+    }
+}
+
+/// CREATE_CHILD_SA (§1.3): CHILD rekeys in either role, with PFS, colliding; new CHILD
+/// SAs; IKE SA rekeys that carry the CHILD SAs over; liveness.
+@Suite struct CreateChildTests {
+    typealias E = EngineTests
+
+    static func up(esp: [IKEProposal] = [E.esp()]) throws -> IKEWire {
+        let w = E.pair(esp1: esp, esp2: esp)
+        w.run(w.gw1.initiate("site2", from: w.local1, now: 0))
+        try E.expectMirrored(w)
+        return w
+    }
+
+    /// Each side has exactly `pairs` CHILD SAs installed, each the mirror of one of the other's.
+    static func expectPairs(_ w: IKEWire, _ pairs: Int) {
+        #expect(w.be1.installed.count == pairs && w.be2.installed.count == pairs)
+        for c1 in w.be1.installed {
+            let c2 = w.be2.installed.first { $0.inboundSPI == c1.outboundSPI }
+            #expect(c2?.outboundSPI == c1.inboundSPI)
+            #expect(c2?.inboundEncryptionKey == c1.outboundEncryptionKey && c2?.outboundEncryptionKey == c1.inboundEncryptionKey)
+            #expect(w.be1.sas[c1.inboundSPI] == .sas)
+        }
+    }
+
+    @Test(arguments: [false, true]) func rekeyReplacesThePairUnderItsBinding(byResponder: Bool) throws {
+        let w = try Self.up()
+        let old1 = w.be1.installed[0], old2 = w.be2.installed[0]
+        let (engine, spi) = byResponder ? (w.gw2, old2.inboundSPI) : (w.gw1, old1.inboundSPI)
+        w.run(engine.rekeyChild(spi: spi, now: 1))
+        Self.expectPairs(w, 1)
+        let new1 = w.be1.installed[0], new2 = w.be2.installed[0]
+        #expect(new1.inboundSPI != old1.inboundSPI && new2.inboundSPI != old2.inboundSPI)
+        #expect(new1.child == old1.child && new2.child == old2.child)
+        #expect(new1.inboundEncryptionKey != old1.inboundEncryptionKey)
+        #expect(w.be1.bindings == [old1.child] && w.be2.bindings == [old2.child])
+        // The rekey initiator installs both new SAs at once; the responder its inbound SA,
+        // then the outbound one when the old pair is deleted, before removing it.
+        let (ini, res) = byResponder ? (w.be2, w.be1) : (w.be1, w.be2)
+        let (iNew, rNew) = byResponder ? (new2, new1) : (new1, new2)
+        let (iOld, rOld) = byResponder ? (old2, old1) : (old1, old2)
+        #expect(Array(ini.calls.suffix(2)) == ["install 0x\(String(iNew.inboundSPI, radix: 16)) in,out",
+                                              "remove 0x\(String(iOld.inboundSPI, radix: 16)) in,out"])
+        #expect(Array(res.calls.suffix(3)) == ["install 0x\(String(rNew.inboundSPI, radix: 16)) in",
+                                              "install 0x\(String(rNew.inboundSPI, radix: 16)) out",
+                                              "remove 0x\(String(rOld.inboundSPI, radix: 16)) in,out"])
+        // And again, over the new pair.
+        w.run(w.gw1.rekeyChild(spi: new1.outboundSPI, now: 2))
+        Self.expectPairs(w, 1)
+        #expect(w.be1.installed[0].inboundSPI != new1.inboundSPI)
+    }
+
+    @Test func rekeyWithPFS() throws {
+        let pfs = IKEProposal(number: 1, protocolID: 3, spi: [], transforms: E.esp().transforms + [IKETransform(type: 4, id: 19)])
+        let w = try Self.up(esp: [pfs])
+        #expect(w.be1.installed[0].suite.group == nil)  // no KE in IKE_AUTH
+        w.run(w.gw1.rekeyChild(spi: w.be1.installed[0].inboundSPI, now: 1))
+        Self.expectPairs(w, 1)
+        #expect(w.be1.installed[0].suite.group == .ecp256 && w.be2.installed[0].suite.group == .ecp256)
+    }
+
+    @Test func simultaneousRekeysEndWithOnePair() throws {
+        let w = try Self.up()
+        let old1 = w.be1.installed[0]
+        w.run(w.gw1.rekeyChild(spi: old1.inboundSPI, now: 1) + w.gw2.rekeyChild(spi: old1.outboundSPI, now: 1))
+        // The request with the higher nonce went on, the other was refused: one new pair
+        // at once, and nobody tries again later.
+        Self.expectPairs(w, 1)
+        #expect(w.be1.installed[0].inboundSPI != old1.inboundSPI)
+        let pairs = (w.be1.calls.count, w.be2.calls.count)
+        for _ in 0..<40 { w.tick(0.5) }
+        #expect(w.be1.calls.count == pairs.0 && w.be2.calls.count == pairs.1)
+    }
+
+    @Test func aNewChildSAGetsItsOwnBinding() throws {
+        let w = try Self.up()
+        let spi = try #require(w.gw1.sessions.keys.first)
+        w.run(w.gw1.newChild(spi, packet: (IPAddress("198.18.1.10")!, IPAddress("198.18.2.20")!), now: 1))
+        Self.expectPairs(w, 2)
+        #expect(w.be1.bindings.count == 2 && w.be2.bindings.count == 2)
+    }
+
+    @Test func simultaneousIKERekeysEndWithOneIKESA() throws {
+        let w = try Self.up()
+        let s1 = try #require(w.gw1.sessions.keys.first), s2 = try #require(w.gw2.sessions.keys.first)
+        w.run(w.gw1.rekeyIKE(s1, now: 1) + w.gw2.rekeyIKE(s2, now: 1))
+        #expect(w.gw1.sessions.count == 1 && w.gw2.sessions.count == 1 && w.gw1.sessions[s1] == nil && w.gw2.sessions[s2] == nil)
+        Self.expectPairs(w, 1)
+        w.run(w.gw1.rekeyChild(spi: w.be1.installed[0].inboundSPI, now: 2))
+        Self.expectPairs(w, 1)
+    }
+
+    @Test func ikeRekeyMovesTheChildSAs() throws {
+        let w = try Self.up()
+        let old = try #require(w.gw1.sessions.keys.first)
+        let calls1 = w.be1.calls.count, calls2 = w.be2.calls.count
+        w.run(w.gw1.rekeyIKE(old, now: 1))
+        #expect(w.gw1.sessions.count == 1 && w.gw2.sessions.count == 1 && w.gw1.sessions[old] == nil)
+        let s1 = try #require(w.gw1.sessions.values.first), s2 = try #require(w.gw2.sessions.values.first)
+        #expect(s1.state == .established && s2.state == .established && s1.isInitiator && !s2.isInitiator)
+        #expect(s1.children.count == 1 && s2.children.count == 1)
+        // encd saw nothing: the CHILD SAs stay as they are.
+        #expect(w.be1.calls.count == calls1 && w.be2.calls.count == calls2)
+        // The new IKE SA's keys work both ways: a CHILD rekey from each side over it.
+        w.run(w.gw2.rekeyChild(spi: s2.children[0].inboundSPI, now: 2))
+        Self.expectPairs(w, 1)
+        w.run(w.gw1.rekeyChild(spi: w.be1.installed[0].inboundSPI, now: 3))
+        Self.expectPairs(w, 1)
+    }
+
+    @Test func theIKESARekeysItselfBeforeItsLifetime() throws {
+        let w = try Self.up()
+        let old = try #require(w.gw1.sessions.keys.first)
+        w.tick(4 * 3600 * 0.84)
+        #expect(w.gw1.sessions[old] != nil)
+        w.tick(4 * 3600 * 0.12)
+        #expect(w.gw1.sessions[old] == nil && w.gw1.sessions.count == 1 && w.gw2.sessions.count == 1)
+        Self.expectPairs(w, 1)
+    }
+
+    @Test func aDeadPeerFailsTheLivenessCheck() throws {
+        let w = try Self.up()
+        let spi = try #require(w.gw1.sessions.keys.first)
+        w.drop = { $0.remote.address == IKEWire.a2 }
+        w.run(w.gw1.checkLiveness(spi, now: 1))
+        for _ in 0..<130 { w.tick(1) }
+        #expect(w.gw1.sessions.isEmpty && w.be1.installed.isEmpty && w.be1.bindings.isEmpty)
+    }
+
+    @Test func aLivePeerAnswersTheLivenessCheck() throws {
+        let w = try Self.up()
+        let spi = try #require(w.gw1.sessions.keys.first)
+        w.run(w.gw1.checkLiveness(spi, now: 1))
+        for _ in 0..<130 { w.tick(1) }
+        #expect(w.gw1.sessions.count == 1)
+        Self.expectPairs(w, 1)
     }
 }
