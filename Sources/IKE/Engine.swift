@@ -600,7 +600,7 @@ public final class IKEEngine {
                           outboundEncryptionKey: outE, outboundIntegrityKey: suite.integrity == nil ? nil : outI,
                           udpEncapsulation: s.isNATed || s.policy.forceNATT ? (4500, s.remote.port == 500 ? 4500 : s.remote.port) : nil,
                           localSelectors: localTS, remoteSelectors: remoteTS,
-                          hardSeconds: hard, softSeconds: hard / 100 * percent, hardBytes: hardBytes, softBytes: hardBytes / 100 * percent)
+                          hardSeconds: hard, softSeconds: max(1, hard * percent / 100), hardBytes: hardBytes, softBytes: max(1, hardBytes * percent / 100))
     }
 
     // MARK: INFORMATIONAL

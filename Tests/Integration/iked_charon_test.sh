@@ -74,11 +74,11 @@ swanctl() { command swanctl "$@" --uri "unix://$CS/run/charon.vici" 2>>"$IT_TMP/
 swanctl --load-all --noprompt --file "$CS/swanctl.conf" >/dev/null || fail "swanctl --load-all"
 
 # --- encd-iked in gw1
-iked_conf() {   # iked_conf MODE PSK
+iked_conf() {   # iked_conf MODE PSK [LIFETIME]
     cat >"$IT_TMP/gw1-iked.conf" <<CONF
 ikev2 "charon" $1 esp from 198.18.1.0/24 to 198.18.2.0/24 local 192.0.2.1 peer 192.0.2.2 \\
     ikesa enc aes-256-gcm prf hmac-sha2-256 group curve25519 childsa enc aes-128-gcm \\
-    srcid gw1.example.org dstid gw2.example.org psk "$2"
+    srcid gw1.example.org dstid gw2.example.org lifetime ${3:-1h} psk "$2"
 CONF
     chmod 600 "$IT_TMP/gw1-iked.conf"
 }
@@ -114,12 +114,35 @@ traffic() {
 }
 
 # --- 1. encd-iked initiates
-iked_conf active "$PSK"
+iked_conf active "$PSK" 30
 start_iked
 wait_for "encd-iked did not bring up a CHILD SA with charon: $(tail -5 "$IT_TMP/gw1-iked.log")" has_child
 grep -q "NAT detected" "$IT_TMP/gw1-iked.log" || fail "encd-iked did not see charon's faked NAT-D"
 traffic initiator
 ok "encd-iked -> charon: IKE_SA_INIT, IKE_AUTH on 4500, CHILD SA $(iked_spis) carries ping and 1 MB of TCP as ESP-in-UDP"
+
+# --- rekeys under a 20 ms ping: encd-iked's own (encd's soft lifetime of a 30 s CHILD SA
+# fires at 25-29 s), then charon's CHILD rekey and charon's IKE rekey (encd-iked's own
+# IKE rekey runs on the IKE SA's clock: EngineTests)
+before=$(iked_spis)
+on h1 ping -c 2000 -i 0.02 -W 1 198.18.2.20 >"$IT_TMP/rekey-ping.out" 2>&1 &
+pingpid=$!
+for _ in $(seq 350); do grep -q "CHILD SA .* rekeyed: now" "$IT_TMP/gw1-iked.log" && break; sleep 0.1; done
+grep -q "CHILD SA .* rekeyed: now" "$IT_TMP/gw1-iked.log" || fail "encd-iked did not rekey on encd's soft lifetime: $(grep -i rekey "$IT_TMP/gw1-iked.log" | tail -3)"
+swanctl --rekey --child net >/dev/null || fail "swanctl --rekey --child"
+wait_for "charon's CHILD rekey did not reach encd-iked" grep -q "rekeyed by the peer" "$IT_TMP/gw1-iked.log"
+sleep 2
+swanctl --rekey --ike s2s >/dev/null || fail "swanctl --rekey --ike"
+wait_for "charon's IKE rekey did not reach encd-iked" grep -q "IKE SA rekeyed by the peer" "$IT_TMP/gw1-iked.log"
+wait "$pingpid" || true
+got=$(sed -nE 's/.* ([0-9]+) received.*/\1/p' "$IT_TMP/rekey-ping.out")
+(( got >= 1980 )) || fail "ping across the rekeys: $got of 2000 answered"
+[[ $(encd_sas) == 2 ]] || fail "encd has $(encd_sas) SAs after the rekeys (old pairs left?)"
+[[ $(iked_spis) != "$before" ]] || fail "the CHILD SA's SPIs did not change"
+ikesas=$(swanctl --list-sas | grep -c "s2s: #")
+[[ $ikesas == 1 ]] || fail "charon has $ikesas IKE SAs after the rekeys"
+traffic rekeyed
+ok "rekeys under a 20 ms ping ($got/2000 answered): encd-iked's on soft expiry, charon's CHILD and IKE rekeys; one pair in encd, one IKE SA at charon"
 
 # --- 2. a DELETE from charon: encd-iked removes the SAs and, being active, comes back
 old=$(iked_spis)
