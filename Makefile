@@ -22,7 +22,7 @@ CONFDIR    ?= /etc/encd
 SYSTEMDUNITDIR ?= $(shell pkg-config systemd --variable=systemdsystemunitdir 2>/dev/null || echo /lib/systemd/system)
 
 SWIFT      ?= $(shell command -v swift || echo /opt/swift/usr/bin/swift)
-PROGRAMS   := encd encctl encstat
+PROGRAMS   := encd encctl encstat encd-iked ikectl
 ifeq ($(BUILD),release)
 SWIFTFLAGS := -c release --static-swift-stdlib
 else
@@ -31,8 +31,8 @@ endif
 BINPATH     = $(shell $(SWIFT) build $(SWIFTFLAGS) --show-bin-path)
 
 MAN4 := man/enc.4
-MAN5 := man/ipsec.conf.5
-MAN8 := man/encd.8 man/encctl.8 man/encstat.8
+MAN5 := man/ipsec.conf.5 man/iked.conf.5
+MAN8 := man/encd.8 man/encctl.8 man/encstat.8 man/encd-iked.8 man/ikectl.8
 DOCS := README.md Docs/counters.md Docs/control-protocol.md Docs/architecture.md Docs/packaging.md
 EXAMPLES := $(sort $(notdir $(wildcard Rules/examples/*)))
 
@@ -53,10 +53,12 @@ install:
 	install -m 0644 $(MAN4) $(DESTDIR)$(MANDIR)/man4/
 	install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/
-	sed 's|/usr/sbin/encd|$(SBINDIR)/encd|g' Systemd/encd.service >$(DESTDIR)$(SYSTEMDUNITDIR)/encd.service
-	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/encd.service
+	for u in encd encd-iked; do \
+	    sed 's|/usr/sbin/|$(SBINDIR)/|g' Systemd/$$u.service >$(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service && \
+	    chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service || exit 1; done
 	install -m 0644 Rules/encd.nft Rules/README.md $(DESTDIR)$(DATADIR)/
 	install -m 0644 etc/ipsec.conf $(DESTDIR)$(DATADIR)/ipsec.conf.example
+	install -m 0644 etc/iked.conf $(DESTDIR)$(DATADIR)/iked.conf.example
 	for e in $(EXAMPLES); do \
 	    install -d $(DESTDIR)$(DATADIR)/examples/$$e && \
 	    install -m 0644 Rules/examples/$$e/* $(DESTDIR)$(DATADIR)/examples/$$e/ || exit 1; done
@@ -73,7 +75,7 @@ uninstall:
 	for m in $(MAN4); do rm -f $(DESTDIR)$(MANDIR)/man4/$$(basename $$m); done
 	for m in $(MAN5); do rm -f $(DESTDIR)$(MANDIR)/man5/$$(basename $$m); done
 	for m in $(MAN8); do rm -f $(DESTDIR)$(MANDIR)/man8/$$(basename $$m); done
-	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/encd.service
+	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/encd.service $(DESTDIR)$(SYSTEMDUNITDIR)/encd-iked.service
 	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
 	if cmp -s etc/ipsec.conf $(DESTDIR)$(CONFDIR)/ipsec.conf; then rm -f $(DESTDIR)$(CONFDIR)/ipsec.conf; \
 	elif [ -e $(DESTDIR)$(CONFDIR)/ipsec.conf ]; then echo "make uninstall: leaving $(DESTDIR)$(CONFDIR)/ipsec.conf (changed)"; fi

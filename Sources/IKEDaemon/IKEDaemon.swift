@@ -290,6 +290,8 @@ public final class IKEDaemon {
     // MARK: ikectl
 
     func openListener() throws {
+        let dir = Files.directory(of: options.ikectlSocket)
+        if dir != "." && dir != "/" { mkdir(dir, 0o700) }  // /run/encd-iked when not made by systemd
         unlink(options.ikectlSocket)
         let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var addr = sockaddr_un()

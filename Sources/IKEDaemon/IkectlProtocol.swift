@@ -4,7 +4,7 @@
 import IKE
 
 public enum IkectlProtocol {
-    public static let defaultSocket = "/run/encd-iked.sock"
+    public static let defaultSocket = "/run/encd-iked/encd-iked.sock"
 }
 
 public struct IkectlRequest: Codable, Sendable {

@@ -46,7 +46,7 @@ done <"$TMP/installed.list"
 ok "make install DESTDIR: $(wc -l <"$TMP/installed.list") files, each where README.md says"
 
 mode() { stat -c %a "$1"; }
-for p in encd encctl encstat; do [[ $(mode "$D/usr/local/sbin/$p") == 755 ]] || fail "$p is not mode 0755"; done
+for p in encd encctl encstat encd-iked ikectl; do [[ $(mode "$D/usr/local/sbin/$p") == 755 ]] || fail "$p is not mode 0755"; done
 [[ $(mode "$D/etc/encd/ipsec.conf") == 600 ]] || fail "/etc/encd/ipsec.conf is mode $(mode "$D/etc/encd/ipsec.conf"), want 0600"
 [[ $(mode "$D/etc/encd") == 700 ]] || fail "/etc/encd is mode $(mode "$D/etc/encd"), want 0700"
 grep -q "^ExecStart=/usr/local/sbin/encd " "$D$unitdir/encd.service" || fail "the unit does not start /usr/local/sbin/encd"
@@ -54,6 +54,9 @@ ok "modes: binaries 0755, /etc/encd 0700, ipsec.conf 0600; the unit runs \$PREFI
 
 "$D/usr/local/sbin/encd" -n -f "$D/etc/encd/ipsec.conf" >"$TMP/n.log" 2>&1 || fail "the installed ipsec.conf: $(cat "$TMP/n.log")"
 ok "the installed example configuration passes encd -n: $(tail -1 "$TMP/n.log")"
+install -m 0600 "$D/usr/local/share/encd/iked.conf.example" "$TMP/iked.conf"
+"$D/usr/local/sbin/encd-iked" -n -f "$TMP/iked.conf" >"$TMP/n.log" 2>&1 || fail "the installed iked.conf example: $(cat "$TMP/n.log")"
+ok "the installed iked.conf example passes encd-iked -n"
 
 echo "# mine" >>"$D/etc/encd/ipsec.conf"
 make -s install BUILD=debug DESTDIR="$D" >"$TMP/make.log" 2>&1 || fail "second make install: $(tail -5 "$TMP/make.log")"
@@ -61,10 +64,10 @@ tail -1 "$D/etc/encd/ipsec.conf" | grep -q "# mine" || fail "make install replac
 ok "make install keeps an existing /etc/encd/ipsec.conf"
 
 MANPATH="$D/usr/local/share/man" man -w encd >/dev/null 2>&1 || fail "man does not find the installed encd(8)"
-for page in encd encctl encstat ipsec.conf enc; do
+for page in encd encctl encstat ipsec.conf enc encd-iked ikectl iked.conf; do
     MANPATH="$D/usr/local/share/man" man "$page" 2>&1 | grep -q "^NAME" || fail "man $page does not render from the installed tree"
 done
-ok "man finds and renders the five installed pages"
+ok "man finds and renders the eight installed pages"
 
 # The unit, with the binaries' path pointing into DESTDIR so that verify can check it.
 sed "s|/usr/local/sbin/encd|$D/usr/local/sbin/encd|g" "$D$unitdir/encd.service" >"$TMP/encd.service"
@@ -76,6 +79,14 @@ score=$(systemd-analyze security --offline=yes "$TMP/encd.service" 2>/dev/null |
 [[ -n $score ]] || fail "systemd-analyze security printed no exposure level"
 awk -v s="$score" 'BEGIN {exit !(s < 2.5)}' || fail "exposure level $score, want below 2.5"
 ok "systemd-analyze security --offline=yes: exposure $score (below 2.5)"
+# encd-iked's unit names encd.service: verify both together.
+sed "s|/usr/local/sbin/encd-iked|$D/usr/local/sbin/encd-iked|g" "$D$unitdir/encd-iked.service" >"$TMP/encd-iked.service"
+MANPATH="$D/usr/local/share/man" systemd-analyze verify "$TMP/encd.service" "$TMP/encd-iked.service" >"$TMP/verify.log" 2>&1 \
+    || fail "systemd-analyze verify encd-iked.service: $(cat "$TMP/verify.log")"
+[[ -s $TMP/verify.log ]] && fail "systemd-analyze verify warns on encd-iked.service: $(cat "$TMP/verify.log")"
+iscore=$(systemd-analyze security --offline=yes "$TMP/encd-iked.service" 2>/dev/null | sed -nE 's/.*Overall exposure level for encd-iked.service: ([0-9.]+).*/\1/p')
+awk -v s="${iscore:-10}" 'BEGIN {exit !(s < 2.5)}' || fail "encd-iked.service exposure level ${iscore:-?}, want below 2.5"
+ok "encd-iked.service: systemd-analyze verify passes, exposure $iscore (below 2.5)"
 
 make -s uninstall DESTDIR="$D" >"$TMP/make.log" 2>&1 || fail "make uninstall: $(tail -5 "$TMP/make.log")"
 left=$(cd "$D" && find . -type f -printf '/%P\n')
