@@ -38,6 +38,8 @@ public struct IKEEngineSettings: Sendable {
     public var retransmitTries = 5
     /// A responder's half-open SA is forgotten after this long.
     public var halfOpenTimeout = 60.0
+    /// Seconds between NAT keepalives when a NAT is in front of us (RFC 3948 §4: 20).
+    public var natKeepalive = 20.0
     public init() {}
 }
 
@@ -692,6 +694,26 @@ public final class IKEEngine {
         return nil
     }
 
+    /// encd restarted and lost every SA (they live in its memory): each CHILD SA is
+    /// deleted at the peer and negotiated anew (fresh keys; re-adding the old ones
+    /// could repeat sequence numbers, and with AES-GCM nonces).
+    public func encdLostSAs(now: Double) -> [IKEDatagram] {
+        var out: [IKEDatagram] = []
+        for s in sessions.values where s.state == .established && s.replacedBy == nil {
+            let old = s.children
+            guard !old.isEmpty else { continue }
+            s.children = []
+            s.deferredOutbound = []
+            s.queued.removeAll { if case .rekeyChild = $0.kind { true } else { false } }
+            log("\(s.policy.name): encd lost its SAs: deleting \(old.count) CHILD SAs at the peer and negotiating new ones")
+            out += sendRequest(s, exchange: IKEExchangeType.informational,
+                               [IKEPayload(type: IKEPayloadType.delete, body: .delete(protocolID: 3, spiSize: 4, spis: old.map { be32($0.inboundSPI) }))],
+                               kind: .liveness, now: now)
+            out += newChild(s.localSPI, now: now)
+        }
+        return out
+    }
+
     /// The session holding the CHILD SA with SPI `spi` (either direction).
     public func session(ofChildSPI spi: UInt32) -> IKESession? {
         sessions.values.first { $0.children.contains { $0.inboundSPI == spi || $0.outboundSPI == spi } }
@@ -726,6 +748,11 @@ public final class IKEEngine {
     func timers(_ s: IKESession, now: Double) -> [IKEDatagram] {
         guard s.state == .established, s.replacedBy == nil else { return [] }
         var out: [IKEDatagram] = []
+        if s.natLocal && now - s.lastKeepalive >= settings.natKeepalive {
+            // RFC 3948 §2.3: one 0xFF byte keeps the NAT's mapping of our port 4500.
+            s.lastKeepalive = now
+            out.append(IKEDatagram(local: s.local, remote: s.remote, bytes: [0xFF]))
+        }
         for (i, d) in s.deferredOutbound.enumerated().reversed() where now - d.since >= 10 {
             s.deferredOutbound.remove(at: i)
             installDeferred(s, d.new)

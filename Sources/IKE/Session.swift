@@ -123,6 +123,8 @@ public final class IKESession {
     public internal(set) var replacedBy: UInt64?
     /// The last authenticated message from the peer (liveness).
     public internal(set) var lastHeard: Double = 0
+    /// The last NAT keepalive sent (RFC 3948 §2.3, when a NAT is in front of us).
+    var lastKeepalive: Double = 0
     /// The last response sent, for a retransmitted request (§2.1).
     var lastResponse: (messageID: UInt32, datagram: IKEDatagram)?
 
@@ -137,6 +139,9 @@ public final class IKESession {
         self.createdAt = now
         state = isInitiator ? .initSent : .initAnswered
     }
+
+    /// Outbound SPIs of rekeyed pairs not yet in encd (the old pair's DELETE is awaited).
+    public var deferredOutboundSPIs: Set<UInt32> { Set(deferredOutbound.map(\.new.outboundSPI)) }
 
     /// Our SPI: the one the engine finds this session by.
     public var localSPI: UInt64 { isInitiator ? initiatorSPI : responderSPI }

@@ -48,6 +48,8 @@ public final class IKEDaemon {
     var listener: Int32 = -1
     var lastRetry: [String: Double] = [:]
     var lastLivenessCheck = 0.0
+    /// encd's random instance name (status): another one means encd restarted.
+    var encdInstance: String?
     let start = Date()
 
     public init(options: IKEDaemonOptions, configuration: IkedConfiguration) throws {
@@ -210,9 +212,32 @@ public final class IKEDaemon {
     // MARK: encd's events
 
     func openMonitor() throws {
+        let instance = try backend.call(Request(.status)).status?["instance"]
         let m = try ControlClient(path: options.encdSocket)
         try Framing.send(Request(.monitor), to: m.fd)
         monitor = m
+        defer { encdInstance = instance }
+        guard let before = encdInstance, before != instance else { return }
+        // encd restarted: its SAs (and our flows) are gone. The flows first (fail
+        // closed again), then new CHILD SAs for every IKE SA.
+        Self.log("encd restarted: installing the require flows again and renegotiating every CHILD SA")
+        do {
+            try backend.start(flows: baseFlows())
+        } catch {
+            Self.log("encd refused the require flows: \(error)")
+        }
+        send(engine.encdLostSAs(now: now))
+    }
+
+    /// After encd dropped events (a slow reader): what encd no longer has, we forget.
+    func resynchronise() {
+        guard let shown = try? backend.call(Request(.show, what: "sa")) else { return }
+        let present = Set((shown.sas ?? []).filter { $0.owner == EncdControlBackend.owner }.map(\.spi))
+        for s in engine.sessions.values {
+            for c in s.children where !present.contains(c.inboundSPI) || !present.contains(c.outboundSPI) {
+                if !s.deferredOutboundSPIs.contains(c.outboundSPI) || !present.contains(c.inboundSPI) { engine.childGone(spi: c.inboundSPI) }
+            }
+        }
     }
 
     func readEvents() {
@@ -245,7 +270,8 @@ public final class IKEDaemon {
             guard let sa = e.sa, sa.owner == EncdControlBackend.owner, e.reason != "remove" else { return }
             engine.childGone(spi: sa.spi)
         case "events-dropped":
-            Self.log("encd dropped events: some acquires or expiries may have been missed")
+            Self.log("encd dropped events: resynchronising from show")
+            resynchronise()
         default: break
         }
     }

@@ -434,3 +434,32 @@ final class IKEWire {
         Self.expectPairs(w, 1)
     }
 }
+
+@Suite struct EngineNATAndRestartTests {
+    typealias E = EngineTests
+
+    @Test func natKeepalivesOnlyFromBehindTheNAT() throws {
+        let w = E.pair()
+        w.nat = true
+        w.run(w.gw1.initiate("site2", from: w.local1, now: 0))
+        try E.expectMirrored(w)
+        w.seen = []
+        for _ in 0..<41 { w.tick(1) }
+        let keepalives = w.seen.filter { $0.bytes == [0xFF] }
+        // gw1 is behind the NAT: two in 41 s, from its port 4500 (seen after NAT as 31001); gw2 sends none.
+        #expect(keepalives.count == 2 && keepalives.allSatisfy { $0.remote.port == 31001 && $0.local.address == IKEWire.a2 })
+    }
+
+    @Test func encdLostItsSAs() throws {
+        let w = try CreateChildTests.up()
+        let old1 = w.be1.installed[0]
+        w.run(w.gw1.encdLostSAs(now: 1))
+        // The peer deleted the old pair and has the new one; gw1 installed the new one whole.
+        #expect(w.be2.installed.count == 1 && w.be2.installed[0].outboundSPI != old1.inboundSPI)
+        let new1 = try #require(w.be1.installed.last)
+        #expect(new1.inboundSPI != old1.inboundSPI && new1.child != old1.child)
+        #expect(w.be2.installed[0].outboundSPI == new1.inboundSPI && w.be2.installed[0].inboundSPI == new1.outboundSPI)
+        #expect(w.be1.calls.last == "install 0x\(String(new1.inboundSPI, radix: 16)) in,out,flows")
+        #expect(w.gw1.sessions.values.first?.children.count == 1)
+    }
+}

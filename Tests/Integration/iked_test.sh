@@ -10,6 +10,8 @@
 #   - SIGTERM of gw1's encd-iked deletes the IKE SA: both sides' SAs leave encd, the
 #     flows stay and drop (no cleartext); an active encd-iked started again
 #     re-establishes by itself
+#   - encd restarted under encd-iked: require flows again, the old CHILD SA deleted at
+#     the peer, a new one negotiated (fresh keys: the old ones could repeat nonces)
 #   - no PSK and no key in any log
 source "$(dirname "$0")/lib.sh"
 
@@ -124,6 +126,22 @@ for _ in $(seq 100); do on h1 ping -c 1 -W 1 198.18.2.20 >/dev/null 2>&1 && brea
 on h1 ping -c 3 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "ping after the active encd-iked started"
 ikectl gw1 show sa | grep -q "initiator ESTABLISHED" || fail "ikectl: $(ikectl gw1 show sa)"
 ok "an active encd-iked initiates at start and the tunnel passes traffic again"
+
+# --- encd restarts under encd-iked: the SAs lived in its memory; new ones are negotiated
+spis() { ikectl gw1 show sa | sed -nE 's/.*childsa spi in (0x[0-9a-f]+) out (0x[0-9a-f]+).*/\1 \2/p'; }
+before=$(spis)
+stop_encd gw1
+start_encd gw1 "$IT_TMP/gw1.conf"
+for _ in $(seq 100); do grep -q "encd restarted" "$IT_TMP/gw1-iked.log" && break; sleep 0.1; done
+grep -q "encd restarted" "$IT_TMP/gw1-iked.log" || fail "encd-iked did not notice encd's restart"
+for _ in $(seq 100); do after=$(spis); [[ -n $after && $after != "$before" ]] && break; sleep 0.1; done
+[[ -n $after && $after != "$before" ]] || fail "no new CHILD SA after encd restarted (before: $before, now: $after)"
+on h1 ping -c 3 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "ping after encd restarted"
+for gw in gw1 gw2; do
+    n=$(ctl $gw '{"command":"show","what":"sa"}' "len(r.get('sas') or [])")
+    [[ $n == 2 ]] || fail "$gw has $n SAs after encd's restart (the old pair must be deleted at the peer)"
+done
+ok "encd restarted: encd-iked put the require flows back, deleted the old CHILD SA at the peer and negotiated $after"
 
 for f in "$IT_TMP"/*-iked.log "$IT_TMP"/*-encd.log; do
     grep -q "$PSK" "$f" && fail "the PSK is in $(basename "$f")"
