@@ -14,7 +14,7 @@ let package = Package(
         .executable(name: "encstat", targets: ["encstat"]),
         // For the fuzzing package in Fuzz/ (libFuzzer targets over the packet path,
         // the configuration parser and the control protocol); encd itself links none.
-        .library(name: "EncdLibraries", targets: ["EncCore", "Crypto", "IPsec", "Config", "Control", "Kernel", "Daemon", "IKE"]),
+        .library(name: "EncdLibraries", targets: ["EncCore", "Crypto", "IPsec", "Config", "Control", "Kernel", "Daemon", "IKE", "IKECrypto"]),
     ],
     targets: [
         // C enters only through these three shims.

@@ -1,11 +1,11 @@
 // swift-tools-version:6.0
 // libFuzzer targets for encd (issue #7): the inbound packet path (ESP, AH, ESP-in-UDP,
 // inner IPv4/IPv6 with extension headers and fragments), the NFQUEUE message parser,
-// the ipsec.conf parser, the control protocol and encd-iked's IKEv2 message codec. Built and run by scripts/fuzz.sh
+// the ipsec.conf parser, the control protocol, encd-iked's IKEv2 message codec and its exchanges. Built and run by scripts/fuzz.sh
 // (coverage and AddressSanitizer on, libFuzzer linked without its main: FuzzDriver).
 import PackageDescription
 
-let fuzz: [String] = ["FuzzInbound", "FuzzConfig", "FuzzControl", "FuzzQueue", "FuzzIKE"]
+let fuzz: [String] = ["FuzzInbound", "FuzzConfig", "FuzzControl", "FuzzQueue", "FuzzIKE", "FuzzIKEEngine"]
 
 let package = Package(
     name: "encd-fuzz",

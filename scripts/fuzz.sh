@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 command -v swift >/dev/null || export PATH=/opt/swift/usr/bin:$PATH
 seconds=${1:-60}; shift || true
-targets=("$@"); [[ ${#targets[@]} -gt 0 ]] || targets=(FuzzInbound FuzzQueue FuzzConfig FuzzControl FuzzIKE)
+targets=("$@"); [[ ${#targets[@]} -gt 0 ]] || targets=(FuzzInbound FuzzQueue FuzzConfig FuzzControl FuzzIKE FuzzIKEEngine)
 echo "== building the fuzz targets (release, AddressSanitizer, libFuzzer's coverage)"
 # SwiftPM gives each executable its own main, so -sanitize=fuzzer (which links
 # libFuzzer's main) cannot be used: the coverage libFuzzer reads is asked for by name,

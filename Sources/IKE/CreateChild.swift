@@ -71,6 +71,18 @@ extension IKEEngine {
         return sendRequest(s, exchange: IKEExchangeType.informational, [], kind: .liveness, now: now)
     }
 
+    /// A request of `exchange` whose SK payload holds `inner` as it is (any bytes, the
+    /// first payload typed `first`), sealed with this IKE SA's keys: how FuzzIKEEngine
+    /// reaches the exchanges behind the SK payload. Its answer is read and dropped.
+    public func rawRequest(_ spi: UInt64, exchange: UInt8, first: UInt8, inner: [UInt8], now: Double) -> [IKEDatagram] {
+        guard let s = sessions[spi], s.state == .established, s.pending == nil, let p = s.protection,
+              let bytes = p.seal(s.header(exchange: exchange, response: false, messageID: s.nextRequestID), first: first,
+                                 inner: inner, iv: random(p.ivLength)) else { return [] }
+        let id = s.nextRequestID
+        s.nextRequestID &+= 1
+        return [request(s, messageID: id, bytes: bytes, kind: .liveness, now: now)]
+    }
+
     func isRekeying(_ s: IKESession, _ c: IKEChildSA) -> Bool {
         let kinds = (s.pending.map { [$0.kind] } ?? []) + s.queued.map(\.kind)
         return kinds.contains { if case .rekeyChild(let old, _) = $0 { old.inboundSPI == c.inboundSPI } else { false } }

@@ -16,15 +16,19 @@ struct IKEProtection {
     func seal(_ header: IKEHeader, _ payloads: [IKEPayload], iv: [UInt8]) -> [UInt8]? {
         var w = IKEWriter()
         IKEPayloads.encode(payloads, into: &w)
-        let first = payloads.first?.type ?? IKEPayloadType.none
+        return seal(header, first: payloads.first?.type ?? IKEPayloadType.none, inner: w.bytes, iv: iv)
+    }
+
+    /// The same with the inner payload chain as bytes (`first`: its first payload's type).
+    func seal(_ header: IKEHeader, first: UInt8, inner: [UInt8], iv: [UInt8]) -> [UInt8]? {
         let headerBytes = IKEMessage(header: header, payloads: []).encode()
         let byInitiator = header.isInitiator
         switch encryption {
         case .aead(let cipher, _):
-            return try? IKEAEAD.seal(header: headerBytes, firstInner: first, inner: w.bytes, iv: Array(iv.prefix(IKEAEAD.ivLength)),
+            return try? IKEAEAD.seal(header: headerBytes, firstInner: first, inner: inner, iv: Array(iv.prefix(IKEAEAD.ivLength)),
                                      key: byInitiator ? keys.ei : keys.er, cipher: cipher).get()
         case .cbc(_, let integrity):
-            return try? IKECBC.seal(header: headerBytes, firstInner: first, inner: w.bytes, iv: Array(iv.prefix(IKECBC.ivLength)),
+            return try? IKECBC.seal(header: headerBytes, firstInner: first, inner: inner, iv: Array(iv.prefix(IKECBC.ivLength)),
                                     encryptionKey: byInitiator ? keys.ei : keys.er,
                                     integrityKey: byInitiator ? keys.ai : keys.ar, integrity: integrity).get()
         }
