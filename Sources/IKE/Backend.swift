@@ -11,6 +11,8 @@ import EncCore
 public struct IKEChildSA: Sendable {
     /// encd's binding number, unique per encd-iked process.
     public var child: UInt32
+    /// The policy whose traffic it carries (an IKE SA may carry several policies').
+    public var policy: String
     public var mode: IKEChildMode
     public var local: IPAddress
     public var peer: IPAddress

@@ -25,26 +25,31 @@ extension IKEEngine {
         guard let s = session(ofChildSPI: spi), s.state == .established, s.replacedBy == nil,
               let old = s.children.first(where: { $0.inboundSPI == spi || $0.outboundSPI == spi }),
               !isRekeying(s, old) else { return [] }
-        guard let offer = childOffer(s, local: old.localSelectors, remote: old.remoteSelectors) else { return [] }
+        let policy = childPolicies(s).first { $0.name == old.policy } ?? s.policy
+        guard let offer = childOffer(s, policy: policy, local: old.localSelectors, remote: old.remoteSelectors) else { return [] }
         var payloads = [IKEPayload(type: IKEPayloadType.notify, body: .notify(protocolID: 3, type: IKENotify.rekeySA, spi: be32(old.inboundSPI), data: []))]
         payloads += childPayloads(s, offer)
         log("\(s.policy.name): rekeying CHILD SA \(hex32(old.inboundSPI))/\(hex32(old.outboundSPI))")
         return sendRequest(s, exchange: IKEExchangeType.createChildSA, payloads, kind: .rekeyChild(old: old, offer: offer), now: now)
     }
 
-    /// A new CHILD SA in an established IKE SA (an acquire after its CHILD SA went).
+    /// A new CHILD SA in an established IKE SA, for `policy` (default: the IKE SA's
+    /// own; another one with the same peer, identity and key may share it): an acquire
+    /// after its CHILD SA went, or for another subnet pair of the same peer.
     /// `packet`: the addresses that triggered it, offered first (§2.9).
-    public func newChild(_ spi: UInt64, packet: (source: IPAddress, destination: IPAddress)? = nil, now: Double) -> [IKEDatagram] {
-        guard let s = sessions[spi], s.state == .established, s.replacedBy == nil else { return [] }
-        if s.queued.contains(where: { if case .newChild = $0.kind { true } else { false } }) { return [] }
-        if let p = s.pending, case .newChild = p.kind { return [] }
-        var local = s.policy.localSelectors, remote = s.policy.remoteSelectors
+    public func newChild(_ spi: UInt64, policy name: String? = nil, packet: (source: IPAddress, destination: IPAddress)? = nil,
+                         now: Double) -> [IKEDatagram] {
+        guard let s = sessions[spi], s.state == .established, s.replacedBy == nil,
+              let policy = childPolicies(s).first(where: { $0.name == (name ?? s.policy.name) }) else { return [] }
+        let asking = (s.pending.map { [$0.kind] } ?? []) + s.queued.map(\.kind)
+        if asking.contains(where: { if case .newChild(let o) = $0 { o.policy.name == policy.name } else { false } }) { return [] }
+        var local = policy.localSelectors, remote = policy.remoteSelectors
         if let packet {
             local.insert(IKETrafficSelector(prefix: IPPrefix(host: packet.source)), at: 0)
             remote.insert(IKETrafficSelector(prefix: IPPrefix(host: packet.destination)), at: 0)
         }
-        guard let offer = childOffer(s, local: local, remote: remote) else { return [] }
-        log("\(s.policy.name): asking for a new CHILD SA")
+        guard let offer = childOffer(s, policy: policy, local: local, remote: remote) else { return [] }
+        log("\(policy.name): asking for a new CHILD SA\(policy.name == s.policy.name ? "" : " over the IKE SA of \(s.policy.name)")")
         return sendRequest(s, exchange: IKEExchangeType.createChildSA, childPayloads(s, offer), kind: .newChild(offer), now: now)
     }
 
@@ -100,7 +105,7 @@ extension IKEEngine {
     }
 
     /// Our SPI, nonce, proposals (with the policy's DH group for PFS) and selectors.
-    func childOffer(_ s: IKESession, local: [IKETrafficSelector], remote: [IKETrafficSelector]) -> IKEChildOffer? {
+    func childOffer(_ s: IKESession, policy: IKEPolicy, local: [IKETrafficSelector], remote: [IKETrafficSelector]) -> IKEChildOffer? {
         let spi: UInt32
         do {
             spi = try backend.allocateSPI(local: s.local.address, peer: s.remote.address)
@@ -108,7 +113,7 @@ extension IKEEngine {
             log("\(s.policy.name): no SPI from encd: \(error)")
             return nil
         }
-        let proposals = s.policy.childProposals.enumerated().map { i, p in
+        let proposals = policy.childProposals.enumerated().map { i, p in
             IKEProposal(number: UInt8(truncatingIfNeeded: i + 1), protocolID: 3, spi: be32(spi), transforms: p.transforms)
         }
         var pair: IKEKeyPair?
@@ -116,12 +121,12 @@ extension IKEEngine {
             pair = try? makeKeyPair(g)
             if pair == nil { return nil }
         }
-        return IKEChildOffer(inboundSPI: spi, nonce: random(32), keyPair: pair, proposals: proposals, localSelectors: local, remoteSelectors: remote)
+        return IKEChildOffer(policy: policy, inboundSPI: spi, nonce: random(32), keyPair: pair, proposals: proposals, localSelectors: local, remoteSelectors: remote)
     }
 
     func childPayloads(_ s: IKESession, _ o: IKEChildOffer) -> [IKEPayload] {
         var p: [IKEPayload] = []
-        if s.policy.mode == .transport { p.append(notify(IKENotify.useTransportMode)) }
+        if o.policy.mode == .transport { p.append(notify(IKENotify.useTransportMode)) }
         p.append(IKEPayload(type: IKEPayloadType.sa, body: .sa(o.proposals)))
         p.append(IKEPayload(type: IKEPayloadType.nonce, body: .nonce(o.nonce)))
         if let pair = o.keyPair { p.append(IKEPayload(type: IKEPayloadType.ke, body: .keyExchange(group: pair.group.rawValue, data: pair.publicValue))) }
@@ -159,11 +164,17 @@ extension IKEEngine {
             log("\(s.policy.name): both sides rekey CHILD SA \(hex32(old.inboundSPI)): theirs (higher nonce) goes on")
         }
         if let old { s.queued.removeAll { if case .rekeyChild(let c, _) = $0.kind { c.inboundSPI == old.inboundSPI } else { false } } }
-        guard let chosen = IKEProposalSelection.select(offered: offered, acceptable: s.policy.childProposals),
-              chosen.spi.count == 4, let suite = IKEChildSuite(chosen) else {
-            log("\(s.policy.name): CREATE_CHILD_SA: no acceptable proposal")
-            return respond(s, header, [notify(IKENotify.noProposalChosen)])
+        let transport = payloads.contains { isNotify($0, IKENotify.useTransportMode) }
+        let choice: IKEChildChoice
+        switch chooseChild(s, offered: offered, tsi: selectors(payloads, IKEPayloadType.tsi), tsr: selectors(payloads, IKEPayloadType.tsr),
+                           transport: transport, keyExchange: true) {
+        case .success(let c): choice = c
+        case .failure(let refusal): return respond(s, header, [notify(refusal.notify)])
         }
+        if let old, old.policy != choice.policy.name {
+            return respond(s, header, [notify(IKENotify.tsUnacceptable)])  // a rekey keeps its policy's traffic
+        }
+        let chosen = choice.proposal, suite = choice.suite, localTS = choice.localTS, remoteTS = choice.remoteTS
         var pfs: [UInt8]?
         var ourKE: IKEPayload?
         if let group = suite.group {
@@ -176,12 +187,6 @@ extension IKEEngine {
             pfs = secret
             ourKE = IKEPayload(type: IKEPayloadType.ke, body: .keyExchange(group: group.rawValue, data: pair.publicValue))
         }
-        let tsi = selectors(payloads, IKEPayloadType.tsi), tsr = selectors(payloads, IKEPayloadType.tsr)
-        let remoteTS = IKETrafficSelectorNarrowing.narrow(proposed: tsi, configured: s.policy.remoteSelectors)
-        let localTS = IKETrafficSelectorNarrowing.narrow(proposed: tsr, configured: s.policy.localSelectors)
-        guard !remoteTS.isEmpty, !localTS.isEmpty else { return respond(s, header, [notify(IKENotify.tsUnacceptable)]) }
-        let transport = payloads.contains { isNotify($0, IKENotify.useTransportMode) }
-        guard transport == (s.policy.mode == .transport) else { return respond(s, header, [notify(IKENotify.noProposalChosen)]) }
         let spi: UInt32
         do {
             spi = try backend.allocateSPI(local: s.local.address, peer: s.remote.address)
@@ -190,7 +195,7 @@ extension IKEEngine {
         }
         let nr = random(32)
         guard let child = makeChild(s, suite: suite, inboundSPI: spi, outboundSPI: u32(chosen.spi), localTS: localTS, remoteTS: remoteTS,
-                                    ni: nonce, nr: nr, pfs: pfs, initiator: false, binding: old?.child) else {
+                                    ni: nonce, nr: nr, pfs: pfs, initiator: false, binding: old?.child, policy: choice.policy) else {
             return respond(s, header, [notify(IKENotify.noProposalChosen)])
         }
         do {
@@ -346,12 +351,12 @@ extension IKEEngine {
         guard !localTS.isEmpty, !remoteTS.isEmpty,
               localTS.allSatisfy({ t in offer.localSelectors.contains { $0.contains(t) } }),
               remoteTS.allSatisfy({ t in offer.remoteSelectors.contains { $0.contains(t) } }),
-              payloads.contains(where: { isNotify($0, IKENotify.useTransportMode) }) == (s.policy.mode == .transport) else {
+              payloads.contains(where: { isNotify($0, IKENotify.useTransportMode) }) == (offer.policy.mode == .transport) else {
             log("\(name): CREATE_CHILD_SA answer widens the traffic or changes the mode")
             return nil
         }
         return makeChild(s, suite: suite, inboundSPI: offer.inboundSPI, outboundSPI: u32(proposals[0].spi), localTS: localTS,
-                         remoteTS: remoteTS, ni: offer.nonce, nr: nr, pfs: pfs, initiator: true, binding: binding)
+                         remoteTS: remoteTS, ni: offer.nonce, nr: nr, pfs: pfs, initiator: true, binding: binding, policy: offer.policy)
     }
 
     func receiveRekeyIKEResponse(_ s: IKESession, spi: UInt64, nonce: [UInt8], keyPair: IKEKeyPair, proposals: [IKEProposal],

@@ -54,6 +54,9 @@ public final class IKEEngine {
     public internal(set) var sessions: [UInt64: IKESession] = [:]
     let cookieSecret: [UInt8]
     var nextChild: UInt32 = 1
+    /// Datagrams dropped before any IKE SA took them, by reason (ikectl shows them).
+    public private(set) var dropped: [String: UInt64] = [:]
+    var unprotectedWindow: (start: Double, count: Int) = (-1, 0)
 
     public init(policies: [IKEPolicy], backend: EncdBackend, settings: IKEEngineSettings = IKEEngineSettings(),
                 random: @escaping (Int) -> [UInt8],
@@ -132,8 +135,19 @@ public final class IKEEngine {
             guard bytes.count >= 4, bytes[0] == 0, bytes[1] == 0, bytes[2] == 0, bytes[3] == 0 else { return [] }
             bytes.removeFirst(4)
         }
-        guard case .success(let message) = IKEMessage.decode(bytes) else {
-            log("\(d.remote): undecodable IKE message dropped")
+        let message: IKEMessage
+        switch IKEMessage.decode(bytes) {
+        case .success(let m): message = m
+        case .failure(.unsupportedCriticalPayload(let type)) where bytes.count >= IKEHeader.size && bytes[18] == IKEExchangeType.ikeSAInit
+                && bytes[19] & IKEHeader.responseFlag == 0 && bytes[8..<16].allSatisfy({ $0 == 0 }):
+            // §2.5: an IKE_SA_INIT request with a critical payload we do not know.
+            drop("IKE_SA_INIT with an unsupported critical payload", from: d.remote)
+            var h = IKEHeader(initiatorSPI: bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) }, responderSPI: 0,
+                              exchange: IKEExchangeType.ikeSAInit, flags: IKEHeader.responseFlag, messageID: 0)
+            h.version = 0x20
+            return answerOutsideSA(d, IKEMessage(header: h, payloads: [notify(IKENotify.unsupportedCriticalPayload, data: [type])]), now: now)
+        case .failure:
+            drop("undecodable message", from: d.remote)
             return []
         }
         let h = message.header
@@ -147,9 +161,10 @@ public final class IKEEngine {
                 var header = h
                 header.flags = IKEHeader.responseFlag | (h.isInitiator ? 0 : IKEHeader.initiatorFlag)
                 header.exchange = IKEExchangeType.informational
-                let m = IKEMessage(header: header, payloads: [notify(IKENotify.invalidIKESPI)])
-                return [IKEDatagram(local: d.local, remote: d.remote, bytes: (d.local.port == 4500 ? [0, 0, 0, 0] : []) + m.encode())]
+                drop("request for an unknown IKE SA", from: d.remote)
+                return answerOutsideSA(d, IKEMessage(header: header, payloads: [notify(IKENotify.invalidIKESPI)]), now: now)
             }
+            drop("response for an unknown IKE SA", from: d.remote)
             return []
         }
         if h.isResponse {
@@ -169,7 +184,7 @@ public final class IKEEngine {
             return m.header.exchange == IKEExchangeType.ikeSAInit ? receiveInitResponse(s, m, bytes, d, now: now) : []
         }
         guard let protection = s.protection, case .success(let payloads) = protection.open(bytes, m) else {
-            log("\(s.policy.name): response does not verify, dropped")
+            drop("response that does not verify", from: d.remote)
             return []
         }
         s.pending = nil
@@ -202,7 +217,7 @@ public final class IKEEngine {
             s.expectedRequestID &+= 1
             return respond(s, m.header, [notify(IKENotify.unsupportedCriticalPayload, data: [type])])
         case .failure:
-            log("\(s.policy.name): request from \(d.remote) does not verify, dropped")
+            drop("request that does not verify", from: d.remote)
             return []
         }
         // Authenticated: follow a peer that floated to 4500 or whose NAT moved it (§2.23).
@@ -287,14 +302,14 @@ public final class IKEEngine {
             let expected = cookie(nonce: nonce, address: d.remote.address, spi: h.initiatorSPI)
             let given = notifyData(m.payloads, IKENotify.cookie)
             guard given == expected else {
-                log("\(d.remote): \(halfOpen) half-open IKE SAs: asking for a cookie")
+                drop("IKE_SA_INIT without our cookie (\(settings.cookieThreshold)+ half-open IKE SAs): answered COOKIE", from: d.remote)
                 return answer([notify(IKENotify.cookie, data: expected)])
             }
         }
         guard let policy = policies.first(where: { p in
             (p.peer == nil || p.peer == d.remote.address) && (p.local == nil || p.local == d.local.address)
         }) else {
-            log("\(d.remote): no policy for this peer: IKE_SA_INIT refused")
+            drop("IKE_SA_INIT from a peer no policy names: answered NO_PROPOSAL_CHOSEN", from: d.remote)
             return answer([notify(IKENotify.noProposalChosen)])
         }
         guard let chosen = IKEProposalSelection.select(offered: offered, acceptable: policy.ikeProposals), let suite = IKESuite(chosen) else {
@@ -476,55 +491,75 @@ public final class IKEEngine {
 
     /// The CHILD SA part of a responder's IKE_AUTH answer: chosen, narrowed, installed.
     func childAsResponder(_ s: IKESession, _ payloads: [IKEPayload]) -> [IKEPayload] {
-        let name = s.policy.name
         guard let offered = payloads.lazy.compactMap({ if case .sa(let p) = $0.body { p } else { nil } }).first else { return [] }  // childless
-        let tsi = selectors(payloads, IKEPayloadType.tsi), tsr = selectors(payloads, IKEPayloadType.tsr)
-        let acceptable = s.policy.childProposals.map { p in
-            IKEProposal(number: p.number, protocolID: 3, spi: [], transforms: p.transforms.filter { $0.type != IKETransformID.dh })
-        }
-        guard let chosen = IKEProposalSelection.select(offered: offered, acceptable: acceptable),
-              chosen.spi.count == 4, let suite = IKEChildSuite(chosen), suite.group == nil else {
-            log("\(name): no acceptable CHILD SA proposal")
-            return [notify(IKENotify.noProposalChosen)]
-        }
-        let remoteTS = IKETrafficSelectorNarrowing.narrow(proposed: tsi, configured: s.policy.remoteSelectors)
-        let localTS = IKETrafficSelectorNarrowing.narrow(proposed: tsr, configured: s.policy.localSelectors)
-        guard !remoteTS.isEmpty, !localTS.isEmpty else {
-            log("\(name): traffic selectors unacceptable")
-            return [notify(IKENotify.tsUnacceptable)]
-        }
         let transport = payloads.contains { isNotify($0, IKENotify.useTransportMode) }
-        guard transport == (s.policy.mode == .transport) else {
-            log("\(name): peer asks for \(transport ? "transport" : "tunnel") mode, the policy says \(s.policy.mode.rawValue)")
-            return [notify(IKENotify.noProposalChosen)]
+        let choice: IKEChildChoice
+        switch chooseChild(s, offered: offered, tsi: selectors(payloads, IKEPayloadType.tsi), tsr: selectors(payloads, IKEPayloadType.tsr),
+                           transport: transport, keyExchange: false) {
+        case .success(let c): choice = c
+        case .failure(let refusal): return [notify(refusal.notify)]
         }
         let spi: UInt32
         do {
             spi = try backend.allocateSPI(local: s.local.address, peer: s.remote.address)
         } catch {
-            log("\(name): no SPI from encd: \(error)")
+            log("\(choice.policy.name): no SPI from encd: \(error)")
             return [notify(IKENotify.temporaryFailure)]
         }
-        guard let child = makeChild(s, suite: suite, inboundSPI: spi, outboundSPI: u32(chosen.spi), localTS: localTS, remoteTS: remoteTS,
-                                    ni: s.nonceI, nr: s.nonceR) else {
+        guard let child = makeChild(s, suite: choice.suite, inboundSPI: spi, outboundSPI: u32(choice.proposal.spi),
+                                    localTS: choice.localTS, remoteTS: choice.remoteTS, ni: s.nonceI, nr: s.nonceR, policy: choice.policy) else {
             return [notify(IKENotify.noProposalChosen)]
         }
         do {
             try backend.install(child, parts: .all)
         } catch {
-            log("\(name): encd refused the CHILD SA: \(error)")
+            log("\(choice.policy.name): encd refused the CHILD SA: \(error)")
             return [notify(IKENotify.temporaryFailure)]
         }
         s.children.append(child)
-        log("\(name): CHILD SA \(hex32(child.inboundSPI))/\(hex32(child.outboundSPI)) installed (\(suite.encryption))")
-        var answer: [IKEPayload] = []
-        if transport { answer.append(notify(IKENotify.useTransportMode)) }
-        var mine = chosen
+        log("\(choice.policy.name): CHILD SA \(hex32(child.inboundSPI))/\(hex32(child.outboundSPI)) installed (\(choice.suite.encryption))")
+        var answer: [IKEPayload] = transport ? [notify(IKENotify.useTransportMode)] : []
+        var mine = choice.proposal
         mine.spi = be32(spi)
         answer += [IKEPayload(type: IKEPayloadType.sa, body: .sa([mine])),
-                   IKEPayload(type: IKEPayloadType.tsi, body: .trafficSelectors(remoteTS)),
-                   IKEPayload(type: IKEPayloadType.tsr, body: .trafficSelectors(localTS))]
+                   IKEPayload(type: IKEPayloadType.tsi, body: .trafficSelectors(choice.remoteTS)),
+                   IKEPayload(type: IKEPayloadType.tsr, body: .trafficSelectors(choice.localTS))]
         return answer
+    }
+
+    /// The policies whose CHILD SAs this IKE SA may carry: its own, then every other
+    /// one with the same peer, the same identity to prove and the same key (vendors
+    /// negotiate one CHILD SA per subnet pair over one IKE SA).
+    public func childPolicies(_ s: IKESession) -> [IKEPolicy] {
+        [s.policy] + policies.filter { p in
+            p.name != s.policy.name && p.psk == s.policy.psk
+                && (p.peer == nil || p.peer == s.remote.address || p.peer == s.policy.peer)
+                && (p.peerID == nil || p.peerID == s.peerID) && (p.local == nil || p.local == s.local.address)
+        }
+    }
+
+    /// A responder's choice for a CHILD SA request: the first of `childPolicies` whose
+    /// proposals, selectors (narrowed, §2.9) and mode accept it. `keyExchange`: whether
+    /// the request may carry a KE (CREATE_CHILD_SA; never IKE_AUTH).
+    func chooseChild(_ s: IKESession, offered: [IKEProposal], tsi: [IKETrafficSelector], tsr: [IKETrafficSelector],
+                     transport: Bool, keyExchange: Bool) -> Result<IKEChildChoice, IKEChildRefusal> {
+        var refusal = IKEChildRefusal(notify: IKENotify.noProposalChosen)
+        for p in childPolicies(s) {
+            let acceptable = keyExchange ? p.childProposals : p.childProposals.map { q in
+                IKEProposal(number: q.number, protocolID: 3, spi: [], transforms: q.transforms.filter { $0.type != IKETransformID.dh })
+            }
+            guard let chosen = IKEProposalSelection.select(offered: offered, acceptable: acceptable), chosen.spi.count == 4,
+                  let suite = IKEChildSuite(chosen), keyExchange || suite.group == nil, transport == (p.mode == .transport) else { continue }
+            let remoteTS = IKETrafficSelectorNarrowing.narrow(proposed: tsi, configured: p.remoteSelectors)
+            let localTS = IKETrafficSelectorNarrowing.narrow(proposed: tsr, configured: p.localSelectors)
+            guard !remoteTS.isEmpty, !localTS.isEmpty else {
+                refusal = IKEChildRefusal(notify: IKENotify.tsUnacceptable)
+                continue
+            }
+            return .success(IKEChildChoice(policy: p, proposal: chosen, suite: suite, localTS: localTS, remoteTS: remoteTS))
+        }
+        log("\(s.policy.name): CHILD SA request refused: \(notifyName(refusal.notify)) (no policy with this peer accepts its proposals, mode and traffic)")
+        return .failure(refusal)
     }
 
     func receiveAuthResponse(_ s: IKESession, _ payloads: [IKEPayload], now: Double) -> [IKEDatagram] {
@@ -580,14 +615,15 @@ public final class IKEEngine {
     /// keeps the old pair's `binding`.
     func makeChild(_ s: IKESession, suite: IKEChildSuite, inboundSPI: UInt32, outboundSPI: UInt32,
                    localTS: [IKETrafficSelector], remoteTS: [IKETrafficSelector], ni: [UInt8], nr: [UInt8],
-                   pfs: [UInt8]? = nil, initiator: Bool? = nil, binding: UInt32? = nil) -> IKEChildSA? {
+                   pfs: [UInt8]? = nil, initiator: Bool? = nil, binding: UInt32? = nil, policy: IKEPolicy? = nil) -> IKEChildSA? {
+        let policy = policy ?? s.policy
         guard let p = s.protection,
               let keys = IKEChildKeys(prf: p.prf, skD: p.keys.d, ni: ni, nr: nr, pfsSecret: pfs,
                                       encryptionLength: suite.encryptionKeyLength, integrityLength: suite.integrityKeyLength) else { return nil }
         let (outE, outI, inE, inI) = initiator ?? s.isInitiator
             ? (keys.encryptionIR, keys.integrityIR, keys.encryptionRI, keys.integrityRI)
             : (keys.encryptionRI, keys.integrityRI, keys.encryptionIR, keys.integrityIR)
-        let hard = s.policy.childLifetimeSeconds, hardBytes = s.policy.childLifetimeBytes
+        let hard = policy.childLifetimeSeconds, hardBytes = policy.childLifetimeBytes
         let percent = UInt64(85 + (random(1).first ?? 0) % 11)
         let id: UInt32
         if let binding {
@@ -596,11 +632,11 @@ public final class IKEEngine {
             id = nextChild
             nextChild &+= 1
         }
-        return IKEChildSA(child: id, mode: s.policy.mode, local: s.local.address, peer: s.remote.address,
+        return IKEChildSA(child: id, policy: policy.name, mode: policy.mode, local: s.local.address, peer: s.remote.address,
                           inboundSPI: inboundSPI, outboundSPI: outboundSPI, suite: suite,
                           inboundEncryptionKey: inE, inboundIntegrityKey: suite.integrity == nil ? nil : inI,
                           outboundEncryptionKey: outE, outboundIntegrityKey: suite.integrity == nil ? nil : outI,
-                          udpEncapsulation: s.isNATed || s.policy.forceNATT ? (4500, s.remote.port == 500 ? 4500 : s.remote.port) : nil,
+                          udpEncapsulation: s.isNATed || s.policy.forceNATT || policy.forceNATT ? (4500, s.remote.port == 500 ? 4500 : s.remote.port) : nil,
                           localSelectors: localTS, remoteSelectors: remoteTS,
                           hardSeconds: hard, softSeconds: max(1, hard * percent / 100), hardBytes: hardBytes, softBytes: max(1, hardBytes * percent / 100))
     }
@@ -820,6 +856,24 @@ public final class IKEEngine {
     }
 
     // MARK: helpers
+
+    /// Counts a dropped datagram by reason; logs the first of each reason and then one
+    /// in every 1,000 (a flood must not flood the log).
+    func drop(_ reason: String, from remote: IKEEndpoint) {
+        let n = (dropped[reason] ?? 0) &+ 1
+        dropped[reason] = n
+        if n == 1 || n % 1000 == 0 { log("\(remote): \(reason): dropped (\(n) so far)") }
+    }
+
+    /// An unprotected answer outside any IKE SA (INVALID_IKE_SPI, an unsupported
+    /// critical payload): at most 10 a second, so encd-iked cannot be made to reflect a
+    /// flood (§2.21.4 says such answers should be rate-limited).
+    func answerOutsideSA(_ d: IKEDatagram, _ m: IKEMessage, now: Double) -> [IKEDatagram] {
+        if now - unprotectedWindow.start >= 1 { unprotectedWindow = (now, 0) }
+        guard unprotectedWindow.count < 10 else { return [] }
+        unprotectedWindow.count += 1
+        return [IKEDatagram(local: d.local, remote: d.remote, bytes: (d.local.port == 4500 ? [0, 0, 0, 0] : []) + m.encode())]
+    }
 
     func freshSPI() -> UInt64 {
         while true {

@@ -56,11 +56,11 @@ extension IPAddress {
     }
 }
 
-public enum IKEChildMode: String, Sendable {
+public enum IKEChildMode: String, Sendable, Equatable {
     case tunnel, transport
 }
 
-public struct IKEPolicy: Sendable {
+public struct IKEPolicy: Sendable, Equatable {
     public var name: String
     /// Initiates (at start: the IKE SA; CHILD SAs on acquire or at once unless childless).
     public var active: Bool

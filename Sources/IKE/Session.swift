@@ -53,6 +53,7 @@ enum IKERequestKind {
 
 /// A CREATE_CHILD_SA offer as sent: what the answer must match.
 struct IKEChildOffer {
+    var policy: IKEPolicy
     var inboundSPI: UInt32
     var nonce: [UInt8]
     var keyPair: IKEKeyPair?
@@ -69,6 +70,19 @@ struct IKEPendingRequest {
     var nextAt: Double
     var retransmits: Int
     var kind: IKERequestKind
+}
+
+/// What a responder accepts of a CHILD SA request, and under which policy.
+struct IKEChildChoice {
+    var policy: IKEPolicy
+    var proposal: IKEProposal
+    var suite: IKEChildSuite
+    var localTS: [IKETrafficSelector]
+    var remoteTS: [IKETrafficSelector]
+}
+
+struct IKEChildRefusal: Error {
+    var notify: UInt16
 }
 
 /// A request waiting for the window (built, not yet numbered and sealed).

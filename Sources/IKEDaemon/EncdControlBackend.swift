@@ -93,6 +93,20 @@ public final class EncdControlBackend: EncdBackend {
         if !flows.isEmpty { _ = try call(Request(.add, owner: Self.owner, flows: flows)) }
     }
 
+    /// After a reload: the policies' unbound flows become `flows` without touching the
+    /// CHILD SAs: a selector that a flow already has (a CHILD SA's bound flow, or the
+    /// same unbound one) stays as it is, new ones are added, and unbound flows no
+    /// policy has any more are removed.
+    public func sync(flows: [FlowEntry]) throws(IKEBackendError) {
+        let shown = try call(Request(.show, what: "flow"))
+        let mine = (shown.flows ?? []).filter { $0.owner == Self.owner }.map(Self.entry)
+        let have = Set(mine.map(FlowKey.init)), want = Set(flows.map(FlowKey.init))
+        let add = flows.filter { !have.contains(FlowKey($0)) }
+        let drop = mine.filter { $0.child == nil && !want.contains(FlowKey($0)) }
+        if !add.isEmpty { _ = try call(Request(.add, owner: Self.owner, flows: add)) }
+        if !drop.isEmpty { _ = try call(Request(.remove, owner: Self.owner, flows: drop)) }
+    }
+
     // MARK: mapping
 
     static func hex(_ k: SecretKey?) -> String? {

@@ -61,7 +61,9 @@ public final class IKEDaemon {
         engine = IKEEngine(policies: configuration.policies, backend: backend, random: { KeyFingerprint.randomBytes($0) ?? [] },
                            log: { if verbose || !$0.contains("retransmit") { say($0) } })
         sockets = try UDPSockets()
-        backend.policyFlows = { [unowned self] c in self.baseFlows().filter { $0.peer == c.peer.description } }
+        backend.policyFlows = { [unowned self] c in
+            self.configuration.policies.first { $0.name == c.policy }.map(self.baseFlows(of:)) ?? []
+        }
     }
 
     static func log(_ s: String) {
@@ -72,21 +74,18 @@ public final class IKEDaemon {
 
     /// The unbound require flows of every policy with a peer, and a bypass for IKE
     /// between the endpoints when the policy's selectors cover them (host-to-host).
-    func baseFlows() -> [FlowEntry] {
-        var out: [FlowEntry] = []
-        for p in configuration.policies {
-            guard let peer = p.peer else { continue }
-            let local = p.local ?? sourceAddress(to: peer)
-            guard let local else { continue }
-            out += EncdControlBackend.flows(local: local, peer: peer, localSelectors: p.localSelectors,
-                                            remoteSelectors: p.remoteSelectors, type: "require", child: nil)
-            let coversHosts = p.localSelectors.contains { $0.contains(IKETrafficSelector(prefix: IPPrefix(host: local))) }
-                && p.remoteSelectors.contains { $0.contains(IKETrafficSelector(prefix: IPPrefix(host: peer))) }
-            if coversHosts {
-                for (dir, src, dst) in [("out", local, peer), ("in", peer, local)] {
-                    out.append(FlowEntry(direction: dir, upperProtocol: 17, source: src.description, sourcePort: 500,
-                                         destination: dst.description, destinationPort: 500, type: "bypass"))
-                }
+    func baseFlows() -> [FlowEntry] { configuration.policies.flatMap(baseFlows(of:)) }
+
+    func baseFlows(of p: IKEPolicy) -> [FlowEntry] {
+        guard let peer = p.peer, let local = p.local ?? sourceAddress(to: peer) else { return [] }
+        var out = EncdControlBackend.flows(local: local, peer: peer, localSelectors: p.localSelectors,
+                                           remoteSelectors: p.remoteSelectors, type: "require", child: nil)
+        let coversHosts = p.localSelectors.contains { $0.contains(IKETrafficSelector(prefix: IPPrefix(host: local))) }
+            && p.remoteSelectors.contains { $0.contains(IKETrafficSelector(prefix: IPPrefix(host: peer))) }
+        if coversHosts {
+            for (dir, src, dst) in [("out", local, peer), ("in", peer, local)] {
+                out.append(FlowEntry(direction: dir, upperProtocol: 17, source: src.description, sourcePort: 500,
+                                     destination: dst.description, destinationPort: 500, type: "bypass"))
             }
         }
         return out
@@ -170,11 +169,27 @@ public final class IKEDaemon {
         for d in out where !sockets.send(d) { Self.log("cannot send to \(d.remote): \(String(cString: strerror(errno)))") }
     }
 
-    /// Active policies without an IKE SA (re)initiate, at most every 10 s.
+    /// Active policies without a CHILD SA (re)initiate, at most every 10 s: a CHILD SA
+    /// over an IKE SA with the same peer when there is one, else their own IKE SA.
     func initiateActive(force: Bool) {
         for p in configuration.policies where p.active {
-            if engine.sessions.values.contains(where: { $0.policy.name == p.name }) { continue }
             if !force, let last = lastRetry[p.name], now - last < 10 { continue }
+            start(p, packet: nil, onlyIfIdle: true)
+        }
+    }
+
+    /// Gets `p` a CHILD SA: in an established IKE SA that may carry it, else in a new
+    /// IKE SA of its own (unless one is being set up). `onlyIfIdle`: nothing when an
+    /// IKE SA of `p` exists at all (the active policies' loop; an acquire asks anyway).
+    func start(_ p: IKEPolicy, packet: (IPAddress, IPAddress)?, onlyIfIdle: Bool) {
+        let live = engine.sessions.values.filter { $0.replacedBy == nil && $0.state != .closed && $0.state != .deleting }
+        if live.contains(where: { $0.children.contains { $0.policy == p.name } }) { return }
+        if let s = live.first(where: { $0.state == .established && engine.childPolicies($0).contains { $0.name == p.name } }) {
+            if onlyIfIdle && s.policy.name == p.name { return }
+            lastRetry[p.name] = now
+            send(engine.newChild(s.localSPI, policy: p.name, packet: packet.map { (source: $0.0, destination: $0.1) }, now: now))
+        } else if !live.contains(where: { $0.policy.name == p.name }) {
+            if let packet { Self.log("\(p.name): acquire for \(packet.0) -> \(packet.1)") }
             initiate(p)
         }
     }
@@ -255,14 +270,7 @@ public final class IKEDaemon {
             guard let p = configuration.policies.first(where: { p in
                 p.peer != nil && p.localSelectors.contains { $0.contains(s) } && p.remoteSelectors.contains { $0.contains(d) }
             }) else { return }
-            let sessions = engine.sessions.values.filter { $0.policy.name == p.name && $0.replacedBy == nil }
-            if sessions.isEmpty {
-                Self.log("\(p.name): acquire for \(packet.source) -> \(packet.destination)")
-                initiate(p)
-            } else if let s = sessions.first(where: { $0.state == .established }), s.children.isEmpty {
-                Self.log("\(p.name): acquire for \(packet.source) -> \(packet.destination): a new CHILD SA")
-                send(engine.newChild(s.localSPI, packet: (src, dst), now: now))
-            }
+            start(p, packet: (src, dst), onlyIfIdle: false)
         case "sa-soft-expired":
             guard let sa = e.sa, sa.owner == EncdControlBackend.owner else { return }
             send(engine.rekeyChild(spi: sa.spi, now: now))
@@ -287,23 +295,17 @@ public final class IKEDaemon {
             return
         }
         // IKE SAs of policies that are gone or changed go (DELETE); the rest stay.
-        let keep = Set(fresh.policies.filter { p in configuration.policies.contains { Self.same($0, p) } }.map(\.name))
+        let keep = Set(fresh.policies.filter { p in configuration.policies.contains { $0 == p } }.map(\.name))
         for s in Array(engine.sessions.values) where !keep.contains(s.policy.name) { send(engine.delete(s.localSPI, now: now)) }
         let survivors = engine.sessions.values.filter { keep.contains($0.policy.name) }
         configuration = fresh
         engine.replacePolicies(fresh.policies)
         do {
-            try backend.start(flows: baseFlows())
+            try backend.sync(flows: baseFlows())
         } catch {
             Self.log("reload: encd refused the new flows: \(error)")
         }
         Self.log("reloaded \(options.configPath): \(fresh.policies.count) policies, \(survivors.count) IKE SAs kept")
-    }
-
-    static func same(_ a: IKEPolicy, _ b: IKEPolicy) -> Bool {
-        a.name == b.name && a.peer == b.peer && a.local == b.local && a.psk == b.psk && a.ikeProposals == b.ikeProposals
-            && a.childProposals == b.childProposals && a.localSelectors == b.localSelectors && a.remoteSelectors == b.remoteSelectors
-            && a.localID == b.localID && a.peerID == b.peerID && a.mode == b.mode && a.forceNATT == b.forceNATT
     }
 
     func shutdown() {
@@ -344,6 +346,7 @@ public final class IKEDaemon {
         switch request.command {
         case "show":
             response.sas = engine.sessions.values.sorted { $0.createdAt < $1.createdAt }.map { IkectlSA($0, now: now) }
+            response.dropped = engine.dropped
         case "reload":
             pendingSignal = SIGHUP
         default:

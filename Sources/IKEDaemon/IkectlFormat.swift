@@ -17,9 +17,8 @@ public enum IkectlClient {
 }
 
 public enum IkectlFormat {
-    public static func show(_ sas: [IkectlSA]) -> String {
-        guard !sas.isEmpty else { return "no IKE SAs\n" }
-        var out = ""
+    public static func show(_ sas: [IkectlSA], dropped: [String: UInt64] = [:]) -> String {
+        var out = sas.isEmpty ? "no IKE SAs\n" : ""
         for s in sas {
             out += "iked_sas: \(s.initiatorSPI):\(s.responderSPI) policy \(s.policy) \(s.role) \(s.state)\n"
             out += "  local \(s.local) remote \(s.remote)"
@@ -34,6 +33,8 @@ public enum IkectlFormat {
                 out += "\n    from \(c.local.joined(separator: ",")) to \(c.remote.joined(separator: ","))\n"
             }
         }
+        // What reached no IKE SA (floods, strays, forgeries), by reason.
+        for (reason, n) in dropped.sorted(by: { $0.key < $1.key }) { out += "dropped: \(n) \(reason)\n" }
         return out
     }
 }

@@ -77,6 +77,8 @@ public struct IkectlResponse: Codable, Sendable {
     public var ok: Bool
     public var error: String?
     public var sas: [IkectlSA]?
+    /// Datagrams dropped before any IKE SA took them, by reason.
+    public var dropped: [String: UInt64]?
     public init(ok: Bool, error: String? = nil) {
         self.ok = ok
         self.error = error

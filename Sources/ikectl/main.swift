@@ -30,7 +30,7 @@ do {
         fputs("ikectl: \(response.error ?? "refused")\n", stderr)
         exit(1)
     }
-    if command == "show" { print(IkectlFormat.show(response.sas ?? []), terminator: "") }
+    if command == "show" { print(IkectlFormat.show(response.sas ?? [], dropped: response.dropped ?? [:]), terminator: "") }
 } catch {
     fputs("ikectl: \(error)\n", stderr)
     exit(1)

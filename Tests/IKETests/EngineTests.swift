@@ -30,6 +30,12 @@ final class IKEWire {
         gw2 = IKEEngine(policies: [p2], backend: be2, settings: settings2, random: random)
     }
 
+    init(policies1: [IKEPolicy], policies2: [IKEPolicy]) {
+        let random: (Int) -> [UInt8] = { KeyFingerprint.randomBytes($0)! }
+        gw1 = IKEEngine(policies: policies1, backend: be1, random: random)
+        gw2 = IKEEngine(policies: policies2, backend: be2, random: random)
+    }
+
     var local1: IKEEndpoint { IKEEndpoint(Self.a1, 500) }
 
     /// Delivers datagrams until none are left.
@@ -461,5 +467,93 @@ final class IKEWire {
         #expect(w.be2.installed[0].outboundSPI == new1.inboundSPI && w.be2.installed[0].inboundSPI == new1.outboundSPI)
         #expect(w.be1.calls.last == "install 0x\(String(new1.inboundSPI, radix: 16)) in,out,flows")
         #expect(w.gw1.sessions.values.first?.children.count == 1)
+    }
+}
+
+/// One IKE SA, several CHILD SAs: one per subnet pair, each under its own policy (as
+/// vendor gateways negotiate them), both as initiator and as responder.
+@Suite struct SharedIKESATests {
+    typealias E = EngineTests
+
+    static func policies(_ gw: Int, psk3: SecretKey = E.psk) -> [IKEPolicy] {
+        let me = gw == 1 ? "198.18.1.0/24" : "198.18.2.0/24"
+        let peerSites = gw == 1 ? ["198.18.2.0/24", "198.18.3.0/24"] : ["198.18.1.0/24", "198.18.4.0/24"]
+        return peerSites.enumerated().map { i, site in
+            var p = IKEPolicy(name: "gw\(gw)-\(i)", active: gw == 1, local: gw == 1 ? IKEWire.a1 : IKEWire.a2,
+                              peer: gw == 1 ? IKEWire.a2 : IKEWire.a1, ikeProposals: [E.ike()], childProposals: [E.esp()],
+                              localSelectors: [E.ts(me)], remoteSelectors: [E.ts(site)], psk: i == 1 ? psk3 : E.psk)
+            p.localID = IKEIdentity("gw\(gw).example.org")
+            p.peerID = IKEIdentity("gw\(3 - gw).example.org")
+            return p
+        }
+    }
+
+    @Test func aSecondSubnetPairGetsACHILDSAInTheSameIKESA() throws {
+        // gw1: 198.18.1/24 to 198.18.2/24 and to 198.18.3/24; gw2 the mirror of both.
+        var p2 = Self.policies(2)
+        p2[1].localSelectors = [E.ts("198.18.3.0/24")]
+        p2[1].remoteSelectors = [E.ts("198.18.1.0/24")]
+        let w = IKEWire(policies1: Self.policies(1), policies2: p2)
+        w.run(w.gw1.initiate("gw1-0", from: w.local1, now: 0))
+        let s1 = try #require(w.gw1.sessions.values.first)
+        w.run(w.gw1.newChild(s1.localSPI, policy: "gw1-1", now: 1))
+        #expect(w.gw1.sessions.count == 1 && w.gw2.sessions.count == 1)
+        CreateChildTests.expectPairs(w, 2)
+        #expect(Set(w.be1.installed.map(\.policy)) == ["gw1-0", "gw1-1"] && Set(w.be2.installed.map(\.policy)) == ["gw2-0", "gw2-1"])
+        let b = try #require(w.be1.installed.first { $0.policy == "gw1-1" })
+        #expect(b.localSelectors == [E.ts("198.18.1.0/24")] && b.remoteSelectors == [E.ts("198.18.3.0/24")])
+        // Rekeying the second CHILD SA keeps it under its policy.
+        w.run(w.gw1.rekeyChild(spi: b.inboundSPI, now: 2))
+        CreateChildTests.expectPairs(w, 2)
+        #expect(Set(w.be2.installed.map(\.policy)) == ["gw2-0", "gw2-1"])
+    }
+
+    @Test func aPolicyWithAnotherKeyCannotShare() throws {
+        let w = IKEWire(policies1: Self.policies(1, psk3: SecretKey(Array("other".utf8))), policies2: Self.policies(2))
+        w.run(w.gw1.initiate("gw1-0", from: w.local1, now: 0))
+        let s1 = try #require(w.gw1.sessions.values.first)
+        #expect(w.gw1.childPolicies(s1).map(\.name) == ["gw1-0"])
+        #expect(w.gw1.newChild(s1.localSPI, policy: "gw1-1", now: 1).isEmpty)
+    }
+
+    @Test func theResponderRefusesTrafficNoPolicyAllows() throws {
+        let w = IKEWire(policies1: Self.policies(1), policies2: Self.policies(2))
+        w.run(w.gw1.initiate("gw1-0", from: w.local1, now: 0))
+        let s1 = try #require(w.gw1.sessions.values.first)
+        // gw1's second pair (to 198.18.3/24) is no policy's at gw2: TS_UNACCEPTABLE, the IKE SA stays.
+        w.run(w.gw1.newChild(s1.localSPI, policy: "gw1-1", now: 1))
+        CreateChildTests.expectPairs(w, 1)
+        #expect(w.gw1.sessions.count == 1 && w.gw1.sessions.values.first?.state == .established)
+    }
+}
+
+@Suite struct OutsideAnSATests {
+    typealias E = EngineTests
+
+    @Test func unsupportedCriticalPayloadInIKESAInit() throws {
+        let w = E.pair()
+        let h = IKEHeader(initiatorSPI: 0x1122, responderSPI: 0, exchange: IKEExchangeType.ikeSAInit, flags: IKEHeader.initiatorFlag, messageID: 0)
+        let m = IKEMessage(header: h, payloads: [IKEPayload(type: 200, critical: true, body: .raw([1, 2, 3]))])
+        let out = w.gw2.receive(IKEDatagram(local: IKEEndpoint(IKEWire.a2, 500), remote: w.local1, bytes: m.encode()), now: 0)
+        let answer = try IKEMessage.decode(try #require(out.first).bytes).get()
+        #expect(answer.header.isResponse && answer.header.initiatorSPI == 0x1122 && answer.header.responderSPI == 0)
+        guard case .notify(_, IKENotify.unsupportedCriticalPayload, _, let data) = answer.payloads.first?.body else {
+            Issue.record("not UNSUPPORTED_CRITICAL_PAYLOAD"); return
+        }
+        #expect(data == [200] && w.gw2.sessions.isEmpty)
+    }
+
+    @Test func answersOutsideAnSAAreRateLimitedAndDropsCounted() {
+        let w = E.pair()
+        var answers = 0
+        for i in 0..<25 {
+            let h = IKEHeader(initiatorSPI: UInt64(i + 1), responderSPI: 9, exchange: IKEExchangeType.informational, flags: IKEHeader.initiatorFlag, messageID: 1)
+            answers += w.gw2.receive(IKEDatagram(local: IKEEndpoint(IKEWire.a2, 500), remote: w.local1,
+                                                 bytes: IKEMessage(header: h, payloads: []).encode()), now: 5.5).count
+        }
+        #expect(answers == 10)
+        #expect(w.gw2.dropped["request for an unknown IKE SA"] == 25)
+        for _ in 0..<3 { _ = w.gw2.receive(IKEDatagram(local: IKEEndpoint(IKEWire.a2, 500), remote: w.local1, bytes: [1, 2, 3]), now: 6) }
+        #expect(w.gw2.dropped["undecodable message"] == 3 && w.gw2.dropped.count == 2)
     }
 }

@@ -10,6 +10,8 @@
 #   - SIGTERM of gw1's encd-iked deletes the IKE SA: both sides' SAs leave encd, the
 #     flows stay and drop (no cleartext); an active encd-iked started again
 #     re-establishes by itself
+#   - ikectl reload of a broken file changes nothing; SIGHUP with a changed policy
+#     replaces its IKE SA
 #   - encd restarted under encd-iked: require flows again, the old CHILD SA deleted at
 #     the peer, a new one negotiated (fresh keys: the old ones could repeat nonces)
 #   - no PSK and no key in any log
@@ -127,8 +129,33 @@ on h1 ping -c 3 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "ping after the activ
 ikectl gw1 show sa | grep -q "initiator ESTABLISHED" || fail "ikectl: $(ikectl gw1 show sa)"
 ok "an active encd-iked initiates at start and the tunnel passes traffic again"
 
-# --- encd restarts under encd-iked: the SAs lived in its memory; new ones are negotiated
+# --- reload: a broken file changes nothing; a changed policy's IKE SA is replaced
 spis() { ikectl gw1 show sa | sed -nE 's/.*childsa spi in (0x[0-9a-f]+) out (0x[0-9a-f]+).*/\1 \2/p'; }
+kept=$(spis)
+cp "$IT_TMP/gw1-iked.conf" "$IT_TMP/gw1-iked.good"
+echo 'ikev2 "broken" from 198.18.1.0/24 to 198.18.9.0/24 peer 192.0.2.9 ikesa enc 3des prf hmac-sha2-256 group curve25519 psk "x"' >>"$IT_TMP/gw1-iked.conf"
+ikectl gw1 reload
+for _ in $(seq 50); do grep -q "reload of .* failed, the running policies stay" "$IT_TMP/gw1-iked.log" && break; sleep 0.1; done
+grep -q "reload of .* failed, the running policies stay" "$IT_TMP/gw1-iked.log" || fail "a broken iked.conf was not refused on reload"
+grep -A1 "reload of .* failed" "$IT_TMP/gw1-iked.log" | grep -q "3des: refused" || fail "the reload error does not name the line"
+[[ $(spis) == "$kept" ]] || fail "a refused reload changed the CHILD SA"
+cp "$IT_TMP/gw1-iked.good" "$IT_TMP/gw1-iked.conf"
+ikectl gw1 reload
+for _ in $(seq 50); do grep -q "reloaded .*: 1 policies, 1 IKE SAs kept" "$IT_TMP/gw1-iked.log" && break; sleep 0.1; done
+grep -q "reloaded .*: 1 policies, 1 IKE SAs kept" "$IT_TMP/gw1-iked.log" || fail "an unchanged reload did not keep the IKE SA"
+[[ $(spis) == "$kept" ]] || fail "an unchanged reload changed the CHILD SA"
+[[ $(ctl gw1 '{"command":"show","what":"sa"}' "len(r.get('sas') or [])") == 2 ]] || fail "an unchanged reload removed SAs from encd"
+on h1 ping -c 2 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "ping after an unchanged reload"
+sed 's/lifetime 1h/lifetime 2h/' "$IT_TMP/gw1-iked.good" >"$IT_TMP/gw1-iked.conf"
+kill -HUP "$IKED_PID_gw1"
+for _ in $(seq 50); do grep -q "reloaded .*: 1 policies, 0 IKE SAs kept" "$IT_TMP/gw1-iked.log" && break; sleep 0.1; done
+grep -q "reloaded .*: 1 policies, 0 IKE SAs kept" "$IT_TMP/gw1-iked.log" || fail "SIGHUP with a changed policy: $(tail -3 "$IT_TMP/gw1-iked.log")"
+for _ in $(seq 100); do now=$(spis); [[ -n $now && $now != "$kept" ]] && break; sleep 0.1; done
+[[ -n $now && $now != "$kept" ]] || fail "the changed policy's CHILD SA was not renegotiated"
+on h1 ping -c 2 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "ping after the reload"
+ok "reload: a broken file is refused with its error, an unchanged one keeps the IKE and CHILD SAs in place, a changed policy's IKE SA is replaced ($now)"
+
+# --- encd restarts under encd-iked: the SAs lived in its memory; new ones are negotiated
 before=$(spis)
 stop_encd gw1
 start_encd gw1 "$IT_TMP/gw1.conf"
