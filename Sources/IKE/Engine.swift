@@ -28,6 +28,7 @@ public enum IKENotify {
     public static let tsUnacceptable: UInt16 = 38, temporaryFailure: UInt16 = 43, childSANotFound: UInt16 = 44
     public static let initialContact: UInt16 = 16384, natDetectionSource: UInt16 = 16388, natDetectionDestination: UInt16 = 16389
     public static let cookie: UInt16 = 16390, useTransportMode: UInt16 = 16391, noAdditionalSAs: UInt16 = 35, rekeySA: UInt16 = 16393
+    public static let fragmentationSupported: UInt16 = 16430
 }
 
 public struct IKEEngineSettings: Sendable {
@@ -40,6 +41,11 @@ public struct IKEEngineSettings: Sendable {
     public var halfOpenTimeout = 60.0
     /// Seconds between NAT keepalives when a NAT is in front of us (RFC 3948 §4: 20).
     public var natKeepalive = 20.0
+    /// RFC 7383: announce fragmentation, and fragment protected messages larger than
+    /// `fragmentSize` bytes (the UDP payload) when the peer announced it too. Received
+    /// fragments are reassembled whatever this says.
+    public var fragmentation = true
+    public var fragmentSize = 1280
     public init() {}
 }
 
@@ -108,6 +114,7 @@ public final class IKEEngine {
         payloads.append(IKEPayload(type: IKEPayloadType.ke, body: .keyExchange(group: s.keyPair!.group.rawValue, data: s.keyPair!.publicValue)))
         payloads.append(IKEPayload(type: IKEPayloadType.nonce, body: .nonce(s.nonceI)))
         payloads += natDetection(s)
+        if settings.fragmentation { payloads.append(notify(IKENotify.fragmentationSupported)) }
         let bytes = IKEMessage(header: s.header(exchange: IKEExchangeType.ikeSAInit, response: false, messageID: 0), payloads: payloads).encode()
         s.initRequest = bytes
         s.nextRequestID = 1
@@ -116,10 +123,27 @@ public final class IKEEngine {
 
     /// Records `bytes` as the pending request and returns its datagram.
     func request(_ s: IKESession, messageID: UInt32, bytes: [UInt8], kind: IKERequestKind, now: Double) -> IKEDatagram {
-        let d = datagram(s, bytes)
-        s.pending = IKEPendingRequest(messageID: messageID, datagram: d, sentAt: now, nextAt: now + settings.retransmitTimeout,
+        request(s, messageID: messageID, messages: [bytes], kind: kind, now: now)[0]
+    }
+
+    /// The same for a request sent as several messages (RFC 7383 fragments).
+    func request(_ s: IKESession, messageID: UInt32, messages: [[UInt8]], kind: IKERequestKind, now: Double) -> [IKEDatagram] {
+        let d = messages.map { datagram(s, $0) }
+        s.pending = IKEPendingRequest(messageID: messageID, datagrams: d, sentAt: now, nextAt: now + settings.retransmitTimeout,
                                       retransmits: 0, kind: kind)
         return d
+    }
+
+    /// A protected message as it goes out: whole, or in RFC 7383 fragments when both
+    /// sides announced fragmentation and it is larger than `fragmentSize`.
+    func seal(_ s: IKESession, _ header: IKEHeader, _ payloads: [IKEPayload]) -> [[UInt8]]? {
+        guard let protection = s.protection else { return nil }
+        if settings.fragmentation && s.peerFragmentation,
+           let fragments = protection.sealFragments(header, payloads, size: settings.fragmentSize - (s.local.port == 4500 ? 4 : 0),
+                                                    iv: { self.random(protection.ivLength) }) {
+            return fragments
+        }
+        return protection.seal(header, payloads, iv: random(protection.ivLength)).map { [$0] }
     }
 
     func datagram(_ s: IKESession, _ bytes: [UInt8]) -> IKEDatagram {
@@ -169,21 +193,56 @@ public final class IKEEngine {
         }
         if h.isResponse {
             guard let pending = s.pending, pending.messageID == h.messageID else { return [] }
-            return receiveResponse(s, message, bytes, d, now: now)
+            guard let opened = reassemble(s, message, bytes, d) else { return [] }
+            return receiveResponse(s, message, bytes, opened, d, now: now)
         }
         if h.messageID &+ 1 == s.expectedRequestID, let last = s.lastResponse, last.messageID == h.messageID {
-            return [last.datagram]  // the peer did not get our answer
+            // The peer did not get our answer. A fragmented request is retransmitted
+            // whole: answer its first fragment only (RFC 7383 §2.6.1).
+            if case .encryptedFragment(_, let number, _, _) = message.payloads.first?.body, number != 1 { return [] }
+            return last.datagrams
         }
         guard h.messageID == s.expectedRequestID else { return [] }
-        return receiveRequest(s, message, bytes, d, now: now)
+        guard let opened = reassemble(s, message, bytes, d) else { return [] }
+        return receiveRequest(s, message, opened, d, now: now)
     }
 
-    func receiveResponse(_ s: IKESession, _ m: IKEMessage, _ bytes: [UInt8], _ d: IKEDatagram, now: Double) -> [IKEDatagram] {
+    /// The payloads inside a protected message: its SK payload opened, or, for an SKF
+    /// fragment, nil until every fragment of its message has arrived and verified
+    /// (RFC 7383 §2.6), then all of them joined. IKE_SA_INIT has no SK: nothing to open.
+    func reassemble(_ s: IKESession, _ m: IKEMessage, _ bytes: [UInt8], _ d: IKEDatagram) -> Result<[IKEPayload], IKEDecodeError>? {
+        if m.header.exchange == IKEExchangeType.ikeSAInit { return .success(m.payloads) }
+        guard let protection = s.protection else { return nil }
+        guard case .encryptedFragment = m.payloads.first?.body else { return protection.open(bytes, m) }
+        guard let f = protection.openFragment(bytes, m) else {
+            drop("fragment that does not verify", from: d.remote)
+            return nil
+        }
+        let key = IKEFragmentKey(messageID: m.header.messageID, response: m.header.isResponse)
+        var r = s.reassembly[key] ?? IKEReassembly(total: f.total)
+        guard r.total == f.total else {
+            drop("fragment whose total differs from its message's", from: d.remote)
+            return nil
+        }
+        if f.number == 1 { r.first = f.first }
+        r.parts[f.number] = f.plain
+        // Only the message in flight each way is kept (a newer one replaces it).
+        s.reassembly = s.reassembly.filter { $0.key.response != key.response }
+        guard r.parts.count == Int(r.total), let first = r.first else {
+            s.reassembly[key] = r
+            return nil
+        }
+        let inner = (1...r.total).flatMap { r.parts[$0] ?? [] }
+        return IKEPayloads.decode(inner, first: first)
+    }
+
+    func receiveResponse(_ s: IKESession, _ m: IKEMessage, _ bytes: [UInt8], _ opened: Result<[IKEPayload], IKEDecodeError>,
+                         _ d: IKEDatagram, now: Double) -> [IKEDatagram] {
         guard let pending = s.pending else { return [] }
         if case .ikeSAInit = pending.kind {
             return m.header.exchange == IKEExchangeType.ikeSAInit ? receiveInitResponse(s, m, bytes, d, now: now) : []
         }
-        guard let protection = s.protection, case .success(let payloads) = protection.open(bytes, m) else {
+        guard case .success(let payloads) = opened else {
             drop("response that does not verify", from: d.remote)
             return []
         }
@@ -208,10 +267,10 @@ public final class IKEEngine {
         return out + sendQueued(s, now: now)
     }
 
-    func receiveRequest(_ s: IKESession, _ m: IKEMessage, _ bytes: [UInt8], _ d: IKEDatagram, now: Double) -> [IKEDatagram] {
-        guard let protection = s.protection else { return [] }
+    func receiveRequest(_ s: IKESession, _ m: IKEMessage, _ opened: Result<[IKEPayload], IKEDecodeError>, _ d: IKEDatagram, now: Double) -> [IKEDatagram] {
+        guard s.protection != nil else { return [] }
         let payloads: [IKEPayload]
-        switch protection.open(bytes, m) {
+        switch opened {
         case .success(let p): payloads = p
         case .failure(.unsupportedCriticalPayload(let type)):
             s.expectedRequestID &+= 1
@@ -246,12 +305,10 @@ public final class IKEEngine {
 
     /// Sends a protected response to the request with `header`, and caches it.
     func respond(_ s: IKESession, _ header: IKEHeader, _ payloads: [IKEPayload]) -> [IKEDatagram] {
-        guard let protection = s.protection,
-              let bytes = protection.seal(s.header(exchange: header.exchange, response: true, messageID: header.messageID),
-                                          payloads, iv: random(protection.ivLength)) else { return [] }
-        let d = datagram(s, bytes)
+        guard let messages = seal(s, s.header(exchange: header.exchange, response: true, messageID: header.messageID), payloads) else { return [] }
+        let d = messages.map { datagram(s, $0) }
         s.lastResponse = (header.messageID, d)
-        return [d]
+        return d
     }
 
     /// Sends a protected request of `exchange`, or queues it behind the one in flight
@@ -261,12 +318,10 @@ public final class IKEEngine {
             s.queued.append(IKEQueuedRequest(exchange: exchange, payloads: payloads, kind: kind))
             return []
         }
-        guard let protection = s.protection,
-              let bytes = protection.seal(s.header(exchange: exchange, response: false, messageID: s.nextRequestID),
-                                          payloads, iv: random(protection.ivLength)) else { return [] }
+        guard let messages = seal(s, s.header(exchange: exchange, response: false, messageID: s.nextRequestID), payloads) else { return [] }
         let id = s.nextRequestID
         s.nextRequestID &+= 1
-        return [request(s, messageID: id, bytes: bytes, kind: kind, now: now)]
+        return request(s, messageID: id, messages: messages, kind: kind, now: now)
     }
 
     /// The next queued request, now that the window is free.
@@ -340,6 +395,9 @@ public final class IKEEngine {
                         IKEPayload(type: IKEPayloadType.ke, body: .keyExchange(group: suite.group.rawValue, data: publicValue)),
                         IKEPayload(type: IKEPayloadType.nonce, body: .nonce(s.nonceR))]
         payloads += natDetection(s)
+        // RFC 7383 §2.3: announced only in answer to an initiator that announced it.
+        s.peerFragmentation = settings.fragmentation && m.payloads.contains { isNotify($0, IKENotify.fragmentationSupported) }
+        if s.peerFragmentation { payloads.append(notify(IKENotify.fragmentationSupported)) }
         s.initResponse = IKEMessage(header: s.header(exchange: IKEExchangeType.ikeSAInit, response: true, messageID: 0), payloads: payloads).encode()
         s.expectedRequestID = 1
         sessions[s.localSPI] = s
@@ -391,6 +449,7 @@ public final class IKEEngine {
             return []
         }
         checkNAT(s, m.payloads)
+        s.peerFragmentation = settings.fragmentation && m.payloads.contains { isNotify($0, IKENotify.fragmentationSupported) }
         if s.isNATed || s.policy.forceNATT {
             // §2.23: a NAT is in the way: IKE_AUTH and ESP go over 4500.
             s.local.port = 4500
@@ -774,7 +833,7 @@ public final class IKEEngine {
             p.retransmits += 1
             p.nextAt = now + settings.retransmitTimeout * Double(1 << p.retransmits)
             s.pending = p
-            out.append(p.datagram)
+            out += p.datagrams
         }
         return out
     }

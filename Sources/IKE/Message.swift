@@ -131,6 +131,10 @@ public enum IKEPayloadBody: Equatable, Sendable {
     /// SK (§3.14): the IV, the encrypted payloads, padding and ICV as received;
     /// `firstInner` is the type of the first payload inside.
     case encrypted(firstInner: UInt8, data: [UInt8])
+    /// An SKF payload (RFC 7383 §2.5): one fragment of an SK payload, its number and
+    /// the total (1-based), and its IV, ciphertext and ICV; `firstInner` is the first
+    /// inner payload's type in fragment 1 and 0 in the others.
+    case encryptedFragment(firstInner: UInt8, number: UInt16, total: UInt16, data: [UInt8])
     /// A payload this codec does not parse (CP, EAP, SKF, or unknown and not critical).
     case raw([UInt8])
 }
@@ -217,6 +221,14 @@ public enum IKEPayloads {
                 payloads.append(IKEPayload(type: type, critical: critical, body: .encrypted(firstInner: next, data: body)))
                 return at + length == r.end ? .success(payloads) : .failure(.malformed("bytes after the SK payload"))
             }
+            if type == IKEPayloadType.skf {
+                // So is an SKF payload (RFC 7383 §2.5), after its fragment number and total.
+                guard body.count >= 4 else { return .failure(.truncated(offset: at + 4)) }
+                let number = UInt16(body[0]) << 8 | UInt16(body[1]), total = UInt16(body[2]) << 8 | UInt16(body[3])
+                payloads.append(IKEPayload(type: type, critical: critical,
+                                           body: .encryptedFragment(firstInner: next, number: number, total: total, data: Array(body[4...]))))
+                return at + length == r.end ? .success(payloads) : .failure(.malformed("bytes after the SKF payload"))
+            }
             switch parseBody(type, body) {
             case .success(let b): payloads.append(IKEPayload(type: type, critical: critical, body: b))
             case .failure(let e): return .failure(e)
@@ -231,7 +243,7 @@ public enum IKEPayloads {
     }
 
     /// Types kept as raw bytes though known (parsed by later stages if ever).
-    static let knownRaw: Set<UInt8> = [IKEPayloadType.cp, IKEPayloadType.eap, IKEPayloadType.skf]
+    static let knownRaw: Set<UInt8> = [IKEPayloadType.cp, IKEPayloadType.eap]
 
     static func parseBody(_ type: UInt8, _ b: [UInt8]) -> Result<IKEPayloadBody, IKEDecodeError> {
         var r = IKEReader(b)
@@ -341,6 +353,7 @@ public enum IKEPayloads {
             let start = w.bytes.count
             var next = i + 1 < payloads.count ? payloads[i + 1].type : IKEPayloadType.none
             if case .encrypted(let firstInner, _) = p.body { next = firstInner }
+            if case .encryptedFragment(let firstInner, _, _, _) = p.body { next = firstInner }
             w.u8(next); w.u8(p.critical ? 0x80 : 0); w.u16(0)
             encodeBody(p.body, into: &w)
             w.set16(start + 2, UInt16(truncatingIfNeeded: w.bytes.count - start))
@@ -380,6 +393,8 @@ public enum IKEPayloads {
             w.u8(method); w.u8(0); w.u16(0); w.bytes += data
         case .nonce(let data), .vendorID(let data), .raw(let data), .encrypted(_, let data):
             w.bytes += data
+        case .encryptedFragment(_, let number, let total, let data):
+            w.u16(number); w.u16(total); w.bytes += data
         case .notify(let protocolID, let type, let spi, let data):
             w.u8(protocolID); w.u8(UInt8(truncatingIfNeeded: spi.count)); w.u16(type); w.bytes += spi; w.bytes += data
         case .delete(let protocolID, let spiSize, let spis):

@@ -20,18 +20,66 @@ struct IKEProtection {
     }
 
     /// The same with the inner payload chain as bytes (`first`: its first payload's type).
-    func seal(_ header: IKEHeader, first: UInt8, inner: [UInt8], iv: [UInt8]) -> [UInt8]? {
+    func seal(_ header: IKEHeader, first: UInt8, inner: [UInt8], iv: [UInt8], fragment: (number: UInt16, total: UInt16)? = nil) -> [UInt8]? {
         let headerBytes = IKEMessage(header: header, payloads: []).encode()
         let byInitiator = header.isInitiator
         switch encryption {
         case .aead(let cipher, _):
             return try? IKEAEAD.seal(header: headerBytes, firstInner: first, inner: inner, iv: Array(iv.prefix(IKEAEAD.ivLength)),
-                                     key: byInitiator ? keys.ei : keys.er, cipher: cipher).get()
+                                     key: byInitiator ? keys.ei : keys.er, cipher: cipher, fragment: fragment).get()
         case .cbc(_, let integrity):
             return try? IKECBC.seal(header: headerBytes, firstInner: first, inner: inner, iv: Array(iv.prefix(IKECBC.ivLength)),
                                     encryptionKey: byInitiator ? keys.ei : keys.er,
-                                    integrityKey: byInitiator ? keys.ai : keys.ar, integrity: integrity).get()
+                                    integrityKey: byInitiator ? keys.ai : keys.ar, integrity: integrity, fragment: fragment).get()
         }
+    }
+
+    /// The message as RFC 7383 fragments of at most `size` bytes each (SKF payloads,
+    /// fragment 1 naming the first inner payload), or nil when it fits whole.
+    func sealFragments(_ header: IKEHeader, _ payloads: [IKEPayload], size: Int, iv: () -> [UInt8]) -> [[UInt8]]? {
+        var w = IKEWriter()
+        IKEPayloads.encode(payloads, into: &w)
+        let icv: Int
+        switch encryption {
+        case .aead: icv = IKEAEAD.icvLength
+        case .cbc(_, let i): icv = i.icvLength
+        }
+        // Header, SK(F) header, IV, ICV, a block of padding and the pad length byte.
+        let overhead = IKEHeader.size + 8 + ivLength + icv + 16 + 1
+        guard IKEHeader.size + 4 + ivLength + w.bytes.count + icv + 17 > size, size - overhead >= 64 else { return nil }
+        let chunk = size - overhead
+        let total = (w.bytes.count + chunk - 1) / chunk
+        guard total <= IKEProtection.maxFragments else { return nil }
+        var out: [[UInt8]] = []
+        for n in 0..<total {
+            let part = Array(w.bytes[(n * chunk)..<min(w.bytes.count, (n + 1) * chunk)])
+            guard let m = seal(header, first: n == 0 ? (payloads.first?.type ?? 0) : 0, inner: part, iv: iv(),
+                               fragment: (UInt16(n + 1), UInt16(total))) else { return nil }
+            out.append(m)
+        }
+        return out
+    }
+
+    /// Reassembly refuses more fragments than this (RFC 7383 §2.6: bounded memory).
+    static let maxFragments = 64
+
+    /// One received fragment: its number, total, first inner type and plaintext.
+    func openFragment(_ bytes: [UInt8], _ message: IKEMessage) -> (number: UInt16, total: UInt16, first: UInt8, plain: [UInt8])? {
+        guard message.payloads.count == 1, case .encryptedFragment(let first, let number, let total, _) = message.payloads[0].body,
+              number >= 1, number <= total, Int(total) <= IKEProtection.maxFragments else { return nil }
+        let byInitiator = message.header.isInitiator
+        let length = Int(bytes[24]) << 24 | Int(bytes[25]) << 16 | Int(bytes[26]) << 8 | Int(bytes[27])
+        let whole = Array(bytes.prefix(length))
+        let opened: Result<[UInt8], IKECryptoError>
+        switch encryption {
+        case .aead(let cipher, _):
+            opened = IKEAEAD.open(message: whole, bodyOffset: IKEHeader.size + 8, key: byInitiator ? keys.ei : keys.er, cipher: cipher)
+        case .cbc(_, let integrity):
+            opened = IKECBC.open(message: whole, bodyOffset: IKEHeader.size + 8, encryptionKey: byInitiator ? keys.ei : keys.er,
+                                 integrityKey: byInitiator ? keys.ai : keys.ar, integrity: integrity)
+        }
+        guard case .success(let plain) = opened else { return nil }
+        return (number, total, first, plain)
     }
 
     /// The payloads inside a received message's SK payload (which must come first: the

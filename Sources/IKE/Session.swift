@@ -65,7 +65,7 @@ struct IKEChildOffer {
 /// A request we sent and whose answer we wait for (window size 1, §2.3).
 struct IKEPendingRequest {
     var messageID: UInt32
-    var datagram: IKEDatagram
+    var datagrams: [IKEDatagram]
     var sentAt: Double
     var nextAt: Double
     var retransmits: Int
@@ -83,6 +83,19 @@ struct IKEChildChoice {
 
 struct IKEChildRefusal: Error {
     var notify: UInt16
+}
+
+/// Fragments of one message (RFC 7383 §2.6), each verified, by number.
+struct IKEFragmentKey: Hashable {
+    var messageID: UInt32
+    var response: Bool
+}
+
+struct IKEReassembly {
+    var total: UInt16
+    var first: UInt8?
+    var parts: [UInt16: [UInt8]] = [:]
+    init(total: UInt16) { self.total = total }
 }
 
 /// A request waiting for the window (built, not yet numbered and sealed).
@@ -140,7 +153,10 @@ public final class IKESession {
     /// The last NAT keepalive sent (RFC 3948 §2.3, when a NAT is in front of us).
     var lastKeepalive: Double = 0
     /// The last response sent, for a retransmitted request (§2.1).
-    var lastResponse: (messageID: UInt32, datagram: IKEDatagram)?
+    var lastResponse: (messageID: UInt32, datagrams: [IKEDatagram])?
+    /// RFC 7383: the peer announced fragmentation; fragments being collected.
+    var peerFragmentation = false
+    var reassembly: [IKEFragmentKey: IKEReassembly] = [:]
 
     init(policy: IKEPolicy, isInitiator: Bool, initiatorSPI: UInt64, responderSPI: UInt64, local: IKEEndpoint,
          remote: IKEEndpoint, now: Double) {

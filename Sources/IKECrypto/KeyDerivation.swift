@@ -198,18 +198,22 @@ public enum IKEAEAD {
     /// (its length set here), an SK payload whose "next payload" is `firstInner`, the
     /// IV, the ciphertext of inner | padding | pad length, and the ICV. The IV must never
     /// repeat under one key (a counter or random; RFC 5282 §3.1).
+    /// With `fragment`, an SKF payload instead (RFC 7383 §2.5: the fragment number and
+    /// total follow the generic header and are part of the AAD).
     public static func seal(header: [UInt8], firstInner: UInt8, inner: [UInt8], padding: [UInt8] = [], iv: [UInt8],
-                            key: SecretKey, cipher: IKEAEADCipher = .aesGCM) -> Result<[UInt8], IKECryptoError> {
+                            key: SecretKey, cipher: IKEAEADCipher = .aesGCM,
+                            fragment: (number: UInt16, total: UInt16)? = nil) -> Result<[UInt8], IKECryptoError> {
         guard header.count == 28, iv.count == ivLength, padding.count < 256 else { return .failure(.malformed("header, IV or padding size")) }
         let plain = inner + padding + [UInt8(padding.count)]
-        let skLength = 4 + ivLength + plain.count + icvLength
+        let skLength = (fragment == nil ? 4 : 8) + ivLength + plain.count + icvLength
         let total = header.count + skLength
         guard skLength <= 0xffff else { return .failure(.malformed("SK payload of \(skLength) bytes")) }
         var aad = header
         aad[24] = UInt8(truncatingIfNeeded: total >> 24); aad[25] = UInt8(truncatingIfNeeded: total >> 16)
         aad[26] = UInt8(truncatingIfNeeded: total >> 8); aad[27] = UInt8(truncatingIfNeeded: total)
-        aad[16] = IKEPayloadTypeSK
+        aad[16] = fragment == nil ? IKEPayloadTypeSK : IKEPayloadTypeSKF
         aad += [firstInner, 0, UInt8(skLength >> 8), UInt8(skLength & 0xff)]
+        if let f = fragment { aad += [UInt8(f.number >> 8), UInt8(f.number & 0xff), UInt8(f.total >> 8), UInt8(f.total & 0xff)] }
         return key.withUnsafeBytes { k -> Result<[UInt8], IKECryptoError> in
             guard k.count > 4, cipher.evp(keyBytes: k.count - 4) != nil else { return .failure(.malformed("\(cipher) key of \(k.count) bytes")) }
             let nonce = Array(k[(k.count - 4)...]) + iv
@@ -340,20 +344,23 @@ public enum IKECBC {
     /// Seals `inner` into a whole message (header length, SK header set here). Without
     /// `padding`, zero bytes fill the last block.
     public static func seal(header: [UInt8], firstInner: UInt8, inner: [UInt8], padding: [UInt8]? = nil, iv: [UInt8],
-                            encryptionKey: SecretKey, integrityKey: SecretKey, integrity: IKEIntegrity) -> Result<[UInt8], IKECryptoError> {
+                            encryptionKey: SecretKey, integrityKey: SecretKey, integrity: IKEIntegrity,
+                            fragment: (number: UInt16, total: UInt16)? = nil) -> Result<[UInt8], IKECryptoError> {
         let pad = padding ?? [UInt8](repeating: 0, count: (blockSize - (inner.count + 1) % blockSize) % blockSize)
         let plain = inner + pad + [UInt8(truncatingIfNeeded: pad.count)]
         guard header.count == 28, iv.count == ivLength, pad.count < 256, plain.count % blockSize == 0 else {
             return .failure(.malformed("header, IV or padding size"))
         }
-        let skLength = 4 + ivLength + plain.count + integrity.icvLength
+        let skLength = (fragment == nil ? 4 : 8) + ivLength + plain.count + integrity.icvLength
         guard skLength <= 0xffff else { return .failure(.malformed("SK payload of \(skLength) bytes")) }
         let total = header.count + skLength
         var out = header
-        out[16] = IKEPayloadTypeSK
+        out[16] = fragment == nil ? IKEPayloadTypeSK : IKEPayloadTypeSKF
         out[24] = UInt8(truncatingIfNeeded: total >> 24); out[25] = UInt8(truncatingIfNeeded: total >> 16)
         out[26] = UInt8(truncatingIfNeeded: total >> 8); out[27] = UInt8(truncatingIfNeeded: total)
-        out += [firstInner, 0, UInt8(skLength >> 8), UInt8(skLength & 0xff)] + iv
+        out += [firstInner, 0, UInt8(skLength >> 8), UInt8(skLength & 0xff)]
+        if let f = fragment { out += [UInt8(f.number >> 8), UInt8(f.number & 0xff), UInt8(f.total >> 8), UInt8(f.total & 0xff)] }
+        out += iv
         guard let cipher = encryptionKey.withUnsafeBytes({ cbc(decrypt: false, key: Array($0), iv: iv, input: plain) }) else {
             return .failure(.openssl("AES-CBC encryption"))
         }
@@ -376,4 +383,4 @@ public enum IKECBC {
 }
 
 /// The SK payload's type (46), for the header's first-payload field.
-let IKEPayloadTypeSK: UInt8 = 46
+let IKEPayloadTypeSK: UInt8 = 46, IKEPayloadTypeSKF: UInt8 = 53

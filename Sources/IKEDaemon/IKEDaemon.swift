@@ -58,7 +58,10 @@ public final class IKEDaemon {
         let verbose = options.verbose
         func say(_ s: String) { Self.log(s) }
         backend = EncdControlBackend(socketPath: options.encdSocket, log: say)
-        engine = IKEEngine(policies: configuration.policies, backend: backend, random: { KeyFingerprint.randomBytes($0) ?? [] },
+        var settings = IKEEngineSettings()
+        settings.fragmentation = configuration.settings.fragmentation
+        engine = IKEEngine(policies: configuration.policies, backend: backend, settings: settings,
+                           random: { KeyFingerprint.randomBytes($0) ?? [] },
                            log: { if verbose || !$0.contains("retransmit") { say($0) } })
         sockets = try UDPSockets()
         backend.policyFlows = { [unowned self] c in

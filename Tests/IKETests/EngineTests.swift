@@ -24,9 +24,10 @@ final class IKEWire {
     /// Return true to lose a datagram.
     var drop: (IKEDatagram) -> Bool = { _ in false }
 
-    init(_ p1: IKEPolicy, _ p2: IKEPolicy, settings2: IKEEngineSettings = IKEEngineSettings()) {
+    init(_ p1: IKEPolicy, _ p2: IKEPolicy, settings1: IKEEngineSettings = IKEEngineSettings(),
+         settings2: IKEEngineSettings = IKEEngineSettings()) {
         let random: (Int) -> [UInt8] = { KeyFingerprint.randomBytes($0)! }
-        gw1 = IKEEngine(policies: [p1], backend: be1, random: random)
+        gw1 = IKEEngine(policies: [p1], backend: be1, settings: settings1, random: random)
         gw2 = IKEEngine(policies: [p2], backend: be2, settings: settings2, random: random)
     }
 
@@ -555,5 +556,79 @@ final class IKEWire {
         #expect(w.gw2.dropped["request for an unknown IKE SA"] == 25)
         for _ in 0..<3 { _ = w.gw2.receive(IKEDatagram(local: IKEEndpoint(IKEWire.a2, 500), remote: w.local1, bytes: [1, 2, 3]), now: 6) }
         #expect(w.gw2.dropped["undecodable message"] == 3 && w.gw2.dropped.count == 2)
+    }
+}
+
+/// RFC 7383: fragments when both announced it, reassembly, retransmission of all
+/// fragments, a forged fragment, and nothing fragmented when one side does not announce.
+@Suite struct FragmentationTests {
+    typealias E = EngineTests
+
+    static func wire(fragmentSize: Int = 300, fragmentation2: Bool = true) -> IKEWire {
+        var p1 = E.pair().gw1.policies[0], p2 = E.pair().gw2.policies[0]
+        // Many selectors make IKE_AUTH large.
+        p1.localSelectors = (0..<16).map { E.ts("198.18.1.\($0 * 16)/28") }
+        p2.remoteSelectors = [E.ts("198.18.1.0/24")]
+        var s1 = IKEEngineSettings(), s2 = IKEEngineSettings()
+        s1.fragmentSize = fragmentSize
+        s2.fragmentSize = fragmentSize
+        s2.fragmentation = fragmentation2
+        return IKEWire(p1, p2, settings1: s1, settings2: s2)
+    }
+
+    static func isFragment(_ d: IKEDatagram) -> Bool {
+        let b = d.local.port == 4500 || d.remote.port == 4500 ? Array(d.bytes.dropFirst(4)) : d.bytes
+        return b.count > 16 && b[16] == IKEPayloadType.skf
+    }
+
+    @Test func ikeAuthInFragmentsBothWays() throws {
+        let w = Self.wire()
+        w.run(w.gw1.initiate("site2", from: w.local1, now: 0))
+        try E.expectMirrored(w)
+        let fragments = w.seen.filter(Self.isFragment)
+        #expect(fragments.count >= 4)  // the request in several, the answer in at least one
+        #expect(w.seen.allSatisfy { $0.bytes.count <= 300 })
+        #expect(w.be1.installed[0].localSelectors.count == 16)
+        // A CHILD rekey over fragments too.
+        w.run(w.gw1.rekeyChild(spi: w.be1.installed[0].inboundSPI, now: 1))
+        CreateChildTests.expectPairs(w, 1)
+    }
+
+    @Test func aLostFragmentMeansTheWholeMessageAgain() throws {
+        let w = Self.wire()
+        var lost = false
+        w.drop = { d in
+            guard !lost, d.remote.address == IKEWire.a2, Self.isFragment(d) else { return false }
+            lost = true
+            return true
+        }
+        w.run(w.gw1.initiate("site2", from: w.local1, now: 0))
+        #expect(lost && w.be2.installed.isEmpty)
+        w.tick(2.1)
+        try E.expectMirrored(w)
+    }
+
+    @Test func aForgedFragmentIsDroppedAndCounted() throws {
+        let w = Self.wire()
+        var forged = 0
+        w.drop = { d in
+            guard forged == 0, d.remote.address == IKEWire.a2, Self.isFragment(d) else { return false }
+            forged += 1
+            var bad = d.bytes
+            bad[bad.count - 1] ^= 1
+            _ = w.gw2.receive(IKEDatagram(local: d.remote, remote: d.local, bytes: bad), now: 0)
+            return true
+        }
+        w.run(w.gw1.initiate("site2", from: w.local1, now: 0))
+        #expect(w.gw2.dropped["fragment that does not verify"] == 1 && w.be2.installed.isEmpty)
+        w.tick(2.1)
+        try E.expectMirrored(w)
+    }
+
+    @Test func noFragmentsUnlessBothAnnounced() throws {
+        let w = Self.wire(fragmentation2: false)
+        w.run(w.gw1.initiate("site2", from: w.local1, now: 0))
+        try E.expectMirrored(w)
+        #expect(!w.seen.contains(where: Self.isFragment))
     }
 }

@@ -26,12 +26,15 @@ CS=$IT_TMP/charon; mkdir -p "$CS/run"
 charon_conf() {   # charon_conf PSK
     cat >"$CS/strongswan.conf" <<EOF
 charon {
+  # Small enough that charon sends IKE_AUTH and later messages in RFC 7383 fragments.
+  fragment_size = 160
   load_modular = no
   load = random nonce openssl aes sha2 hmac gcm kdf pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
   plugins { vici { socket = unix://$CS/run/charon.vici } }
   filelog { it { path = $CS/charon.log
                  default = 1
                  ike = 2
+                 enc = 2
                  flush_line = yes } }
   syslog { daemon { default = -1 } }
 }
@@ -120,6 +123,10 @@ wait_for "encd-iked did not bring up a CHILD SA with charon: $(tail -5 "$IT_TMP/
 grep -q "NAT detected" "$IT_TMP/gw1-iked.log" || fail "encd-iked did not see charon's faked NAT-D"
 traffic initiator
 ok "encd-iked -> charon: IKE_SA_INIT, IKE_AUTH on 4500, CHILD SA $(iked_spis) carries ping and 1 MB of TCP as ESP-in-UDP"
+# charon (fragment_size 160) answered IKE_AUTH in SKF fragments, which encd-iked reassembled.
+grep -q "splitting IKE message" "$CS/charon.log" || fail "charon did not fragment (RFC 7383) its messages: $(grep -ci fragment "$CS/charon.log") lines about fragments"
+on gw1 "$IKECTL" -s "$IT_TMP/gw1/run/iked.sock" show sa | grep -q "dropped: .*fragment" && fail "encd-iked dropped fragments: $(on gw1 "$IKECTL" -s "$IT_TMP/gw1/run/iked.sock" show sa | grep dropped)"
+ok "charon's IKE_AUTH answer came in RFC 7383 fragments and encd-iked reassembled it"
 
 # --- rekeys under a 20 ms ping: encd-iked's own (encd's soft lifetime of a 30 s CHILD SA
 # fires at 25-29 s), then charon's CHILD rekey and charon's IKE rekey (encd-iked's own
