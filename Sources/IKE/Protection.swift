@@ -66,19 +66,8 @@ struct IKEProtection {
     /// One received fragment: its number, total, first inner type and plaintext.
     func openFragment(_ bytes: [UInt8], _ message: IKEMessage) -> (number: UInt16, total: UInt16, first: UInt8, plain: [UInt8])? {
         guard message.payloads.count == 1, case .encryptedFragment(let first, let number, let total, _) = message.payloads[0].body,
-              number >= 1, number <= total, Int(total) <= IKEProtection.maxFragments else { return nil }
-        let byInitiator = message.header.isInitiator
-        let length = Int(bytes[24]) << 24 | Int(bytes[25]) << 16 | Int(bytes[26]) << 8 | Int(bytes[27])
-        let whole = Array(bytes.prefix(length))
-        let opened: Result<[UInt8], IKECryptoError>
-        switch encryption {
-        case .aead(let cipher, _):
-            opened = IKEAEAD.open(message: whole, bodyOffset: IKEHeader.size + 8, key: byInitiator ? keys.ei : keys.er, cipher: cipher)
-        case .cbc(_, let integrity):
-            opened = IKECBC.open(message: whole, bodyOffset: IKEHeader.size + 8, encryptionKey: byInitiator ? keys.ei : keys.er,
-                                 integrityKey: byInitiator ? keys.ai : keys.ar, integrity: integrity)
-        }
-        guard case .success(let plain) = opened else { return nil }
+              number >= 1, number <= total, Int(total) <= IKEProtection.maxFragments,
+              case .success(let plain) = openBody(bytes, message.header, headerLength: 8) else { return nil }
         return (number, total, first, plain)
     }
 
@@ -88,19 +77,25 @@ struct IKEProtection {
         guard message.payloads.count == 1, case .encrypted(let first, _) = message.payloads[0].body else {
             return .failure(.malformed("no SK payload"))
         }
-        let byInitiator = message.header.isInitiator
+        guard case .success(let inner) = openBody(bytes, message.header, headerLength: 4) else {
+            return .failure(.malformed("SK payload does not verify"))
+        }
+        return IKEPayloads.decode(inner, first: first)
+    }
+
+    /// Verifies and decrypts the SK (`headerLength` 4) or SKF (8) payload that follows
+    /// the IKE header, with the keys of whoever sent it (the header's I flag).
+    func openBody(_ bytes: [UInt8], _ header: IKEHeader, headerLength: Int) -> Result<[UInt8], IKECryptoError> {
         let length = Int(bytes[24]) << 24 | Int(bytes[25]) << 16 | Int(bytes[26]) << 8 | Int(bytes[27])
         let whole = Array(bytes.prefix(length))
-        let opened: Result<[UInt8], IKECryptoError>
+        let byInitiator = header.isInitiator
         switch encryption {
         case .aead(let cipher, _):
-            opened = IKEAEAD.open(message: whole, bodyOffset: IKEHeader.size + 4, key: byInitiator ? keys.ei : keys.er, cipher: cipher)
+            return IKEAEAD.open(message: whole, bodyOffset: IKEHeader.size + headerLength, key: byInitiator ? keys.ei : keys.er, cipher: cipher)
         case .cbc(_, let integrity):
-            opened = IKECBC.open(message: whole, bodyOffset: IKEHeader.size + 4, encryptionKey: byInitiator ? keys.ei : keys.er,
-                                 integrityKey: byInitiator ? keys.ai : keys.ar, integrity: integrity)
+            return IKECBC.open(message: whole, bodyOffset: IKEHeader.size + headerLength, encryptionKey: byInitiator ? keys.ei : keys.er,
+                               integrityKey: byInitiator ? keys.ai : keys.ar, integrity: integrity)
         }
-        guard case .success(let inner) = opened else { return .failure(.malformed("SK payload does not verify")) }
-        return IKEPayloads.decode(inner, first: first)
     }
 
     /// How many bytes an IV takes (drawn per message).
