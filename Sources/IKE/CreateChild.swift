@@ -88,6 +88,17 @@ extension IKEEngine {
         return [request(s, messageID: id, bytes: bytes, kind: .liveness, now: now)]
     }
 
+    /// Deletes one CHILD SA (INFORMATIONAL DELETE, §1.4.1); it leaves encd when the
+    /// peer answers. `spi`: either of its SAs.
+    public func deleteChild(spi: UInt32, now: Double) -> [IKEDatagram] {
+        guard let s = session(ofChildSPI: spi), s.state == .established,
+              let c = s.children.first(where: { $0.inboundSPI == spi || $0.outboundSPI == spi }) else { return [] }
+        log("\(s.policy.name): deleting CHILD SA \(hex32(c.inboundSPI))/\(hex32(c.outboundSPI))")
+        return sendRequest(s, exchange: IKEExchangeType.informational,
+                           [IKEPayload(type: IKEPayloadType.delete, body: .delete(protocolID: 3, spiSize: 4, spis: [be32(c.inboundSPI)]))],
+                           kind: .deleteChild(c, rekeyed: false), now: now)
+    }
+
     func isRekeying(_ s: IKESession, _ c: IKEChildSA) -> Bool {
         let kinds = (s.pending.map { [$0.kind] } ?? []) + s.queued.map(\.kind)
         return kinds.contains { if case .rekeyChild(let old, _) = $0 { old.inboundSPI == c.inboundSPI } else { false } }
@@ -297,13 +308,21 @@ extension IKEEngine {
             return []
         }
         guard let child = childFromAnswer(s, offer: offer, payloads, binding: old.child) else { return [] }
+        // The peer may have deleted the old pair while our rekey was in flight (§2.25):
+        // its flows went back to the policy's, so the new pair brings them again.
+        let oldGone = !s.children.contains { $0.inboundSPI == old.inboundSPI }
+        let bound = s.children.contains { $0.child == old.child }
         do {
-            try backend.install(child, parts: .sas)
+            try backend.install(child, parts: bound ? .sas : .all)
         } catch {
             log("\(s.policy.name): encd refused the rekeyed CHILD SA: \(error)")
             return []
         }
         s.children.append(child)
+        if oldGone {
+            log("\(s.policy.name): CHILD SA \(hex32(old.inboundSPI)) was deleted by the peer meanwhile; its rekey \(hex32(child.inboundSPI))/\(hex32(child.outboundSPI)) carries the traffic")
+            return []
+        }
         log("\(s.policy.name): CHILD SA \(hex32(old.inboundSPI)) rekeyed: now \(hex32(child.inboundSPI))/\(hex32(child.outboundSPI)); deleting the old pair")
         return sendRequest(s, exchange: IKEExchangeType.informational,
                            [IKEPayload(type: IKEPayloadType.delete, body: .delete(protocolID: 3, spiSize: 4, spis: [be32(old.inboundSPI)]))],

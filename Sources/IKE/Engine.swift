@@ -718,10 +718,6 @@ public final class IKEEngine {
                 guard let child = s.children.first(where: { $0.outboundSPI == u32(spi) }) else { continue }
                 // A pair the peer replaced by a rekey we answered: the new outbound SA
                 // first, then the old SAs (the binding's flows stay with the new pair).
-                if let i = s.deferredOutbound.firstIndex(where: { $0.old.inboundSPI == child.inboundSPI }) {
-                    let new = s.deferredOutbound.remove(at: i).new
-                    installDeferred(s, new)
-                }
                 let rekeyed = s.children.contains { $0.child == child.child && $0.inboundSPI != child.inboundSPI }
                 log("\(s.policy.name): peer deleted CHILD SA \(hex32(child.inboundSPI))/\(hex32(child.outboundSPI))")
                 removeChild(s, child, rekeyed: rekeyed)
@@ -736,6 +732,8 @@ public final class IKEEngine {
     /// of its binding carries on, its flows too (back to the policy's) when not.
     func removeChild(_ s: IKESession, _ child: IKEChildSA, rekeyed: Bool) {
         s.children.removeAll { $0.inboundSPI == child.inboundSPI }
+        // A pair that replaced this one and waited for it to go sends from now on.
+        for d in s.deferredOutbound where d.old.inboundSPI == child.inboundSPI { installDeferred(s, d.new) }
         s.deferredOutbound.removeAll { $0.old.inboundSPI == child.inboundSPI || $0.new.inboundSPI == child.inboundSPI }
         let parts: IKEChildParts
         if rekeyed || s.children.contains(where: { $0.child == child.child }) {

@@ -9,6 +9,10 @@ import IKECrypto
 import Testing
 @testable import IKE
 
+final class LogBox {
+    var lines: [String] = []
+}
+
 /// Two engines and the wire between them.
 final class IKEWire {
     static let a1 = IPAddress("203.0.113.1")!, a2 = IPAddress("203.0.113.2")!
@@ -18,7 +22,8 @@ final class IKEWire {
     let be1 = InMemoryBackend(firstSPI: 0xc100_0000), be2 = InMemoryBackend(firstSPI: 0xc200_0000)
     var nat = false
     var now = 0.0
-    var log: [String] = []
+    /// Both engines' log lines.
+    let logs = LogBox()
     /// Datagrams seen on the wire (after NAT), in order.
     var seen: [IKEDatagram] = []
     /// Return true to lose a datagram.
@@ -27,8 +32,9 @@ final class IKEWire {
     init(_ p1: IKEPolicy, _ p2: IKEPolicy, settings1: IKEEngineSettings = IKEEngineSettings(),
          settings2: IKEEngineSettings = IKEEngineSettings()) {
         let random: (Int) -> [UInt8] = { KeyFingerprint.randomBytes($0)! }
-        gw1 = IKEEngine(policies: [p1], backend: be1, settings: settings1, random: random)
-        gw2 = IKEEngine(policies: [p2], backend: be2, settings: settings2, random: random)
+        let box = logs
+        gw1 = IKEEngine(policies: [p1], backend: be1, settings: settings1, random: random, log: { box.lines.append("gw1: " + $0) })
+        gw2 = IKEEngine(policies: [p2], backend: be2, settings: settings2, random: random, log: { box.lines.append("gw2: " + $0) })
     }
 
     init(policies1: [IKEPolicy], policies2: [IKEPolicy]) {
@@ -630,5 +636,29 @@ final class IKEWire {
         w.run(w.gw1.initiate("site2", from: w.local1, now: 0))
         try E.expectMirrored(w)
         #expect(!w.seen.contains(where: Self.isFragment))
+    }
+}
+
+@Suite struct DeleteCollisionTests {
+    typealias E = EngineTests
+
+    /// §2.25: the responder deletes the pair the initiator is rekeying. Both end with the
+    /// new pair alone, its flows bound and its outbound SA installed on both sides.
+    @Test func aPairDeletedWhileBeingRekeyed() throws {
+        let w = try CreateChildTests.up()
+        let old1 = w.be1.installed[0]
+        w.run(w.gw1.rekeyChild(spi: old1.inboundSPI, now: 1) + w.gw2.deleteChild(spi: old1.outboundSPI, now: 1))
+        CreateChildTests.expectPairs(w, 1)
+        #expect(w.be1.installed[0].inboundSPI != old1.inboundSPI)
+        #expect(w.be1.bindings == [old1.child] && w.be2.bindings.count == 1)
+        #expect(w.be2.sas[w.be2.installed[0].inboundSPI] == .sas)
+        #expect(w.logs.lines.contains { $0.hasPrefix("gw1: ") && $0.contains("was deleted by the peer meanwhile") })
+    }
+
+    @Test func deletingOneChildSA() throws {
+        let w = try CreateChildTests.up()
+        w.run(w.gw2.deleteChild(spi: w.be2.installed[0].inboundSPI, now: 1))
+        #expect(w.be1.installed.isEmpty && w.be2.installed.isEmpty && w.be1.bindings.isEmpty && w.be2.bindings.isEmpty)
+        #expect(w.gw1.sessions.count == 1 && w.gw2.sessions.count == 1)
     }
 }
