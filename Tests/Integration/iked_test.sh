@@ -10,6 +10,8 @@
 #   - SIGTERM of gw1's encd-iked deletes the IKE SA: both sides' SAs leave encd, the
 #     flows stay and drop (no cleartext); an active encd-iked started again
 #     re-establishes by itself
+#   - liveness: outbound but no inbound traffic for dpd_check_interval -> an empty
+#     INFORMATIONAL, answered, the IKE SA stays
 #   - ikectl reload of a broken file changes nothing; SIGHUP with a changed policy
 #     replaces its IKE SA
 #   - encd restarted under encd-iked: require flows again, the old CHILD SA deleted at
@@ -33,6 +35,7 @@ iked_conf() {
     if [[ $gw == gw1 ]]; then me=1; peer=2; else me=2; peer=1; fi
     cat >"$IT_TMP/$gw-iked.conf" <<CONF
 # encd-iked integration test ($gw)
+set dpd_check_interval 2
 local_net = "198.18.$me.0/24"
 ikev2 "site$peer" $mode esp from \$local_net to 198.18.$peer.0/24 local 192.0.2.$me peer 192.0.2.$peer \\
     ikesa enc aes-256-gcm prf hmac-sha2-256 group curve25519 \\
@@ -128,6 +131,25 @@ for _ in $(seq 100); do on h1 ping -c 1 -W 1 198.18.2.20 >/dev/null 2>&1 && brea
 on h1 ping -c 3 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "ping after the active encd-iked started"
 ikectl gw1 show sa | grep -q "initiator ESTABLISHED" || fail "ikectl: $(ikectl gw1 show sa)"
 ok "an active encd-iked initiates at start and the tunnel passes traffic again"
+
+# --- liveness: ESP from gw2 blocked at gw1 while h1 sends: outbound but no inbound
+# traffic for dpd_check_interval (2 s) makes gw1 ask gw2 whether it is alive; IKE still
+# passes, gw2 answers, the IKE SA stays
+on gw1 nft -f - <<'NFT'
+table inet it_block {
+    chain esp_in {
+        type filter hook input priority -400; policy accept;
+        meta l4proto esp drop
+    }
+}
+NFT
+on h1 ping -c 25 -i 0.2 -W 1 198.18.2.20 >/dev/null 2>&1 || true
+on gw1 nft delete table inet it_block
+grep -q "traffic out but none in for 2 s: checking that 192.0.2.2:500 is alive" "$IT_TMP/gw1-iked.log" \
+    || fail "no liveness check while gw2's ESP was blocked: $(tail -3 "$IT_TMP/gw1-iked.log")"
+ikectl gw1 show sa | grep -q "initiator ESTABLISHED" || fail "the IKE SA went although gw2 answered the liveness check"
+on h1 ping -c 2 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "ping after the liveness check"
+ok "liveness: CHILD SAs sending but receiving nothing for 2 s make encd-iked check the peer; it answers and the IKE SA stays"
 
 # --- reload: a broken file changes nothing; a changed policy's IKE SA is replaced
 spis() { ikectl gw1 show sa | sed -nE 's/.*childsa spi in (0x[0-9a-f]+) out (0x[0-9a-f]+).*/\1 \2/p'; }
