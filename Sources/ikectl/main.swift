@@ -13,7 +13,8 @@ func usage() -> Never {
 
 var socketPath = IkectlProtocol.defaultSocket
 var args = Array(CommandLine.arguments.dropFirst())
-if args.first == "-s" {
+// -s as iked's ikectl; -S as issue #10 and encctl spell a socket option.
+if args.first == "-s" || args.first == "-S" {
     guard args.count >= 2 else { usage() }
     socketPath = args[1]
     args.removeFirst(2)
