@@ -35,7 +35,9 @@ else
         if timeout 600 bash "$t" >"$log.it" 2>&1; then
             echo "PASS $name"; passed=$((passed + 1))
         else
-            echo "FAIL $name"; sed 's/^/    /' "$log.it" | tail -40; failed=$((failed + 1))
+            # The reason first (the tail below is mostly the daemons' logs), then the tail.
+            echo "FAIL $name"; grep -E '^(FAIL|DEFECT)' "$log.it" | head -5 | sed 's/^/  > /'
+            sed 's/^/    /' "$log.it" | tail -40; failed=$((failed + 1))
         fi
     done
 fi
