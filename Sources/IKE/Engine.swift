@@ -1014,5 +1014,6 @@ func notifyName(_ t: UInt16) -> String {
 func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)] }
 func be64(_ v: UInt64) -> [UInt8] { be32(UInt32(v >> 32)) + be32(UInt32(truncatingIfNeeded: v)) }
 func u32(_ b: [UInt8]) -> UInt32 { b.prefix(4).reduce(0) { $0 << 8 | UInt32($1) } }
-func hex64(_ v: UInt64) -> String { be64(v).map { String(format2: $0) }.joined() }
-func hex32(_ v: UInt32) -> String { be32(v).map { String(format2: $0) }.joined() }
+/// SPIs as logs and ikectl print them: fixed-width lowercase hex.
+public func hex64(_ v: UInt64) -> String { Hex.encode(be64(v)) }
+public func hex32(_ v: UInt32) -> String { Hex.encode(be32(v)) }

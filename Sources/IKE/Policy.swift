@@ -37,15 +37,8 @@ public struct IKEIdentity: Equatable, Sendable, CustomStringConvertible {
         case 1 where data.count == 4, 5 where data.count == 16:
             return IPAddress(family: type == 1 ? .inet : .inet6, bytes: data)?.description ?? "?"
         case 2, 3: return String(decoding: data, as: UTF8.self)
-        default: return "type \(type): " + data.map { String(format2: $0) }.joined()
+        default: return "type \(type): " + Hex.encode(data)
         }
-    }
-}
-
-extension String {
-    init(format2 b: UInt8) {
-        let digits = Array("0123456789abcdef")
-        self = String([digits[Int(b >> 4)], digits[Int(b & 15)]])
     }
 }
 

@@ -110,7 +110,7 @@ public final class EncdControlBackend: EncdBackend {
     // MARK: mapping
 
     static func hex(_ k: SecretKey?) -> String? {
-        k?.withUnsafeBytes { $0.map { b in String(b >> 4, radix: 16) + String(b & 15, radix: 16) }.joined() }
+        k?.withUnsafeBytes { Hex.encode($0) }
     }
 
     static func entries(_ c: IKEChildSA) -> [SAEntry] {

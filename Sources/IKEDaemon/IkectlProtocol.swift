@@ -84,6 +84,3 @@ public struct IkectlResponse: Codable, Sendable {
         self.error = error
     }
 }
-
-func hex64(_ v: UInt64) -> String { let s = String(v, radix: 16); return String(repeating: "0", count: 16 - s.count) + s }
-func hex32(_ v: UInt32) -> String { let s = String(v, radix: 16); return String(repeating: "0", count: 8 - s.count) + s }
