@@ -33,17 +33,23 @@ for t in "${targets[@]}"; do
     # Known crash inputs first: each must now pass.
     for c in "$crashes"/*; do
         [[ -e $c ]] || continue
-        "$bin/$t" "$c" >/dev/null 2>&1 || { echo "$t: regression input $c still crashes"; status=1; }
+        SWIFT_BACKTRACE=enable=no "$bin/$t" "$c" >/dev/null 2>&1 || { echo "$t: regression input $c still crashes"; status=1; }
     done
     log=/tmp/encd-fuzz-$t.log
-    "$bin/$t" "$corpus" -max_total_time="$seconds" -artifact_prefix="$crashes/" -print_final_stats=1 \
+    # Swift's backtracer off: a trap then reaches libFuzzer's handler (stack and input
+    # saved) instead of the backtracer, which ASan stops inside its memory reader.
+    SWIFT_BACKTRACE=enable=no "$bin/$t" "$corpus" -max_total_time="$seconds" -artifact_prefix="$crashes/" -print_final_stats=1 \
         -rss_limit_mb=4096 -timeout=10 >"$log" 2>&1
     rc=$?
     runs=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+)/\1/p' "$log" | tail -1)
     cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1)
     if [[ $rc -ne 0 ]]; then
         echo "$t: CRASH after ${runs:-?} runs ($cov); input in $crashes/:"
-        grep -E "ERROR|Fatal error|SUMMARY" "$log" | head -5
+        grep -E "ERROR|Fatal error|SUMMARY|deadly signal" "$log" | head -5
+        grep -E "^ +#[0-9]+ 0x" "$log" | head -12         # the top of the stack: where it trapped
+        for a in "$crashes"/crash-* "$crashes"/leak-* "$crashes"/timeout-* "$crashes"/oom-*; do   # the input itself, to replay it elsewhere
+            [[ -e $a ]] && echo "$(basename "$a") base64: $(head -c 3000 "$a" | base64 -w0)"
+        done
         status=1
     else
         echo "$t: ${seconds}s, ${runs:-?} runs, $cov, corpus $(ls "$corpus" | wc -l) inputs, no crash"

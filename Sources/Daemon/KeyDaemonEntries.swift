@@ -4,6 +4,7 @@
 // …") and nothing is applied when one is found. Keys arrive in hex and become
 // SecretKeys at once; no error text quotes them.
 
+import Config
 import Control
 import Crypto
 import EncCore
@@ -12,8 +13,6 @@ import IPsec
 enum KeyDaemonEntries {
     /// iked's replay window for negotiated SAs.
     static let defaultReplay = 64
-    /// The largest window an SA may ask for (as ipsec.conf's `replay`).
-    static let maximumReplay = 1 << 16
 
     /// An owner name: 1-64 printable ASCII characters without spaces, and not "config"
     /// (what `show` calls the configuration's own state).
@@ -67,8 +66,10 @@ enum KeyDaemonEntries {
         var spec = SASpec(proto: proto, mode: mode, source: source, destination: destination, spi: try spi(e.spi, at),
                           replayWindow: e.replay ?? defaultReplay, extendedSequence: e.esn ?? false,
                           owner: owner, child: e.child)
-        guard (0...maximumReplay).contains(spec.replayWindow) else {
-            throw ControlFailure("\(at).replay: expected 0 to \(maximumReplay) packets")
+        // The sizes ipsec.conf's `replay` takes (and ReplayWindow holds).
+        let window = Tunables.info("ipsec.replay_window")!
+        guard window.accepts(spec.replayWindow) else {
+            throw ControlFailure("\(at).replay: expected \(window.rangeText) packets")
         }
         if proto == .ah {
             guard e.enc == nil, e.encKey == nil else { throw ControlFailure("\(at): ah does not provide encryption: no enc or encKey") }

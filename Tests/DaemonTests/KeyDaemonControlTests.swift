@@ -380,6 +380,13 @@ import Testing
         lifetime.sas![0].soft = LifetimeEntry(seconds: 7200)
         lifetime.sas![0].hard = LifetimeEntry(seconds: 3600)
         #expect(try error(f, lifetime) == "sas[0].soft.seconds: above the hard limit")
+        // The window ipsec.conf's `replay` takes (0, or 64 to 4096 in steps of 64): any
+        // other size once trapped in ReplayWindow (FuzzControl found replay 10).
+        for size in [10, 63, 100, 4097, 65536, -1] {
+            var replay = KeyDaemonControlTests.child(7, out: 0x4000, in: 0x4001)
+            replay.sas![1].replay = size
+            #expect(try error(f, replay) == "sas[1].replay: expected 0 or a multiple of 64 from 64 to 4096 packets")
+        }
         var hex = KeyDaemonControlTests.child(7, out: 0x4000, in: 0x4001)
         hex.sas![0].encKey = "zz"
         #expect(try error(f, hex) == "sas[0].encKey: expected an even number of hex digits")
