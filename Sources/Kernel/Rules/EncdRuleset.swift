@@ -242,9 +242,11 @@ public enum EncdRuleset {
                 NftRule([.iifname(.eq, c.interface)], [.verdict(.return)]),
                 // IPsec for this host is not cleartext (encd takes it at input); the same
                 // protocols on their way to a protected host are judged like any packet.
-                NftRule([.fibDaddrLocal, .l4proto(.eq, 50)], [.verdict(.return)], comment: "ESP for this host"),
-                NftRule([.fibDaddrLocal, .l4proto(.eq, 51)], [.verdict(.return)], comment: "AH for this host"),
-                NftRule([.fibDaddrLocal, .udpDport(c.natTraversalPort)], [.verdict(.return)], comment: "NAT-T for this host"),
+                // The protocol first: nft stops at a rule's first mismatch, so other
+                // traffic (every forwarded cleartext packet) costs no FIB lookup here.
+                NftRule([.l4proto(.eq, 50), .fibDaddrLocal], [.verdict(.return)], comment: "ESP for this host"),
+                NftRule([.l4proto(.eq, 51), .fibDaddrLocal], [.verdict(.return)], comment: "AH for this host"),
+                NftRule([.udpDport(c.natTraversalPort), .fibDaddrLocal], [.verdict(.return)], comment: "NAT-T for this host"),
                 NftRule([.neighborDiscovery], [.verdict(.return)], comment: "neighbor discovery from the link itself"),
             ] + (c.icmpAcceptClear ? icmpErrors.map {
                 NftRule([$0], [.verdict(.return)], comment: "ICMP error (ipsec.icmp_accept_clear): path MTU discovery, traceroute")
