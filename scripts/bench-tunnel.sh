@@ -27,7 +27,9 @@
 # figures summed). strongSwan is left out then.
 #
 # BENCH_RSS_SECONDS=600 adds a 10-minute flood through the last build, with encd's
-# resident memory on each gateway at its start, peak and end.
+# resident memory on each gateway at its start, peak and end. BENCH_PERF=10 profiles
+# the last build (perf record -a -g, 10 s of TCP, then of 64-byte UDP; BENCH_PERF_KEEP=DIR
+# keeps perf-tcp.data and perf-udp64.data there for perf report).
 #
 # When strongSwan's charon is installed (Debian: strongswan-charon strongswan-swanctl
 # libcharon-extra-plugins libstrongswan-standard-plugins), every round also runs the
@@ -306,6 +308,42 @@ if [[ -n ${BENCH_RSS_SECONDS:-} ]]; then
         NR == 1 { a1 = $1; a2 = $2 } { if ($1 > p1) p1 = $1; if ($2 > p2) p2 = $2; e1 = $1; e2 = $2 }
         END { printf "memory under a %d s flood (UDP 1400 B unlimited + TCP), %s, VmRSS KiB start / peak / end: gw1 %d / %d / %d, gw2 %d / %d / %d\n", s, label, a1, p1, e1, a2, p2, e2 }' | tee -a "$RESULTS"
     grep -h "receiver" "$IT_TMP/rss-udp.txt" "$IT_TMP/rss-tcp.txt" | tee -a "$RESULTS"
+    for gw in gw1 gw2; do stop_encd $gw; done
+fi
+# Where the time goes (issue #9): with BENCH_PERF=N, the last build runs on both
+# gateways and `perf record -a -g` samples the whole machine for N seconds of a TCP
+# stream, then of 64-byte UDP at an unlimited rate; printed per thread (comm) and per
+# symbol, kernel and user, without children.
+if [[ -n ${BENCH_PERF:-} ]]; then
+    command -v perf >/dev/null || fail "BENCH_PERF needs perf (Debian: linux-perf)"
+    b=${BUILDS##* }; LAST_LABEL=${b%%=*}; ENCD=${b#*=}; args=()     # BENCH_ROUNDS=0: only this
+    if [[ $ENCD == *,* ]]; then read -r -a args <<<"${ENCD#*,}"; ENCD=${ENCD%%,*}; fi
+    for gw in gw1 gw2; do start_encd $gw "$IT_TMP/$gw.conf" "${args[@]}"; done
+    on h1 ping -c 2 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "no ping through the tunnel (perf run)"
+    for kind in tcp udp64; do
+        ip netns exec "$IT_ID-h2" iperf3 -s -1 -p 5204 >/dev/null 2>&1 &
+        IT_PIDS+=("$!"); srv=$!
+        sleep 0.5
+        flags=(); [[ $kind == udp64 ]] && flags=(-u -l 64 -b 0)
+        on h1 iperf3 -c 198.18.2.20 -p 5204 -t $((BENCH_PERF + 4)) "${flags[@]}" >"$IT_TMP/perf-$kind.txt" 2>&1 &
+        IT_PIDS+=("$!"); cl=$!
+        sleep 2
+        perf record -a -g -o "$IT_TMP/perf-$kind.data" -- sleep "$BENCH_PERF" >/dev/null 2>&1 || fail "perf record"
+        wait $cl 2>/dev/null || true; wait $srv 2>/dev/null || true
+        # (reports go through files: `head` on a pipe would end the script with SIGPIPE)
+        perf report -i "$IT_TMP/perf-$kind.data" --no-children --sort comm --stdio >"$IT_TMP/perf-$kind.comm" 2>/dev/null
+        perf report -i "$IT_TMP/perf-$kind.data" --no-children --sort dso,sym --stdio -g none >"$IT_TMP/perf-$kind.sym" 2>/dev/null
+        perf report -i "$IT_TMP/perf-$kind.data" --children --sort sym --stdio -g none >"$IT_TMP/perf-$kind.children" 2>/dev/null
+        echo "== perf, ${LAST_LABEL:-encd}, $kind: share of all samples by thread"
+        grep -E '^ +[0-9]' "$IT_TMP/perf-$kind.comm" | sed -n 1,12p
+        echo "== perf, ${LAST_LABEL:-encd}, $kind: share of all samples by symbol (self time)"
+        grep -E '^ +[0-9]' "$IT_TMP/perf-$kind.sym" | sed -n 1,45p
+        # Where whole paths go (children included): the system calls and hooks that matter.
+        echo "== perf, ${LAST_LABEL:-encd}, $kind: share of all samples under these functions (children included)"
+        grep -E '^ +[0-9].*\] (__sys_sendto|__sys_sendmmsg|__sys_recvmmsg|__sys_recvfrom|ksys_read|ksys_write|do_iter_readv_writev|tun_get_user|tun_do_read|nf_hook_slow|nft_do_chain|nf_conntrack_in|ip_rcv|ip_local_deliver|raw_local_deliver|ip_forward|ip_output|__dev_queue_xmit|veth_xmit|fib_rules_lookup|fib_table_lookup|ip_route_input_noref|ip_route_output_key_hash|skb_clone|schedule|__schedule|try_to_wake_up|handle_softirqs|aes_gcm_|EVP_|swift_beginAccess|swift_endAccess)' \
+            "$IT_TMP/perf-$kind.children" | sed -n 1,40p
+        [[ -n ${BENCH_PERF_KEEP:-} ]] && cp "$IT_TMP/perf-$kind.data" "$BENCH_PERF_KEEP/perf-$kind.data"
+    done
     for gw in gw1 gw2; do stop_encd $gw; done
 fi
 esp=$(esp_sent); other=$(others_sent)
