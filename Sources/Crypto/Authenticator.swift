@@ -31,8 +31,10 @@ public final class Authenticator: @unchecked Sendable {
     private let contexts: UnsafeMutableRawPointer
     private let digest: UnsafeMutableRawPointer        // full HMAC output
     private static let digestCapacity = Int(EVP_MAX_MD_SIZE)
+    // @exclusivity(unchecked): used by one worker only (Docs/architecture.md, "No run-time
+    // exclusivity checks on the packet path").
     /// False once a libcrypto call in the current message failed.
-    private var healthy = true
+    @exclusivity(unchecked) private var healthy = true
 
     private var inner: UnsafeMutableRawPointer { contexts }
     private var outer: UnsafeMutableRawPointer { contexts + DigestEngine.contextStride }

@@ -19,9 +19,11 @@ public final class FrameInjector: PacketDevice {
     public let vnetHeader: Bool
     public var name: String { device.name }
     public var fileDescriptor: Int32 { device.fileDescriptor }
-    private var pending: [PacketBuffer]
-    private var segments: [MergeableSegment?]
-    private var count = 0
+    // @exclusivity(unchecked): used by one worker only (Docs/architecture.md, "No run-time
+    // exclusivity checks on the packet path").
+    @exclusivity(unchecked) private var pending: [PacketBuffer]
+    @exclusivity(unchecked) private var segments: [MergeableSegment?]
+    @exclusivity(unchecked) private var count = 0
     private let scratch: PacketBuffer
     private let idle = PacketBuffer(capacity: 64, headroom: 0)
 

@@ -29,8 +29,10 @@ public final class Worker: @unchecked Sendable {
     public let heartbeat = Atomic<UInt64>(0)
     /// Odd while a batch is being decided, even between batches (see `drain`).
     private let batches = Atomic<UInt64>(0)
+    // @exclusivity(unchecked): used by one worker only (Docs/architecture.md, "No run-time
+    // exclusivity checks on the packet path").
     /// The batch's verdicts, kept until the kernel took them (preallocated).
-    private var verdicts: [QueueVerdict]
+    @exclusivity(unchecked) private var verdicts: [QueueVerdict]
     private let finished = DispatchSemaphore(value: 0)
     /// Runs after the stage has seen every packet of a batch, before its verdicts go
     /// out (the input worker writes what it decrypted into enc0 here).
@@ -38,7 +40,7 @@ public final class Worker: @unchecked Sendable {
     public static let defaultBatchSize = 32
     private let log: Log
     /// The queue's `malformed` count already added to `stats` (see `foldQueueDrops`).
-    private var malformedSeen: UInt64 = 0
+    @exclusivity(unchecked) private var malformedSeen: UInt64 = 0
 
     public init(name: String, queue: PacketQueue, batchSize: Int = Worker.defaultBatchSize, log: Log,
                 afterBatch: ((CounterBlock<Counter>) -> Void)? = nil,

@@ -9,10 +9,12 @@ public final class PacketBuffer {
     public let capacity: Int
     /// First byte of the owned region; stable for the buffer's life.
     public let base: UnsafeMutableRawPointer
+    // @exclusivity(unchecked): used by one worker only (Docs/architecture.md, "No run-time
+    // exclusivity checks on the packet path").
     /// Offset of the packet's first byte in the owned region.
-    public private(set) var start: Int
+    @exclusivity(unchecked) public private(set) var start: Int
     /// Offset one past the packet's last byte.
-    public private(set) var end: Int
+    @exclusivity(unchecked) public private(set) var end: Int
 
     /// Room for the largest IP packet plus encapsulation on both sides by default.
     public static let defaultCapacity = 65_535 + 2 * defaultHeadroom

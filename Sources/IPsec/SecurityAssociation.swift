@@ -38,12 +38,13 @@ public final class SecurityAssociation: @unchecked Sendable {
 
     // Worker-owned state: read and written only by the worker that runs the SA's
     // packets (outbound: the next number to send; inbound: the replay window). The
-    // control side reads the published copies below.
+    // control side reads the published copies below. Hence @exclusivity(unchecked)
+    // (Docs/architecture.md, "No run-time exclusivity checks on the packet path").
     /// Outbound: the next sequence number to send (full 64 bits; only the low half goes
     /// on the wire without ESN).
-    public private(set) var nextSequence: UInt64 = 1
+    @exclusivity(unchecked) public private(set) var nextSequence: UInt64 = 1
     /// Inbound: the anti-replay window.
-    public var replay: ReplayWindow
+    @exclusivity(unchecked) public var replay: ReplayWindow
 
     // Shared with the control side, through atomics.
     /// Durable reservations (nil: no store, every number may be used at once).

@@ -50,9 +50,11 @@ public enum QueueVerdict: Equatable, Sendable {
 /// at least `headroom` bytes in front. Owned by one worker; not thread-safe.
 public final class QueueBatch {
     public let capacity: Int
-    public internal(set) var buffers: [PacketBuffer]
+    // @exclusivity(unchecked): used by one worker only (Docs/architecture.md, "No run-time
+    // exclusivity checks on the packet path").
+    @exclusivity(unchecked) public internal(set) var buffers: [PacketBuffer]
     public let headroom: Int
-    public internal(set) var count: Int = 0
+    @exclusivity(unchecked) public internal(set) var count: Int = 0
     private let storage: UnsafeMutableBufferPointer<QueuedPacket>
 
     public init(capacity: Int = 32, bufferCapacity: Int = PacketBuffer.defaultCapacity,
@@ -62,7 +64,7 @@ public final class QueueBatch {
         self.headroom = headroom
         self.buffers = (0..<capacity).map { _ in PacketBuffer(capacity: bufferCapacity, headroom: headroom) }
         storage = .allocate(capacity: capacity)
-        _ = storage.initialize(repeating: QueuedPacket())
+        storage.initialize(repeating: QueuedPacket())
     }
 
     deinit { storage.deallocate() }

@@ -34,7 +34,9 @@ import EncCore
 
 public final class RawInputQueue: PacketQueue {
     public let number: UInt16
-    public private(set) var counters = QueueCounters()
+    // @exclusivity(unchecked): used by one worker only (Docs/architecture.md, "No run-time
+    // exclusivity checks on the packet path").
+    @exclusivity(unchecked) public private(set) var counters = QueueCounters()
     /// The sockets: IPv4 ESP, IPv4 AH, IPv6 ESP, IPv6 AH.
     public let descriptors: [Int32]
     public var fileDescriptor: Int32 { descriptors[0] }
@@ -47,10 +49,10 @@ public final class RawInputQueue: PacketQueue {
     private let names: UnsafeMutablePointer<sockaddr_in6>
     private let control: UnsafeMutableRawPointer
     /// Per socket, the drop count its last packet reported.
-    private var drops: [UInt32]
-    private var info = encshim_rx_info()
+    @exclusivity(unchecked) private var drops: [UInt32]
+    @exclusivity(unchecked) private var info = encshim_rx_info()
     /// Which socket is read first next time (none starves another when batches fill).
-    private var first = 0
+    @exclusivity(unchecked) private var first = 0
     private let waitMilliseconds: Int32
 
     /// The SPIs this reader's sockets keep (the stage's other workers read the rest).

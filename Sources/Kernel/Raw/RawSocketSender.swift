@@ -24,8 +24,10 @@ public final class RawSocketSender: PacketSender {
     public let mark: UInt32
     public let ipv4Descriptor: Int32
     public let ipv6Descriptor: Int32
-    private var v4Address = sockaddr_in()
-    private var v6Address = sockaddr_in6()
+    // @exclusivity(unchecked): used by one worker only (Docs/architecture.md, "No run-time
+    // exclusivity checks on the packet path").
+    @exclusivity(unchecked) private var v4Address = sockaddr_in()
+    @exclusivity(unchecked) private var v6Address = sockaddr_in6()
 
     /// Opens both sockets with SO_MARK `mark` (needs CAP_NET_RAW and CAP_NET_ADMIN).
     public init(mark: UInt32) throws {

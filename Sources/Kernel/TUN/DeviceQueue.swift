@@ -16,8 +16,10 @@ import EncCore
 public final class DeviceQueue: PacketQueue {
     public let number: UInt16
     private let device: PacketDevice
-    private var pollSet = pollfd()
-    public private(set) var counters = QueueCounters()
+    // @exclusivity(unchecked): used by one worker only (Docs/architecture.md, "No run-time
+    // exclusivity checks on the packet path").
+    @exclusivity(unchecked) private var pollSet = pollfd()
+    @exclusivity(unchecked) public private(set) var counters = QueueCounters()
     /// How long a waiting receive polls, in milliseconds.
     private let waitMilliseconds: Int32
 
