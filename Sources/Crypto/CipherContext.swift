@@ -24,7 +24,7 @@ extension Cipher {
 final class CipherContext {
     private let ctx: OpaquePointer
     /// Scratch for EVP_CipherFinal_ex's output, which is empty for every mode used
-    /// here (no padding, stream and AEAD modes) but must point somewhere.
+    /// here (CBC without padding, stream and AEAD modes) but must point somewhere.
     private let finalScratch: UnsafeMutablePointer<UInt8>
 
     /// Creates a context for `name` keyed with `key`, encrypting or decrypting.
@@ -49,9 +49,15 @@ final class CipherContext {
                 throw CryptoError(.keySize, "\(name) does not take a \(key.count * 8)-bit key")
             }
         }
-        guard EVP_CipherInit_ex(ctx, nil, nil, key.baseAddress?.assumingMemoryBound(to: UInt8.self), nil, enc) == 1,
-              EVP_CIPHER_CTX_set_padding(ctx, 0) == 1 else {
+        guard EVP_CipherInit_ex(ctx, nil, nil, key.baseAddress?.assumingMemoryBound(to: UInt8.self), nil, enc) == 1 else {
             throw CryptoError.openssl("key \(name)")
+        }
+        // ESP pads itself. Only a block mode (CBC) would pad, and only there is padding
+        // turned off: OpenSSL 3.0 repeats a context's no-padding setting to the provider
+        // (a parameter set, looked up by name) on every EVP_CipherInit_ex, that is on
+        // every packet, and GCM, CTR and ChaCha20-Poly1305 (block size 1) never pad.
+        if EVP_CIPHER_CTX_get_block_size(ctx) > 1 {
+            guard EVP_CIPHER_CTX_set_padding(ctx, 0) == 1 else { throw CryptoError.openssl("key \(name)") }
         }
     }
 
