@@ -73,6 +73,10 @@ public struct Request: Codable, Sendable, Equatable {
     public var flows: [FlowEntry]?
     /// remove: every flow bound to this CHILD SA.
     public var child: UInt32?
+    /// add: only if encd's sequence state recorded every SA's keys (their numbers then
+    /// continue above it); otherwise refused and nothing added. A key daemon re-adding
+    /// the SAs it still holds after an encd restart.
+    public var continueOnly: Bool?
     /// getspi: "esp" or "ah", and the SA's destination (this host's address) and source.
     public var proto: String?
     public var destination: String?
@@ -85,7 +89,7 @@ public struct Request: Codable, Sendable, Equatable {
                 config: String? = nil, configName: String? = nil, name: String? = nil, value: String? = nil,
                 owner: String? = nil, sas: [SAEntry]? = nil, flows: [FlowEntry]? = nil, child: UInt32? = nil,
                 proto: String? = nil, destination: String? = nil, source: String? = nil,
-                peer: String? = nil, peerPort: UInt16? = nil) {
+                peer: String? = nil, peerPort: UInt16? = nil, continueOnly: Bool? = nil) {
         self.version = ControlProtocol.version
         self.command = command
         self.what = what
@@ -104,6 +108,7 @@ public struct Request: Codable, Sendable, Equatable {
         self.source = source
         self.peer = peer
         self.peerPort = peerPort
+        self.continueOnly = continueOnly
     }
 }
 

@@ -53,7 +53,7 @@ extension ControlPlane {
                 let sas = try (r.sas ?? []).enumerated().map { try KeyDaemonEntries.sa($1, "sas[\($0)]", owner: owner) }
                 let flows = try (r.flows ?? []).enumerated().map { try KeyDaemonEntries.flow($1, "flows[\($0)]", owner: owner) }
                 guard !sas.isEmpty || !flows.isEmpty else { throw ControlFailure("add needs \"sas\" and/or \"flows\"") }
-                var resp = done(try add(owner: owner, sas: sas, flows: flows))
+                var resp = done(try add(owner: owner, sas: sas, flows: flows, continueOnly: r.continueOnly == true))
                 // The SAs as they start: an outbound `sequence` above 1 (an inbound one
                 // above 0) says the state file continued numbers these keys used before
                 // an encd restart; 1 (0) that they start afresh.

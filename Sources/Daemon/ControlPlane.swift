@@ -80,6 +80,7 @@ public final class ControlPlane: @unchecked Sendable {
     public let instance: String = (0..<8).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
 
     private let builder: PolicyBuilder
+    private let store: SequenceStore
     private let lock = NSLock()
     private var running = Configuration()
     /// Lifetime crossings the tick finds (written under `lock` only: one writer).
@@ -105,6 +106,7 @@ public final class ControlPlane: @unchecked Sendable {
         self.bus = EventBus(queueLimit: eventQueueLimit)
         self.events = RateLimitedEvents(log: log, clock: clock, interval: UInt64(Tunables().policyLogInterval), bus: bus)
         self.builder = PolicyBuilder(store: store, reserver: reserver, maxPolicy: maxPolicy)
+        self.store = store
         self.configFile = configFile
         self.defines = defines
         self.localAddresses = localAddresses
@@ -124,7 +126,8 @@ public final class ControlPlane: @unchecked Sendable {
     /// never replaces a negotiated SA, nor a key daemon a configured one.
     @discardableResult
     private func change(flows: [FlowSpec], sas: [SASpec], owned: (flows: [FlowSpec], sas: [SASpec])? = nil,
-                        tunables: Tunables, why: String, reason: String) throws -> (Int, Int) {
+                        tunables: Tunables, why: String, reason: String,
+                        check: ((PolicySnapshot) throws -> Void)? = nil) throws -> (Int, Int) {
         let previous = box.value
         let snap: PolicySnapshot
         let addresses = localAddresses()
@@ -133,6 +136,7 @@ public final class ControlPlane: @unchecked Sendable {
             try Self.checkNoOverlap(config: (flows, sas), owned: owned)
             snap = try builder.prepare(flows: flows + owned.flows, sas: sas + owned.sas, localAddresses: addresses,
                                        previous: previous, now: clock.now)
+            try check?(snap)
             try kernel?.prepare(snap, tunables: tunables)
         } catch let f as ControlFailure {
             throw ControlFailure("\(why): \(f.message); nothing changed", errors: f.errors)
@@ -327,12 +331,26 @@ public final class ControlPlane: @unchecked Sendable {
         }
     }
 
-    /// `add`: `owner`'s SAs and flows, all or nothing, replacing no SA.
-    public func add(owner: String, sas: [SASpec], flows: [FlowSpec]) throws -> String {
+    /// `add`: `owner`'s SAs and flows, all or nothing, replacing no SA. With
+    /// `continueOnly`, only if the sequence store recorded every SA's keys in the
+    /// direction the SA takes here: its numbers then provably continue above what an
+    /// earlier encd used (after an encd restart, a key daemon re-adds what it holds).
+    /// Keys the store never saw are refused: a lost state file must not let them start
+    /// again at 1 (AES-GCM would repeat nonces).
+    public func add(owner: String, sas: [SASpec], flows: [FlowSpec], continueOnly: Bool = false) throws -> String {
         try lock.withLock {
             let owned = try keyDaemons.adding(sas: sas, flows: flows, owner: owner, config: (running.flows, running.sas))
+            let check: ((PolicySnapshot) throws -> Void)? = !continueOnly ? nil : { [store] snap in
+                for (i, spec) in sas.enumerated() {
+                    guard let sa = snap.sad.byKey[spec.key] else { continue }
+                    let space: SequenceSpace = sa.direction == .outbound ? .outbound : .inbound
+                    guard store.recorded(spec, space) > 0 else {
+                        throw ControlFailure("sas[\(i)]: SA \(spec.key): the sequence state has no record of these keys (continueOnly): their numbers cannot be shown to continue; negotiate new keys")
+                    }
+                }
+            }
             let (added, _) = try change(flows: running.flows, sas: running.sas, owned: owned,
-                                        tunables: running.tunables, why: "add", reason: "add")
+                                        tunables: running.tunables, why: "add", reason: "add", check: check)
             keyDaemons.consumeReservations(sas)
             let text = "added for \(owner): \(added) SAs, \(flows.count) flows"
             log.info(text)

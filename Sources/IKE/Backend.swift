@@ -61,6 +61,10 @@ public protocol EncdBackend: AnyObject {
     /// Removes `parts` of a CHILD SA; removing its flows leaves the policy's unbound
     /// require flows in their place (never a moment without a flow).
     func remove(_ child: IKEChildSA, parts: IKEChildParts) throws(IKEBackendError)
+    /// After encd restarted (and lost its SAs): installs `parts` of a CHILD SA the
+    /// daemon still holds only if encd continues both SAs' sequence numbers (its state
+    /// recorded their keys); otherwise throws and installs nothing.
+    func reinstall(_ child: IKEChildSA, parts: IKEChildParts) throws(IKEBackendError)
 }
 
 /// A backend that only remembers (tests; the engine's contract without encd).
@@ -76,6 +80,9 @@ public final class InMemoryBackend: EncdBackend {
     public private(set) var calls: [String] = []
     /// Set to make the next calls fail.
     public var failure: IKEBackendError?
+    /// SPIs whose keys encd's sequence state recorded (every SA installed), the
+    /// condition of `reinstall`.
+    public private(set) var recorded: Set<UInt32> = []
     private var nextSPI: UInt32
 
     public init(firstSPI: UInt32 = 0x1000) { nextSPI = firstSPI }
@@ -98,12 +105,34 @@ public final class InMemoryBackend: EncdBackend {
             throw IKEBackendError("exists")
         }
         if parts.contains(.flows) { bindings.insert(child.child) }
+        if parts.contains(.inbound) { recorded.insert(child.inboundSPI) }
+        if parts.contains(.outbound) { recorded.insert(child.outboundSPI) }
         let new = parts.intersection(.sas)
         if !new.isEmpty {
             if have.isEmpty { installed.append(child) }
             sas[child.inboundSPI] = have.union(new)
         }
         calls.append("install 0x\(String(child.inboundSPI, radix: 16)) \(Self.describe(parts))")
+    }
+
+    public func reinstall(_ child: IKEChildSA, parts: IKEChildParts) throws(IKEBackendError) {
+        if let failure { throw failure }
+        guard recorded.contains(child.inboundSPI), recorded.contains(child.outboundSPI) else {
+            calls.append("reinstall 0x\(String(child.inboundSPI, radix: 16)) refused")
+            throw IKEBackendError("the sequence state has no record of these keys")
+        }
+        try install(child, parts: parts)
+        calls[calls.count - 1] = "re" + calls[calls.count - 1]
+    }
+
+    /// encd restarted: every SA and binding is gone. Its state file keeps the
+    /// records of the keys, unless it was lost (`keepRecords` false).
+    public func restart(keepRecords: Bool = true) {
+        installed = []
+        sas = [:]
+        bindings = []
+        if !keepRecords { recorded = [] }
+        calls.append("restart")
     }
 
     public func remove(_ child: IKEChildSA, parts: IKEChildParts) throws(IKEBackendError) {

@@ -787,14 +787,20 @@ public final class IKEEngine {
         return nil
     }
 
-    /// encd restarted and lost every SA (they live in its memory): each CHILD SA is
-    /// deleted at the peer and negotiated anew (fresh keys; re-adding the old ones
-    /// could repeat sequence numbers, and with AES-GCM nonces).
+    /// encd restarted and lost every SA (they live in its memory). An IKE SA's CHILD
+    /// SAs go back in as they were when encd's state recorded their keys, so their
+    /// sequence numbers continue (`reinstall`); otherwise (a lost state file, keys
+    /// never used) each is deleted at the peer and negotiated anew: re-adding them to
+    /// start again at 1 would repeat sequence numbers, and with AES-GCM nonces.
     public func encdLostSAs(now: Double) -> [IKEDatagram] {
         var out: [IKEDatagram] = []
         for s in sessions.values where s.state == .established && s.replacedBy == nil {
             let old = s.children
             guard !old.isEmpty else { continue }
+            if s.deferredOutbound.isEmpty, reinstall(old) {
+                log("\(s.policy.name): encd lost its SAs: re-installed \(old.count) CHILD SAs, their sequence numbers continue")
+                continue
+            }
             s.children = []
             s.deferredOutbound = []
             s.queued.removeAll { if case .rekeyChild = $0.kind { true } else { false } }
@@ -805,6 +811,24 @@ public final class IKEEngine {
             out += newChild(s.localSPI, now: now)
         }
         return out
+    }
+
+    /// Re-installs `children` (each binding's flows with its first pair), all or none.
+    private func reinstall(_ children: [IKEChildSA]) -> Bool {
+        var done: [(IKEChildSA, IKEChildParts)] = []
+        var bound: Set<UInt32> = []
+        for c in children {
+            let parts: IKEChildParts = bound.insert(c.child).inserted ? .all : .sas
+            do {
+                try backend.reinstall(c, parts: parts)
+                done.append((c, parts))
+            } catch {
+                log("\(c.policy): CHILD SA \(hex32(c.inboundSPI))/\(hex32(c.outboundSPI)) not re-installed: \(error)")
+                for (d, p) in done.reversed() { try? backend.remove(d, parts: p) }
+                return false
+            }
+        }
+        return true
     }
 
     /// The session holding the CHILD SA with SPI `spi` (either direction).

@@ -38,10 +38,21 @@ public final class EncdControlBackend: EncdBackend {
     }
 
     public func install(_ c: IKEChildSA, parts: IKEChildParts) throws(IKEBackendError) {
+        try add(c, parts: parts, continueOnly: false)
+    }
+
+    /// `add` with continueOnly: encd refuses (adding nothing) unless its state file
+    /// recorded both SAs' keys.
+    public func reinstall(_ c: IKEChildSA, parts: IKEChildParts) throws(IKEBackendError) {
+        try add(c, parts: parts, continueOnly: true)
+    }
+
+    private func add(_ c: IKEChildSA, parts: IKEChildParts, continueOnly: Bool) throws(IKEBackendError) {
         let sas = Self.entries(c).enumerated().filter { i, _ in parts.contains(i == 0 ? .inbound : .outbound) }.map(\.1)
         let flows = parts.contains(.flows) ? Self.flows(c, child: c.child) : []
         guard !sas.isEmpty || !flows.isEmpty else { return }
-        _ = try call(Request(.add, owner: Self.owner, sas: sas.isEmpty ? nil : sas, flows: flows.isEmpty ? nil : flows))
+        _ = try call(Request(.add, owner: Self.owner, sas: sas.isEmpty ? nil : sas, flows: flows.isEmpty ? nil : flows,
+                             continueOnly: continueOnly ? true : nil))
     }
 
     /// The CHILD's flows (with `.flows`) become the policy's unbound `require` flows

@@ -237,8 +237,9 @@ public final class IKEDaemon {
         defer { encdInstance = instance }
         guard let before = encdInstance, before != instance else { return }
         // encd restarted: its SAs (and our flows) are gone. The flows first (fail
-        // closed again), then new CHILD SAs for every IKE SA.
-        Self.log("encd restarted: installing the require flows again and renegotiating every CHILD SA")
+        // closed again), then every IKE SA's CHILD SAs: back as they were where encd's
+        // state continues their sequence numbers, negotiated anew where it cannot.
+        Self.log("encd restarted: installing the require flows again, then the CHILD SAs")
         do {
             try backend.start(flows: baseFlows())
         } catch {

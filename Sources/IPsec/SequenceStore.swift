@@ -100,6 +100,9 @@ public protocol SequenceStore: AnyObject, Sendable {
     /// with the same keys (encctl -d then -f, a reload after a hard expiry) must continue
     /// above every number it ever used.
     func retire(_ claim: SequenceClaim) -> Bool
+    /// The highest number recorded for `spec`'s space in `space` (0: none), without
+    /// claiming it: whether an SA with these keys would continue above earlier use.
+    func recorded(_ spec: SASpec, _ space: SequenceSpace) -> UInt64
 }
 
 /// The book-keeping every store shares: per space the highest number reserved and the
@@ -129,6 +132,14 @@ public struct SequenceLedger: Sendable {
     private var generation: UInt64 = 0
 
     public init() {}
+
+    /// The highest number reserved in a space, nil when it has no entry; a key space
+    /// also under the SA's own key (where version 1 and other ciphers recorded it).
+    public func recorded(_ identity: SequenceIdentity, _ space: SequenceSpace, sa: SAKey) -> UInt64? {
+        let own = entries[Key(identity, space)]?.reserved
+        guard case .keys = identity, let legacy = entries[Key(.sa(sa), space)]?.reserved else { return own }
+        return max(own ?? 0, legacy)
+    }
 
     public mutating func claim(_ identity: SequenceIdentity, _ space: SequenceSpace, sa: SAKey) -> SequenceClaim {
         generation &+= 1
@@ -208,9 +219,13 @@ public final class MemorySequenceStore: SequenceStore, @unchecked Sendable {
         }
     }
 
-    /// The highest number recorded for `spec`'s space (tests).
-    public func recorded(_ spec: SASpec, _ space: SequenceSpace = .outbound) -> UInt64? {
-        lock.withLock { ledger.entries[.init(SequenceIdentity.of(spec, salt: salt), space)]?.reserved }
+    /// The highest number recorded for `spec`'s space, nil when it has no entry (tests).
+    public func recordedEntry(_ spec: SASpec, _ space: SequenceSpace = .outbound) -> UInt64? {
+        lock.withLock { ledger.recorded(SequenceIdentity.of(spec, salt: salt), space, sa: spec.key) }
+    }
+
+    public func recorded(_ spec: SASpec, _ space: SequenceSpace) -> UInt64 {
+        recordedEntry(spec, space) ?? 0
     }
 
     public func reserve(_ claim: SequenceClaim, through limit: UInt64) -> Bool {

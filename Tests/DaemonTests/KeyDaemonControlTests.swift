@@ -165,7 +165,7 @@ import Testing
         let f = try ControlFixture(ctlSiteConf)
         #expect(try f.call(Self.child(7, out: 0x4000, in: 0x4001, remote: "198.18.5.0/24")).ok)
         let out = try #require(f.snapshot.sad.byKey[SAKey(destination: IPAddress("192.0.2.2")!, spi: 0x4000, proto: .esp)])
-        #expect(f.store.recorded(out.spec) != nil)
+        #expect(f.store.recordedEntry(out.spec) != nil)
         let configured = SAEntry(proto: "esp", destination: "192.0.2.2", spi: 0x1000)
         let notMine = try f.call(Request(.remove, owner: "encd-iked", sas: [configured]))
         #expect(!notMine.ok && f.snapshot.sad.count == 4)
@@ -177,13 +177,13 @@ import Testing
         #expect(r.ok, "\(r.error ?? "")")
         #expect(f.snapshot.sad.count == 2 && f.snapshot.spd.flows.count == 2)
         // Nothing of it stays in the store, and the same keys cannot come back.
-        #expect(f.store.recorded(out.spec) == nil)
+        #expect(f.store.recordedEntry(out.spec) == nil)
         let again = try f.call(Self.child(7, out: 0x4100, in: 0x4101, remote: "198.18.5.0/24"))
         #expect(!again.ok && again.error?.contains("keys of a removed SA") == true)
         // The configuration's SAs keep their spaces when they go.
         let cfg = try #require(f.snapshot.sad.byKey[SAKey(destination: IPAddress("192.0.2.2")!, spi: 0x1000, proto: .esp)])
         #expect(try f.call(Request(.flush, what: "all")).ok)
-        #expect(f.store.recorded(cfg.spec) != nil)
+        #expect(f.store.recordedEntry(cfg.spec) != nil)
     }
 
     @Test func flushRemovesEveryOwnersStateAndSaysSo() throws {
@@ -336,6 +336,38 @@ import Testing
         #expect(inb.sequence == 0)
         let json = String(decoding: try JSONEncoder().encode(r), as: UTF8.self)
         #expect(!json.contains(KeyDaemonControlTests.keyOut))
+    }
+
+    /// continueOnly: the SAs go in only when the state file recorded both SAs' keys in
+    /// the direction each takes here; otherwise nothing is added.
+    @Test func continueOnlyAddsOnlyKeysTheStateRecorded() throws {
+        let f = try ControlFixture(KeyDaemonControlTests.unrelatedConf)
+        var request = KeyDaemonControlTests.child(7, out: 0x4000, in: 0x4001)
+        request.continueOnly = true
+        let out = try KeyDaemonEntries.sa(request.sas![0], "sas[0]", owner: "encd-iked")
+        let inb = try KeyDaemonEntries.sa(request.sas![1], "sas[1]", owner: "encd-iked")
+        let generation = f.snapshot.generation, count = f.snapshot.sad.count
+        // Keys the state never saw (a lost state file looks the same): refused.
+        let fresh = try f.call(request)
+        #expect(!fresh.ok && fresh.error?.contains("sas[0]: SA") == true && fresh.error?.contains("no record") == true,
+                "\(fresh.error ?? "")")
+        // Only the outbound SA's keys recorded: still refused, naming the inbound one.
+        #expect(f.store.reserve(f.store.claim(out, .outbound), through: 1000))
+        let half = try f.call(request)
+        #expect(!half.ok && half.error?.contains("sas[1]: SA") == true, "\(half.error ?? "")")
+        // Neither refusal changed anything.
+        #expect(f.snapshot.generation == generation && f.snapshot.sad.count == count)
+        #expect(f.store.reserve(f.store.claim(inb, .inbound), through: 50))
+        let r = try f.call(request)
+        #expect(r.ok, "\(r.error ?? "")")
+        #expect(r.sas?.first { $0.spi == 0x4000 }?.sequence == 1001)
+        #expect(r.sas?.first { $0.spi == 0x4001 }?.sequence == 50)
+        // Without continueOnly, unrecorded keys are taken (and start afresh).
+        let other = KeyDaemonControlTests.child(8, out: 0x5000, in: 0x5001,
+                                                keys: (String(repeating: "c3", count: 20), String(repeating: "d4", count: 20)),
+                                                remote: "198.18.3.0/24")
+        let plain = try f.call(other)
+        #expect(plain.ok && plain.sas?.first { $0.spi == 0x5000 }?.sequence == 1, "\(plain.error ?? "")")
     }
 
     @Test func statusNamesTheInstance() throws {

@@ -463,10 +463,14 @@ final class IKEWire {
         #expect(keepalives.count == 2 && keepalives.allSatisfy { $0.remote.port == 31001 && $0.local.address == IKEWire.a2 })
     }
 
-    @Test func encdLostItsSAs() throws {
+    @Test func encdLostItsSAsAndItsStateFile() throws {
         let w = try CreateChildTests.up()
         let old1 = w.be1.installed[0]
+        // encd restarted without the records of these keys: re-adding them would start
+        // their sequence numbers again at 1; they are renegotiated instead.
+        w.be1.restart(keepRecords: false)
         w.run(w.gw1.encdLostSAs(now: 1))
+        #expect(w.be1.calls.contains("reinstall 0x\(String(old1.inboundSPI, radix: 16)) refused"))
         // The peer deleted the old pair and has the new one; gw1 installed the new one whole.
         #expect(w.be2.installed.count == 1 && w.be2.installed[0].outboundSPI != old1.inboundSPI)
         let new1 = try #require(w.be1.installed.last)
@@ -474,6 +478,19 @@ final class IKEWire {
         #expect(w.be2.installed[0].outboundSPI == new1.inboundSPI && w.be2.installed[0].inboundSPI == new1.outboundSPI)
         #expect(w.be1.calls.last == "install 0x\(String(new1.inboundSPI, radix: 16)) in,out,flows")
         #expect(w.gw1.sessions.values.first?.children.count == 1)
+    }
+
+    @Test func encdRestartedWithItsStateTheCHILDSAsGoBackAsTheyWere() throws {
+        let w = try CreateChildTests.up()
+        let old1 = w.be1.installed[0], peer = w.be2.installed[0]
+        w.be1.restart()
+        let sent = w.gw1.encdLostSAs(now: 1)
+        // Nothing to negotiate: the same SAs and flows again, the peer untouched.
+        #expect(sent.isEmpty)
+        #expect(w.be1.installed.map(\.inboundSPI) == [old1.inboundSPI] && w.be1.bindings == [old1.child])
+        #expect(w.be1.calls.last == "reinstall 0x\(String(old1.inboundSPI, radix: 16)) in,out,flows")
+        #expect(w.be2.installed.map(\.inboundSPI) == [peer.inboundSPI] && w.be2.removed.isEmpty)
+        #expect(w.gw1.sessions.values.first?.children.map(\.inboundSPI) == [old1.inboundSPI])
     }
 }
 

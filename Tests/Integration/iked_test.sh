@@ -14,8 +14,10 @@
 #     INFORMATIONAL, answered, the IKE SA stays
 #   - ikectl reload of a broken file changes nothing; SIGHUP with a changed policy
 #     replaces its IKE SA
-#   - encd restarted under encd-iked: require flows again, the old CHILD SA deleted at
-#     the peer, a new one negotiated (fresh keys: the old ones could repeat nonces)
+#   - encd restarted under encd-iked: require flows again; with its state file the
+#     CHILD SA is re-added (same SPIs, sequence numbers continue); without it the old
+#     CHILD SA is deleted at the peer and a new one negotiated (the old keys could
+#     repeat nonces)
 #   - no PSK and no key in any log
 source "$(dirname "$0")/lib.sh"
 
@@ -177,20 +179,40 @@ for _ in $(seq 100); do now=$(spis); [[ -n $now && $now != "$kept" ]] && break; 
 on h1 ping -c 2 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "ping after the reload"
 ok "reload: a broken file is refused with its error, an unchanged one keeps the IKE and CHILD SAs in place, a changed policy's IKE SA is replaced ($now)"
 
-# --- encd restarts under encd-iked: the SAs lived in its memory; new ones are negotiated
-before=$(spis)
+# --- encd restarts under encd-iked: the SAs lived in its memory. With its state file,
+# which recorded their keys, encd-iked re-adds them (add with continueOnly): the same
+# SPIs, sequence numbers above where they were. Without it (lost), they cannot be shown
+# to continue: deleted at the peer and negotiated anew.
+seq_of() { ctl gw1 '{"command":"show","what":"sa"}' "next((s['sequence'] for s in (r.get('sas') or []) if s['spi'] == $1), 0)"; }
+before=$(spis); out=${before##* }
+on h1 ping -c 3 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "ping before encd's restart"
+seq_before=$(seq_of "$out")
+(( seq_before > 1 )) || fail "outbound SA $out has sent nothing before the restart (sequence $seq_before)"
 stop_encd gw1
 start_encd gw1 "$IT_TMP/gw1.conf"
-for _ in $(seq 100); do grep -q "encd restarted" "$IT_TMP/gw1-iked.log" && break; sleep 0.1; done
-grep -q "encd restarted" "$IT_TMP/gw1-iked.log" || fail "encd-iked did not notice encd's restart"
+for _ in $(seq 100); do grep -q "re-installed 1 CHILD SAs" "$IT_TMP/gw1-iked.log" && break; sleep 0.1; done
+grep -q "re-installed 1 CHILD SAs" "$IT_TMP/gw1-iked.log" || fail "encd-iked did not re-install the CHILD SA: $(grep -E "encd restarted|re-install|encd lost" "$IT_TMP/gw1-iked.log" | tail -3)"
+[[ $(spis) == "$before" ]] || fail "the CHILD SA changed over encd's restart ($before -> $(spis))"
+# A clean stop recorded exactly how far the SA got: it goes on from the next number.
+seq_after=$(seq_of "$out")
+(( seq_after >= seq_before )) || fail "outbound SA $out restarted its sequence numbers (next $seq_before before, $seq_after after)"
+on h1 ping -c 3 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "ping after encd restarted with its state"
+seq_sent=$(seq_of "$out")
+(( seq_sent > seq_after )) || fail "outbound SA $out sent nothing after the restart (next $seq_sent)"
+ok "encd restarted with its state: encd-iked re-added the CHILD SA $before, its sequence numbers continue (next $seq_before before the restart, $seq_after after it, $seq_sent after a ping)"
+
+stop_encd gw1
+find "$IT_TMP/gw1/state" -type f -delete
+start_encd gw1 "$IT_TMP/gw1.conf"
 for _ in $(seq 100); do after=$(spis); [[ -n $after && $after != "$before" ]] && break; sleep 0.1; done
-[[ -n $after && $after != "$before" ]] || fail "no new CHILD SA after encd restarted (before: $before, now: $after)"
-on h1 ping -c 3 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "ping after encd restarted"
+[[ -n $after && $after != "$before" ]] || fail "no new CHILD SA after encd restarted without its state (before: $before, now: $after)"
+grep -q "not re-installed: .*no record of these keys" "$IT_TMP/gw1-iked.log" || fail "encd-iked did not say why the CHILD SA was not re-added"
+on h1 ping -c 3 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "ping after encd restarted without its state"
 for gw in gw1 gw2; do
     n=$(ctl $gw '{"command":"show","what":"sa"}' "len(r.get('sas') or [])")
     [[ $n == 2 ]] || fail "$gw has $n SAs after encd's restart (the old pair must be deleted at the peer)"
 done
-ok "encd restarted: encd-iked put the require flows back, deleted the old CHILD SA at the peer and negotiated $after"
+ok "encd restarted without its state: encd refused to re-add the old keys, encd-iked deleted the CHILD SA at the peer and negotiated $after"
 
 for f in "$IT_TMP"/*-iked.log "$IT_TMP"/*-encd.log; do
     grep -q "$PSK" "$f" && fail "the PSK is in $(basename "$f")"
