@@ -103,15 +103,21 @@ wire_spis() { tcpdump -n -r "$1" 'udp port 4500 and udp[8:4] != 0' 2>/dev/null |
 wait_for() { local what=$1; shift; for _ in $(seq 100); do "$@" && return 0; sleep 0.1; done; fail "$what"; }
 has_child() { [[ -n $(iked_spis) ]]; }
 
-# traffic LABEL: ping and TCP h1 -> h2 as ESP-in-UDP with ikectl's SPIs.
+# traffic LABEL: ping and TCP h1 -> h2 as ESP-in-UDP with ikectl's SPIs (those it
+# showed before or after: the 30 s CHILD SAs of the first phases may rekey meanwhile).
 traffic() {
+    local in0 out0 in out spi
+    read -r in0 out0 <<<"$(iked_spis)"
     capture gw1 wan "$IT_TMP/$1.pcap"
     on h1 ping -c 3 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "$1: ping h1 -> h2"
     tcp_transfer h1 h2 198.18.2.20 1000000
     stop_capture gw1 wan
     read -r in out <<<"$(iked_spis)"
-    local want; want=$(printf 'spi=%s\n' "$in" "$out" | sort -u | tr '\n' ' ')
-    [[ $(wire_spis "$IT_TMP/$1.pcap") == "$want" ]] || fail "$1: ESP-in-UDP SPIs $(wire_spis "$IT_TMP/$1.pcap"), ikectl $in $out"
+    local seen; seen=$(wire_spis "$IT_TMP/$1.pcap")
+    [[ -n $seen ]] || fail "$1: no ESP-in-UDP on the wire"
+    for spi in $seen; do
+        case " $in0 $out0 $in $out " in *" ${spi#spi=} "*) ;; *) fail "$1: ESP-in-UDP SPIs $seen, ikectl $in0 $out0 then $in $out" ;; esac
+    done
     [[ -z $(tcpdump -n -r "$IT_TMP/$1.pcap" 'icmp or tcp' 2>/dev/null) ]] || fail "$1: cleartext on the wire"
     swanctl --list-sas | grep -q "$(printf '%08x' $((out)))" || fail "$1: charon has no SA with SPI $out"
 }
