@@ -342,9 +342,9 @@ public final class ControlPlane: @unchecked Sendable {
             let owned = try keyDaemons.adding(sas: sas, flows: flows, owner: owner, config: (running.flows, running.sas))
             let check: ((PolicySnapshot) throws -> Void)? = !continueOnly ? nil : { [store] snap in
                 for (i, spec) in sas.enumerated() {
-                    guard let sa = snap.sad.byKey[spec.key] else { continue }
-                    let space: SequenceSpace = sa.direction == .outbound ? .outbound : .inbound
-                    guard store.recorded(spec, space) > 0 else {
+                    let direction = snap.sad.byKey[spec.key]?.direction
+                    let space: SequenceSpace = direction == .outbound ? .outbound : .inbound
+                    guard direction != nil, store.recorded(spec, space) > 0 else {
                         throw ControlFailure("sas[\(i)]: SA \(spec.key): the sequence state has no record of these keys (continueOnly): their numbers cannot be shown to continue; negotiate new keys")
                     }
                 }

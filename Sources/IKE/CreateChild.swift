@@ -335,14 +335,7 @@ extension IKEEngine {
             return []
         }
         guard let child = childFromAnswer(s, offer: offer, payloads, binding: nil) else { return [] }
-        do {
-            try backend.install(child, parts: .all)
-        } catch {
-            log("\(s.policy.name): encd refused the CHILD SA: \(error)")
-            return []
-        }
-        s.children.append(child)
-        log("\(s.policy.name): CHILD SA \(hex32(child.inboundSPI))/\(hex32(child.outboundSPI)) installed (\(child.suite.encryption))")
+        _ = adopt(child, in: s, name: s.policy.name)
         return []
     }
 

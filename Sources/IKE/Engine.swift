@@ -569,14 +569,7 @@ public final class IKEEngine {
                                     localTS: choice.localTS, remoteTS: choice.remoteTS, ni: s.nonceI, nr: s.nonceR, policy: choice.policy) else {
             return [notify(IKENotify.noProposalChosen)]
         }
-        do {
-            try backend.install(child, parts: .all)
-        } catch {
-            log("\(choice.policy.name): encd refused the CHILD SA: \(error)")
-            return [notify(IKENotify.temporaryFailure)]
-        }
-        s.children.append(child)
-        log("\(choice.policy.name): CHILD SA \(hex32(child.inboundSPI))/\(hex32(child.outboundSPI)) installed (\(choice.suite.encryption))")
+        guard adopt(child, in: s, name: choice.policy.name) else { return [notify(IKENotify.temporaryFailure)] }
         var answer: [IKEPayload] = transport ? [notify(IKENotify.useTransportMode)] : []
         var mine = choice.proposal
         mine.spi = be32(spi)
@@ -657,14 +650,7 @@ public final class IKEEngine {
         }
         guard let child = makeChild(s, suite: suite, inboundSPI: inbound, outboundSPI: u32(proposals[0].spi), localTS: localTS, remoteTS: remoteTS,
                                     ni: s.nonceI, nr: s.nonceR) else { return [] }
-        do {
-            try backend.install(child, parts: .all)
-        } catch {
-            log("\(name): encd refused the CHILD SA: \(error)")
-            return []
-        }
-        s.children.append(child)
-        log("\(name): CHILD SA \(hex32(child.inboundSPI))/\(hex32(child.outboundSPI)) installed (\(suite.encryption))")
+        _ = adopt(child, in: s, name: name)
         return []
     }
 
@@ -811,6 +797,20 @@ public final class IKEEngine {
             out += newChild(s.localSPI, now: now)
         }
         return out
+    }
+
+    /// Installs a new CHILD SA whole (both SAs and its flows) and keeps it in `s`;
+    /// false, logged, when encd refused it.
+    func adopt(_ child: IKEChildSA, in s: IKESession, name: String) -> Bool {
+        do {
+            try backend.install(child, parts: .all)
+        } catch {
+            log("\(name): encd refused the CHILD SA: \(error)")
+            return false
+        }
+        s.children.append(child)
+        log("\(name): CHILD SA \(hex32(child.inboundSPI))/\(hex32(child.outboundSPI)) installed (\(child.suite.encryption))")
+        return true
     }
 
     /// Re-installs `children` (each binding's flows with its first pair), all or none.
