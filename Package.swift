@@ -35,7 +35,7 @@ let package = Package(
         // encd-iked's IKEv2 (issue #10): pure, clock and randomness injected.
         .target(name: "IKE", dependencies: ["IKECrypto", "Crypto", "EncCore"]),
         .target(name: "IKECrypto", dependencies: ["CCrypto", "Crypto"]),
-        .target(name: "IKEConfig", dependencies: ["Config", "IKE", "Crypto", "EncCore"]),
+        .target(name: "IKEConfig", dependencies: ["Config", "IKE", "IKECrypto", "Crypto", "EncCore"]),
 
         // Kernel glue and the daemon.
         .target(name: "Kernel", dependencies: ["CNetfilter", "CEncShim", "EncCore"]),

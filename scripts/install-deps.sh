@@ -31,7 +31,7 @@ if ((${#missing[@]})); then
 fi
 # strongSwan for encd-iked's interop test (charon with kernel-libipsec, in a namespace
 # only): without its Recommends, which would bring strongswan-starter and its service.
-ss=(strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins)
+ss=(strongswan-charon strongswan-swanctl strongswan-pki libcharon-extra-plugins libstrongswan-standard-plugins)
 ss_missing=()
 for p in "${ss[@]}"; do
     [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == installed ]] || ss_missing+=("$p")

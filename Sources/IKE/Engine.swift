@@ -15,7 +15,7 @@
 // `tick` retransmits unanswered requests with back-off (§2.1) and gives up on dead
 // peers and half-open SAs.
 //
-// CREATE_CHILD_SA is in CreateChild.swift. Not yet: fragmentation, certificates.
+// CREATE_CHILD_SA is in CreateChild.swift.
 
 import Crypto
 import EncCore
@@ -28,7 +28,7 @@ public enum IKENotify {
     public static let tsUnacceptable: UInt16 = 38, temporaryFailure: UInt16 = 43, childSANotFound: UInt16 = 44
     public static let initialContact: UInt16 = 16384, natDetectionSource: UInt16 = 16388, natDetectionDestination: UInt16 = 16389
     public static let cookie: UInt16 = 16390, useTransportMode: UInt16 = 16391, noAdditionalSAs: UInt16 = 35, rekeySA: UInt16 = 16393
-    public static let fragmentationSupported: UInt16 = 16430
+    public static let fragmentationSupported: UInt16 = 16430, signatureHashAlgorithms: UInt16 = 16431
 }
 
 public struct IKEEngineSettings: Sendable {
@@ -63,6 +63,8 @@ public final class IKEEngine {
     /// Datagrams dropped before any IKE SA took them, by reason (ikectl shows them).
     public private(set) var dropped: [String: UInt64] = [:]
     var unprotectedWindow: (start: Double, count: Int) = (-1, 0)
+    /// Our certificates, key and trusted CAs (policies with certificate authentication).
+    public var credentials: IKECredentials?
 
     public init(policies: [IKEPolicy], backend: EncdBackend, settings: IKEEngineSettings = IKEEngineSettings(),
                 random: @escaping (Int) -> [UInt8],
@@ -115,6 +117,7 @@ public final class IKEEngine {
         payloads.append(IKEPayload(type: IKEPayloadType.nonce, body: .nonce(s.nonceI)))
         payloads += natDetection(s)
         if settings.fragmentation { payloads.append(notify(IKENotify.fragmentationSupported)) }
+        if s.policy.authentication.isSignature { payloads.append(signatureHashes) }
         let bytes = IKEMessage(header: s.header(exchange: IKEExchangeType.ikeSAInit, response: false, messageID: 0), payloads: payloads).encode()
         s.initRequest = bytes
         s.nextRequestID = 1
@@ -398,6 +401,11 @@ public final class IKEEngine {
         // RFC 7383 §2.3: announced only in answer to an initiator that announced it.
         s.peerFragmentation = settings.fragmentation && m.payloads.contains { isNotify($0, IKENotify.fragmentationSupported) }
         if s.peerFragmentation { payloads.append(notify(IKENotify.fragmentationSupported)) }
+        s.peerHashes = announcedHashes(m.payloads)
+        if policy.authentication.isSignature {
+            payloads.append(signatureHashes)
+            payloads += certificateRequest
+        }
         s.initResponse = IKEMessage(header: s.header(exchange: IKEExchangeType.ikeSAInit, response: true, messageID: 0), payloads: payloads).encode()
         s.expectedRequestID = 1
         sessions[s.localSPI] = s
@@ -450,6 +458,7 @@ public final class IKEEngine {
         }
         checkNAT(s, m.payloads)
         s.peerFragmentation = settings.fragmentation && m.payloads.contains { isNotify($0, IKENotify.fragmentationSupported) }
+        s.peerHashes = announcedHashes(m.payloads)
         if s.isNATed || s.policy.forceNATT {
             // §2.23: a NAT is in the way: IKE_AUTH and ESP go over 4500.
             s.local.port = 4500
@@ -472,34 +481,102 @@ public final class IKEEngine {
 
     // MARK: IKE_AUTH
 
-    func localID(_ s: IKESession) -> IKEIdentity { s.policy.localID ?? IKEIdentity(address: s.local.address) }
+    /// SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4): the hashes we verify RFC 7427 signatures with.
+    var signatureHashes: IKEPayload {
+        notify(IKENotify.signatureHashAlgorithms, data: [IKEHash.sha256, .sha384, .sha512].flatMap { [UInt8($0.rawValue >> 8), UInt8($0.rawValue & 0xff)] })
+    }
 
-    func authPayload(_ s: IKESession, id: IKEIdentity) -> IKEPayload? {
+    func announcedHashes(_ payloads: [IKEPayload]) -> [IKEHash] {
+        guard let data = notifyData(payloads, IKENotify.signatureHashAlgorithms) else { return [] }
+        return stride(from: 0, to: data.count - 1, by: 2).compactMap { IKEHash(rawValue: UInt16(data[$0]) << 8 | UInt16(data[$0 + 1])) }
+    }
+
+    /// CERTREQ (§3.7) naming every CA we trust, or nothing when we trust none.
+    var certificateRequest: [IKEPayload] {
+        guard let request = credentials?.trust.certificateRequest, !request.isEmpty else { return [] }
+        return [IKEPayload(type: IKEPayloadType.certreq, body: .certificate(encoding: 4, data: request))]
+    }
+
+    /// What we prove ourselves with: the ID, the CERT payloads (our certificate and its
+    /// issuers from certs/), and AUTH (§2.15). nil when we cannot (logged).
+    func proof(_ s: IKESession) -> (id: IKEIdentity, certificates: [IKEPayload], auth: IKEPayload)? {
         guard let p = s.protection else { return nil }
         let first = s.isInitiator ? s.initRequest : s.initResponse
         let peerNonce = s.isInitiator ? s.nonceR : s.nonceI
-        let octets = IKEPSKAuth.octets(firstMessage: first, peerNonce: peerNonce, prf: p.prf,
-                                       skP: s.isInitiator ? p.keys.pi : p.keys.pr, idBody: id.body)
-        return IKEPayload(type: IKEPayloadType.auth, body: .authentication(method: 2, data: IKEPSKAuth.auth(prf: p.prf, secret: s.policy.psk, octets: octets)))
+        func octets(_ id: IKEIdentity) -> [UInt8] {
+            IKEPSKAuth.octets(firstMessage: first, peerNonce: peerNonce, prf: p.prf, skP: s.isInitiator ? p.keys.pi : p.keys.pr, idBody: id.body)
+        }
+        switch s.policy.authentication {
+        case .psk(let secret):
+            let id = s.policy.localID ?? IKEIdentity(address: s.local.address)
+            return (id, [], IKEPayload(type: IKEPayloadType.auth, body: .authentication(method: IKEAuthMethod.sharedKey,
+                                                                                         data: IKEPSKAuth.auth(prf: p.prf, secret: secret, octets: octets(id)))))
+        case .signature(let method):
+            let wanted = s.policy.localID.map { (type: $0.type, data: $0.data) }
+            guard let credentials, let key = credentials.key, let certificate = credentials.certificate(proving: wanted) else {
+                log("\(s.policy.name): no certificate with our private key proves \(s.policy.localID.map { "\($0)" } ?? "an identity") (\(credentials?.directory ?? "no credentials"))")
+                return nil
+            }
+            // Without srcid the certificate's subject is the ID (as strongSwan's default).
+            let id = s.policy.localID ?? IKEIdentity(type: IKEIDType.derDN, data: certificate.subjectDER)
+            let auth: (method: UInt8, data: [UInt8])
+            do {
+                auth = try IKESignatureAuth.sign(octets(id), key: key, method: method, peerHashes: s.peerHashes)
+            } catch {
+                log("\(s.policy.name): cannot sign AUTH: \(error)")
+                return nil
+            }
+            let certs = ([certificate] + credentials.chain(for: certificate)).map {
+                IKEPayload(type: IKEPayloadType.cert, body: .certificate(encoding: 4, data: $0.der))
+            }
+            return (id, certs, IKEPayload(type: IKEPayloadType.auth, body: .authentication(method: auth.method, data: auth.data)))
+        }
     }
 
-    /// Whether the peer's AUTH payload proves `id` with the PSK.
-    func verifyAuth(_ s: IKESession, id: IKEIdentity, _ payloads: [IKEPayload]) -> Bool {
-        guard let p = s.protection,
-              let auth = payloads.lazy.compactMap({ if case .authentication(let m, let data) = $0.body { (m, data) } else { nil } }).first,
-              auth.0 == 2 else { return false }
+    /// nil when the peer's AUTH payload proves `id` as the policy requires, else why not.
+    func verifyAuth(_ s: IKESession, id: IKEIdentity, _ payloads: [IKEPayload]) -> String? {
+        guard let p = s.protection else { return "no keys" }
+        guard let auth = payloads.lazy.compactMap({ if case .authentication(let m, let data) = $0.body { (m, data) } else { nil } }).first else {
+            return "no AUTH payload"
+        }
         let first = s.isInitiator ? s.initResponse : s.initRequest
         let ourNonce = s.isInitiator ? s.nonceI : s.nonceR
         let octets = IKEPSKAuth.octets(firstMessage: first, peerNonce: ourNonce, prf: p.prf,
                                        skP: s.isInitiator ? p.keys.pr : p.keys.pi, idBody: id.body)
-        let expected = IKEPSKAuth.auth(prf: p.prf, secret: s.policy.psk, octets: octets)
-        return expected.count == auth.1.count && zip(expected, auth.1).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
+        switch s.policy.authentication {
+        case .psk(let secret):
+            guard auth.0 == IKEAuthMethod.sharedKey else { return "AUTH method \(auth.0), the policy wants a pre-shared key (2)" }
+            let expected = IKEPSKAuth.auth(prf: p.prf, secret: secret, octets: octets)
+            return expected.count == auth.1.count && zip(expected, auth.1).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0 ? nil : "wrong pre-shared key"
+        case .signature:
+            // The policy's method is what we send; a peer may sign with any method its
+            // key allows (the chain and the ID are what it proves).
+            guard IKEAuthMethod.signatures.contains(auth.0) else { return "AUTH method \(auth.0), the policy wants a signature" }
+            let certs = payloads.compactMap { payload -> [UInt8]? in
+                if case .certificate(4, let der) = payload.body, payload.type == IKEPayloadType.cert { der } else { nil }
+            }
+            guard let trust = credentials?.trust else { return "no trusted CAs configured" }
+            guard let der = certs.first, let certificate = IKECertificate(der: der) else {
+                return certs.isEmpty ? "no certificate (CERT, X.509 signature) from the peer" : "the peer's certificate is not DER X.509"
+            }
+            if let why = trust.verify(certificate, intermediates: certs.dropFirst().compactMap(IKECertificate.init(der:))) {
+                return "certificate \(certificate.subject): \(why)"
+            }
+            guard certificate.proves(type: id.type, data: id.data) else { return "certificate \(certificate.subject) does not name \(id)" }
+            guard let key = certificate.publicKey else { return "certificate \(certificate.subject): no usable public key" }
+            if let why = IKESignatureAuth.verify(octets, key: key, method: auth.0, data: auth.1) { return why }
+            s.peerCertificate = certificate.subject
+            return nil
+        }
     }
 
     func sendAuthRequest(_ s: IKESession, now: Double) -> [IKEDatagram] {
-        let id = localID(s)
-        guard let auth = authPayload(s, id: id) else { return [] }
-        var payloads = [IKEPayload(type: IKEPayloadType.idi, body: .identification(type: id.type, data: id.data))]
+        guard let (id, certificates, auth) = proof(s) else {
+            close(s, why: "cannot authenticate ourselves")
+            return []
+        }
+        var payloads = [IKEPayload(type: IKEPayloadType.idi, body: .identification(type: id.type, data: id.data))] + certificates
+        if s.policy.authentication.isSignature { payloads += certificateRequest }
         if let peerID = s.policy.peerID {
             payloads.append(IKEPayload(type: IKEPayloadType.idr, body: .identification(type: peerID.type, data: peerID.data)))
         }
@@ -533,17 +610,20 @@ public final class IKEEngine {
         guard let idi = payloads.lazy.compactMap({ if case .identification(let t, let data) = $0.body { IKEIdentity(type: t, data: data) } else { nil } }).first else {
             return respond(s, header, [notify(IKENotify.invalidSyntax)]) + closing(s, why: "IKE_AUTH without IDi")
         }
-        guard s.policy.peerID == nil || s.policy.peerID == idi, verifyAuth(s, id: idi, payloads) else {
-            log("\(name): \(s.remote) failed to authenticate as \(idi)")
+        let refusal = s.policy.peerID == nil || s.policy.peerID == idi ? verifyAuth(s, id: idi, payloads) : "the policy's dstid is \(s.policy.peerID!)"
+        if let refusal {
+            log("\(name): \(s.remote) failed to authenticate as \(idi): \(refusal)")
             return respond(s, header, [notify(IKENotify.authenticationFailed)]) + closing(s, why: "authentication failed")
         }
         s.peerID = idi
         if payloads.contains(where: { isNotify($0, IKENotify.initialContact) }) { forgetOtherSessions(of: s) }
-        let id = localID(s)
-        guard let auth = authPayload(s, id: id) else { return [] }
+        guard let (id, certificates, auth) = proof(s) else {
+            return respond(s, header, [notify(IKENotify.authenticationFailed)]) + closing(s, why: "cannot authenticate ourselves")
+        }
         established(s, now: now)
-        log("\(name): IKE SA \(hex64(s.initiatorSPI)):\(hex64(s.responderSPI)) established with \(idi) at \(s.remote)")
-        var answer = [IKEPayload(type: IKEPayloadType.idr, body: .identification(type: id.type, data: id.data)), auth]
+        log("\(name): IKE SA \(hex64(s.initiatorSPI)):\(hex64(s.responderSPI)) established with \(idi) at \(s.remote)"
+            + (s.peerCertificate.map { " (certificate \($0))" } ?? ""))
+        var answer = [IKEPayload(type: IKEPayloadType.idr, body: .identification(type: id.type, data: id.data))] + certificates + [auth]
         answer += childAsResponder(s, payloads)
         return respond(s, header, answer)
     }
@@ -584,7 +664,7 @@ public final class IKEEngine {
     /// negotiate one CHILD SA per subnet pair over one IKE SA).
     public func childPolicies(_ s: IKESession) -> [IKEPolicy] {
         [s.policy] + policies.filter { p in
-            p.name != s.policy.name && p.psk == s.policy.psk
+            p.name != s.policy.name && p.authentication == s.policy.authentication
                 && (p.peer == nil || p.peer == s.remote.address || p.peer == s.policy.peer)
                 && (p.peerID == nil || p.peerID == s.peerID) && (p.local == nil || p.local == s.local.address)
         }
@@ -620,14 +700,18 @@ public final class IKEEngine {
             close(s, why: "IKE_AUTH refused: \(notifyName(error))")
             return []
         }
-        guard let idr = payloads.lazy.compactMap({ if case .identification(let t, let data) = $0.body { IKEIdentity(type: t, data: data) } else { nil } }).first,
-              s.policy.peerID == nil || s.policy.peerID == idr, verifyAuth(s, id: idr, payloads) else {
-            close(s, why: "responder failed to authenticate")
+        guard let idr = payloads.lazy.compactMap({ if case .identification(let t, let data) = $0.body { IKEIdentity(type: t, data: data) } else { nil } }).first else {
+            close(s, why: "responder sent no IDr")
+            return []
+        }
+        if let refusal = s.policy.peerID == nil || s.policy.peerID == idr ? verifyAuth(s, id: idr, payloads) : "the policy's dstid is \(s.policy.peerID!)" {
+            close(s, why: "responder failed to authenticate as \(idr): \(refusal)")
             return []
         }
         s.peerID = idr
         established(s, now: now)
-        log("\(name): IKE SA \(hex64(s.initiatorSPI)):\(hex64(s.responderSPI)) established with \(idr) at \(s.remote)")
+        log("\(name): IKE SA \(hex64(s.initiatorSPI)):\(hex64(s.responderSPI)) established with \(idr) at \(s.remote)"
+            + (s.peerCertificate.map { " (certificate \($0))" } ?? ""))
         if let error = errorNotify(payloads) {
             log("\(name): CHILD SA refused: \(notifyName(error)); the IKE SA stays")
             return []

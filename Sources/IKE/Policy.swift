@@ -17,9 +17,14 @@ public struct IKEIdentity: Equatable, Sendable, CustomStringConvertible {
     public init(address: IPAddress) {
         self.init(type: address.family == .inet ? 1 : 5, data: address.bytes)
     }
-    /// An address, an "@fqdn" or "fqdn", or "user@fqdn", as iked.conf's srcid/dstid.
+    /// An address, an "@fqdn" or "fqdn", "user@fqdn", or a distinguished name
+    /// ("/O=encd/CN=gw1" or "O=encd, CN=gw1": anything with "="), as iked.conf's
+    /// srcid/dstid. A text with "=" that is no distinguished name stays an FQDN (the
+    /// configuration refuses it).
     public init(_ text: String) {
-        if let a = IPAddress(text) {
+        if text.contains("="), let dn = IKECertificate.distinguishedName(text: text) {
+            self.init(type: IKEIDType.derDN, data: dn)
+        } else if let a = IPAddress(text) {
             self.init(address: a)
         } else if text.hasPrefix("@") {
             self.init(type: 2, data: Array(text.utf8.dropFirst()))
@@ -37,6 +42,7 @@ public struct IKEIdentity: Equatable, Sendable, CustomStringConvertible {
         case 1 where data.count == 4, 5 where data.count == 16:
             return IPAddress(family: type == 1 ? .inet : .inet6, bytes: data)?.description ?? "?"
         case 2, 3: return String(decoding: data, as: UTF8.self)
+        case IKEIDType.derDN: return IKECertificate.distinguishedName(der: data) ?? "DN " + Hex.encode(data)
         default: return "type \(type): " + Hex.encode(data)
         }
     }
@@ -47,6 +53,19 @@ extension IPAddress {
         guard bytes.count == (family == .inet ? 4 : 16) else { return nil }
         self = bytes.withUnsafeBytes { IPAddress(family: family, bytes: $0.baseAddress!) }
     }
+}
+
+/// How a policy's IKE SAs authenticate (iked.conf's `psk`, `rsa`, `ecdsa256`,
+/// `ecdsa384`, `rfc7427`, or nothing: any signature method).
+public enum IKEAuthentication: Equatable, Sendable {
+    case psk(SecretKey)
+    /// A certificate and its key (§2.15, RFC 7427): `method` 1, 9, 10 or 14 is the AUTH
+    /// method we sign with; nil signs with RFC 7427 (or the key's classic method when
+    /// the peer announced no usable hash). Either way the peer may use any signature
+    /// method; what it proves is the certificate's chain and the ID it names.
+    case signature(method: UInt8?)
+
+    public var isSignature: Bool { if case .signature = self { true } else { false } }
 }
 
 public enum IKEChildMode: String, Sendable, Equatable {
@@ -70,9 +89,12 @@ public struct IKEPolicy: Sendable, Equatable {
     public var localSelectors: [IKETrafficSelector]
     public var remoteSelectors: [IKETrafficSelector]
     public var localID: IKEIdentity?
-    /// The identity the peer must prove; nil accepts what it claims (with the PSK).
+    /// The identity the peer must prove; nil accepts what it proves (with the PSK, or a
+    /// certificate of a trusted CA).
     public var peerID: IKEIdentity?
-    public var psk: SecretKey
+    public var authentication: IKEAuthentication
+    /// The pre-shared key, nil for certificates.
+    public var psk: SecretKey? { if case .psk(let k) = authentication { k } else { nil } }
     /// CHILD SA lifetime (iked: 3 h and 512 MB), soft at a random 85-95 %.
     public var childLifetimeSeconds: UInt64 = 3 * 3600
     public var childLifetimeBytes: UInt64 = 512 << 20
@@ -81,7 +103,7 @@ public struct IKEPolicy: Sendable, Equatable {
 
     public init(name: String, active: Bool, local: IPAddress?, peer: IPAddress?, ikeProposals: [IKEProposal],
                 childProposals: [IKEProposal], localSelectors: [IKETrafficSelector], remoteSelectors: [IKETrafficSelector],
-                psk: SecretKey) {
+                authentication: IKEAuthentication) {
         self.name = name
         self.active = active
         self.local = local
@@ -90,7 +112,14 @@ public struct IKEPolicy: Sendable, Equatable {
         self.childProposals = childProposals
         self.localSelectors = localSelectors
         self.remoteSelectors = remoteSelectors
-        self.psk = psk
+        self.authentication = authentication
+    }
+
+    public init(name: String, active: Bool, local: IPAddress?, peer: IPAddress?, ikeProposals: [IKEProposal],
+                childProposals: [IKEProposal], localSelectors: [IKETrafficSelector], remoteSelectors: [IKETrafficSelector],
+                psk: SecretKey) {
+        self.init(name: name, active: active, local: local, peer: peer, ikeProposals: ikeProposals, childProposals: childProposals,
+                  localSelectors: localSelectors, remoteSelectors: remoteSelectors, authentication: .psk(psk))
     }
 }
 

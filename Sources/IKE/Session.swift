@@ -156,6 +156,10 @@ public final class IKESession {
     var lastResponse: (messageID: UInt32, datagrams: [IKEDatagram])?
     /// RFC 7383: the peer announced fragmentation; fragments being collected.
     var peerFragmentation = false
+    /// The hashes the peer's SIGNATURE_HASH_ALGORITHMS announced (RFC 7427 §4).
+    var peerHashes: [IKEHash] = []
+    /// The subject of the certificate the peer authenticated with (ikectl).
+    public internal(set) var peerCertificate: String?
     var reassembly: [IKEFragmentKey: IKEReassembly] = [:]
 
     init(policy: IKEPolicy, isInitiator: Bool, initiatorSPI: UInt64, responderSPI: UInt64, local: IKEEndpoint,

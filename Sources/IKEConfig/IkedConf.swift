@@ -8,12 +8,13 @@
 //         [proto P] from A [port P] to B [port P] [from ... to ...]... [local L] [peer P]
 //         [ikesa enc E... prf P... [auth A...] group G...]... [childsa enc E... [auth A...]
 //         [group G...] [esn|noesn]]... [srcid ID] [dstid ID] [ikelifetime T]
-//         [lifetime T [bytes B]] [psk "secret" | psk 0xHEX]
+//         [lifetime T [bytes B]] [psk "secret" | psk 0xHEX | rsa | ecdsa256 | ecdsa384 | rfc7427]
 
 import Config
 import Crypto
 import EncCore
 import IKE
+import IKECrypto
 
 /// `set` options (iked.conf(5) "Global configuration").
 public struct IkedSettings: Sendable, Equatable {
@@ -258,7 +259,7 @@ struct IkedFileParser: TokenParsing {
         var local: IPAddress?, peer: IPAddress?
         var ikeProposals: [IKEProposal] = [], childProposals: [IKEProposal] = []
         var srcid: IKEIdentity?, dstid: IKEIdentity?
-        var psk: SecretKey?
+        var authentication: IKEAuthentication?
         var ikeLifetime: UInt64?, childSeconds: UInt64?, childBytes: UInt64?
         var seen = Set<String>()
         while !peek().isEndOfLine {
@@ -273,26 +274,29 @@ struct IkedFileParser: TokenParsing {
                 if accept("any") == nil { peer = try address(&family, "after peer") }
             case "ikesa": ikeProposals.append(try ikesa(t))
             case "childsa": childProposals.append(try childsa(t))
-            case "srcid": srcid = IKEIdentity(try expectWord("an identity", "after srcid").0)
-            case "dstid": dstid = IKEIdentity(try expectWord("an identity", "after dstid").0)
+            case "srcid": srcid = try identity(w)
+            case "dstid": dstid = try identity(w)
             case "ikelifetime": ikeLifetime = try duration("after ikelifetime")
             case "lifetime":
                 childSeconds = try duration("after lifetime")
                 if accept("bytes") != nil { childBytes = try bytes("after bytes") }
-            case "psk": psk = try presharedKey(t)
-            case "rsa", "ecdsa256", "ecdsa384", "rfc7427":
-                throw fail(t, "\(w): certificate authentication is not supported yet; use psk")
+            case "psk", "rsa", "ecdsa256", "ecdsa384", "rfc7427":
+                guard authentication == nil else { throw fail(t, "\(w): the rule already has an authentication (one of psk, rsa, ecdsa256, ecdsa384, rfc7427)") }
+                let methods: [String: UInt8] = ["rsa": IKEAuthMethod.rsaSignature, "ecdsa256": IKEAuthMethod.ecdsaP256,
+                                                "ecdsa384": IKEAuthMethod.ecdsaP384, "rfc7427": IKEAuthMethod.digitalSignature]
+                authentication = w == "psk" ? .psk(try presharedKey(t)) : .signature(method: methods[w])
             default:
-                throw fail(t, "unexpected \"\(w)\" in ikev2 rule: expected local, peer, ikesa, childsa, srcid, dstid, ikelifetime, lifetime or psk")
+                throw fail(t, "unexpected \"\(w)\" in ikev2 rule: expected local, peer, ikesa, childsa, srcid, dstid, ikelifetime, lifetime, psk, rsa, ecdsa256, ecdsa384 or rfc7427")
             }
         }
-        guard let psk else { throw fail(start, "ikev2 rule \"\(name)\" needs an authentication: psk \"…\"") }
         if active == true && peer == nil { throw fail(start, "active ikev2 rule \"\(name)\" needs a peer address to initiate to") }
         if let local, let peer, local.family != peer.family { throw fail(start, "local and peer address families differ") }
         var policy = IKEPolicy(name: name, active: active ?? false, local: local, peer: peer,
                                ikeProposals: ikeProposals.isEmpty ? IkedConfParser.defaultIKEProposals : ikeProposals,
                                childProposals: childProposals.isEmpty ? IkedConfParser.defaultChildProposals : childProposals,
-                               localSelectors: localTS, remoteSelectors: remoteTS, psk: psk)
+                               localSelectors: localTS, remoteSelectors: remoteTS,
+                               // iked: without one, a certificate and any signature method.
+                               authentication: authentication ?? .signature(method: nil))
         policy.mode = mode
         policy.forceNATT = natt
         policy.localID = srcid
@@ -427,6 +431,16 @@ struct IkedFileParser: TokenParsing {
         if let last = w.last, let u = units[last] { digits = digits.dropLast(); unit = u }
         guard let n = UInt64(digits), n > 0, n <= (UInt64(1) << 50) / unit else { throw fail(t, "\"\(w)\" is not a size from 1 byte to 1024 TB") }
         return n * unit
+    }
+
+    /// srcid/dstid: an address, an FQDN, user@fqdn, or a distinguished name ("=" in it).
+    mutating func identity(_ keyword: String) throws -> IKEIdentity {
+        let (text, token) = try expectWord("an identity", "after \(keyword)")
+        let id = IKEIdentity(text)
+        if text.contains("=") && id.type != IKEIDType.derDN {
+            throw fail(token, "\(keyword) \"\(text)\": not a distinguished name (\"/O=org/CN=name\" or \"O=org, CN=name\" with known attribute names)")
+        }
+        return id
     }
 
     /// `psk "text"` or `psk 0xHEX`; never echoed.

@@ -33,7 +33,13 @@ public struct IKEDaemonOptions: Sendable {
     public var verbose = false
     public var foreground = false
     public var checkOnly = false
+    /// ca/, certs/, crls/ and private/local.key for certificate authentication.
+    public var pkiDirectory = "/etc/encd/iked"
     public init() {}
+}
+
+public struct IKECredentialCheckError: Error, CustomStringConvertible {
+    public var description: String
 }
 
 nonisolated(unsafe) var pendingSignal: Int32 = 0
@@ -63,10 +69,45 @@ public final class IKEDaemon {
         engine = IKEEngine(policies: configuration.policies, backend: backend, settings: settings,
                            random: { KeyFingerprint.randomBytes($0) ?? [] },
                            log: { if verbose || !$0.contains("retransmit") { say($0) } })
+        engine.credentials = try Self.credentials(for: configuration, directory: options.pkiDirectory)
         sockets = try UDPSockets()
         backend.policyFlows = { [unowned self] c in
             self.configuration.policies.first { $0.name == c.policy }.map(self.baseFlows(of:)) ?? []
         }
+    }
+
+    /// The credentials the configuration's certificate policies need, loaded from
+    /// `directory` and checked: a private key, a certificate with it for each policy's
+    /// srcid (of the key type an explicit method names), and at least one CA. nil when
+    /// no policy uses certificates.
+    public static func credentials(for configuration: IkedConfiguration, directory: String) throws -> IKECredentials? {
+        let users = configuration.policies.filter { $0.authentication.isSignature }
+        guard let first = users.first else { return nil }
+        let c: IKECredentials
+        do {
+            c = try IKECredentials.load(directory: directory)
+        } catch {
+            throw IKECredentialCheckError(description: "\(error)")
+        }
+        guard c.key != nil else {
+            throw IKECredentialCheckError(description: "\(directory)/private/local.key: missing; policy \"\(first.name)\" authenticates with a certificate")
+        }
+        guard !c.trust.authorities.isEmpty else {
+            throw IKECredentialCheckError(description: "\(directory)/ca: no CA certificate, so no peer's certificate can be verified (policy \"\(first.name)\")")
+        }
+        for p in users {
+            guard let cert = c.certificate(proving: p.localID.map { (type: $0.type, data: $0.data) }), let key = cert.publicKey else {
+                throw IKECredentialCheckError(description: "\(directory)/certs: no certificate with the key of private/local.key"
+                    + (p.localID.map { " names srcid \($0)" } ?? "") + " (policy \"\(p.name)\")")
+            }
+            if case .signature(let m?) = p.authentication, m != IKEAuthMethod.digitalSignature {
+                let fits = m == IKEAuthMethod.rsaSignature ? { if case .rsa = key.kind { true } else { false } }() : key.kind.ecdsaMethod == m
+                guard fits else {
+                    throw IKECredentialCheckError(description: "policy \"\(p.name)\": its method (\([1: "rsa", 9: "ecdsa256", 10: "ecdsa384"][m] ?? "?")) cannot sign with the \(key.kind) key of \(cert.subject)")
+                }
+            }
+        }
+        return c
     }
 
     static func log(_ s: String) {
@@ -298,6 +339,14 @@ public final class IKEDaemon {
             Self.log("reload of \(options.configPath) failed, the running policies stay:\n\(error)")
             return
         }
+        let credentials: IKECredentials?
+        do {
+            credentials = try Self.credentials(for: fresh, directory: options.pkiDirectory)
+        } catch {
+            Self.log("reload of \(options.configPath) failed, the running policies stay:\n\(error)")
+            return
+        }
+        engine.credentials = credentials
         // IKE SAs of policies that are gone or changed go (DELETE); the rest stay.
         let keep = Set(fresh.policies.filter { p in configuration.policies.contains { $0 == p } }.map(\.name))
         for s in Array(engine.sessions.values) where !keep.contains(s.policy.name) { send(engine.delete(s.localSPI, now: now)) }

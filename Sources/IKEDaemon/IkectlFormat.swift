@@ -54,13 +54,21 @@ public enum IkedPrinter {
             line += " peer \(p.peer?.description ?? "any")"
             for prop in p.ikeProposals { line += " \\\n\tikesa " + transforms(prop) }
             for prop in p.childProposals { line += " \\\n\tchildsa " + transforms(prop) }
-            if let id = p.localID { line += " \\\n\tsrcid \(id)" }
-            if let id = p.peerID { line += " dstid \(id)" }
-            line += " \\\n\tikelifetime \(p.ikeLifetimeSeconds) lifetime \(p.childLifetimeSeconds) bytes \(p.childLifetimeBytes) psk (not shown)"
+            if let id = p.localID { line += " \\\n\tsrcid \(quoted(id))" }
+            if let id = p.peerID { line += " dstid \(quoted(id))" }
+            line += " \\\n\tikelifetime \(p.ikeLifetimeSeconds) lifetime \(p.childLifetimeSeconds) bytes \(p.childLifetimeBytes) "
+            switch p.authentication {
+            case .psk: line += "psk (not shown)"
+            case .signature(nil): line += "(certificate, any signature method)"
+            case .signature(let m?): line += [1: "rsa", 9: "ecdsa256", 10: "ecdsa384", 14: "rfc7427"][m] ?? "method \(m)"
+            }
             out += line + "\n"
         }
         return out
     }
+
+    /// An identity as srcid/dstid take it: a distinguished name in quotes.
+    static func quoted(_ id: IKEIdentity) -> String { id.type == 9 ? "\"\(id)\"" : "\(id)" }
 
     static func transforms(_ p: IKEProposal) -> String {
         var parts: [String] = []

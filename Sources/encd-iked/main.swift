@@ -1,6 +1,7 @@
-// encd-iked [-dnv] [-D macro=value] [-f file] [-S socket] [-s socket]: IKEv2 key
-// management for encd (encd-iked(8)). -S names encd's control socket (as encctl's -S),
-// -s encd-iked's own socket for ikectl (as iked's -s).
+// encd-iked [-dnv] [-C directory] [-D macro=value] [-f file] [-S socket] [-s socket]:
+// IKEv2 key management for encd (encd-iked(8)). -S names encd's control socket (as
+// encctl's -S), -s encd-iked's own socket for ikectl (as iked's -s), -C the directory
+// of CAs, CRLs, certificates and the private key (iked's /etc/iked).
 
 #if canImport(Glibc)
 import Glibc
@@ -10,7 +11,7 @@ import IKEConfig
 import IKEDaemon
 
 func usage() -> Never {
-    fputs("usage: encd-iked [-dnv] [-D macro=value] [-f file] [-S socket] [-s socket]\n", stderr)
+    fputs("usage: encd-iked [-dnv] [-C directory] [-D macro=value] [-f file] [-S socket] [-s socket]\n", stderr)
     exit(1)
 }
 
@@ -33,6 +34,7 @@ while let a = args.first, a.hasPrefix("-"), a.count > 1 {
         case "f": options.configPath = value()
         case "S": options.encdSocket = value()
         case "s": options.ikectlSocket = value()
+        case "C": options.pkiDirectory = value()
         case "D":
             guard let (name, v) = ConfigParser.parseDefine(value()) else {
                 fputs("encd-iked: -D takes macro=value\n", stderr)
@@ -53,6 +55,12 @@ do {
     exit(1)
 }
 if options.checkOnly {
+    do {
+        _ = try IKEDaemon.credentials(for: configuration, directory: options.pkiDirectory)
+    } catch {
+        fputs("encd-iked: \(error)\n", stderr)
+        exit(1)
+    }
     if options.verbose { print(IkedPrinter.describe(configuration), terminator: "") }
     print("configuration OK")
     exit(0)

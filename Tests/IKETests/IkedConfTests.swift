@@ -91,14 +91,14 @@ import Testing
              "iked.conf:1:48: \"gw2.example.org\" is not a numeric IPv4 or IPv6 address (host names are not looked up)"),
             ("ikev2 active from 198.18.1.0/24 to 198.18.2.0/24 psk \"k\"",
              "iked.conf:1:1: active ikev2 rule \"policy1\" needs a peer address to initiate to"),
-            ("ikev2 from 198.18.1.0/24 to 198.18.2.0/24 peer 203.0.113.2",
-             "iked.conf:1:1: ikev2 rule \"policy1\" needs an authentication: psk \"…\""),
+            ("ikev2 from 198.18.1.0/24 to 198.18.2.0/24 peer 203.0.113.2 psk \"k\" rsa",
+             "iked.conf:1:68: rsa: the rule already has an authentication (one of psk, rsa, ecdsa256, ecdsa384, rfc7427)"),
             ("ikev2 from 198.18.1.1/24 to 198.18.2.0/24 peer 203.0.113.2 psk \"k\"",
              "iked.conf:1:12: \"198.18.1.1/24\" is not a numeric address or prefix without host bits (as 198.18.1.0/24)"),
             ("ikev2 from 198.18.1.0/24 to 2001:db8::/32 peer 203.0.113.2 psk \"k\"",
              "iked.conf:1:29: 2001:db8::/32 is inet6, the rule is inet"),
-            ("ikev2 from 198.18.1.0/24 to 198.18.2.0/24 peer 203.0.113.2 rsa",
-             "iked.conf:1:60: rsa: certificate authentication is not supported yet; use psk"),
+            ("ikev2 from 198.18.1.0/24 to 198.18.2.0/24 peer 203.0.113.2 srcid \"CN=gw1, bogus\"",
+             "iked.conf:1:66: srcid \"CN=gw1, bogus\": not a distinguished name (\"/O=org/CN=name\" or \"O=org, CN=name\" with known attribute names)"),
             ("set mobike", "iked.conf:1:5: mobike: encd-iked does not do MOBIKE (RFC 4555); NATed peers are followed without it"),
             ("ikev1 from any to any", "iked.conf:1:1: IKEv1 is not supported: encd-iked speaks IKEv2 only"),
             ("ikev2 from 198.18.1.0/24 port 80 to 198.18.2.0/24 peer 203.0.113.2 psk \"k\"",
@@ -111,6 +111,20 @@ import Testing
         for (text, expected) in cases {
             #expect(Self.errors(text) == [expected], "\(text)")
         }
+    }
+
+    @Test func certificateAuthentication() throws {
+        let c = try IkedConfParser.parse(text: """
+            ikev2 "any" from 198.18.1.0/24 to 198.18.2.0/24 peer 203.0.113.2 srcid "/O=encd/CN=gw1" dstid "O=encd, CN=gw2"
+            ikev2 "p384" from 198.18.1.0/24 to 198.18.3.0/24 peer 203.0.113.3 ecdsa384
+            ikev2 "rsa" from 198.18.1.0/24 to 198.18.4.0/24 peer 203.0.113.4 rsa
+            ikev2 "7427" from 198.18.1.0/24 to 198.18.5.0/24 peer 203.0.113.5 rfc7427
+            """, fileName: "iked.conf")
+        // Without an authentication: a certificate and any signature method (as iked).
+        #expect(c.policies.map(\.authentication) == [.signature(method: nil), .signature(method: 10), .signature(method: 1), .signature(method: 14)])
+        #expect(c.policies[0].localID?.type == 9 && c.policies[0].peerID?.type == 9)
+        #expect(c.policies[0].localID?.description == "O=encd, CN=gw1" && c.policies[0].peerID?.description == "O=encd, CN=gw2")
+        #expect(c.policies[0].psk == nil)
     }
 
     @Test func thePSKIsNeverPrinted() {
