@@ -281,6 +281,7 @@ extension IKEEngine {
         new.nonceI = ni
         new.nonceR = nr
         new.peerID = s.peerID
+        new.peerCertificate = s.peerCertificate
         new.natLocal = s.natLocal
         new.natRemote = s.natRemote
         new.children = s.children

@@ -25,6 +25,7 @@ public enum IkectlFormat {
             if let id = s.peerID { out += " peerid \(id)" }
             if let nat = s.nat { out += " nat-\(nat)" }
             out += "\n"
+            if let c = s.certificate { out += "  certificate \(c)\n" }
             if let suite = s.suite { out += "  ikesa \(suite)" + (s.age.map { " established \($0) s ago" } ?? "") + "\n" }
             for c in s.children {
                 out += "  childsa spi in \(c.inboundSPI) out \(c.outboundSPI) \(c.mode) enc \(c.encryption)"

@@ -33,6 +33,8 @@ public struct IkectlSA: Codable, Sendable, Equatable {
     public var local: String
     public var remote: String
     public var peerID: String?
+    /// The subject of the certificate the peer authenticated with.
+    public var certificate: String?
     public var nat: String?
     public var suite: String?
     /// Seconds since it was established.
@@ -48,6 +50,7 @@ public struct IkectlSA: Codable, Sendable, Equatable {
         local = s.local.description
         remote = s.remote.description
         peerID = s.peerID?.description
+        certificate = s.peerCertificate
         nat = s.natLocal ? "local" : s.natRemote ? "remote" : nil
         suite = s.suite.map(IkectlSA.describe)
         age = s.establishedAt.map { Int(now - $0) }
