@@ -16,7 +16,9 @@ import EncCore
 public final class NFQueue: PacketQueue {
     public let config: QueueConfig
     public var number: UInt16 { config.number }
-    public private(set) var counters = QueueCounters()
+    /// Written by this queue's worker, read by the control thread.
+    let cells = QueueCounterCells()
+    public var counters: QueueCounters { cells.snapshot }
     public var fileDescriptor: Int32 { socket.fileDescriptor }
 
     private let socket: NetlinkSocket
@@ -84,7 +86,7 @@ public final class NFQueue: PacketQueue {
         let result = Syscall.retry { encshim_recvmmsg(fd, headers, UInt32(slots), flags) }
         guard case .done(let datagrams) = result else {
             if case .failed(ENOBUFS) = result {
-                counters.overruns += 1
+                cells.add(.overruns)
                 return .done(0)
             }
             return result
@@ -94,7 +96,7 @@ public final class NFQueue: PacketQueue {
             packets = parseDatagram(slot: slot, length: Int(headers[slot].msg_len), batch: batch, packets: packets)
         }
         batch.count = packets
-        counters.received += UInt64(packets)
+        cells.add(.received, UInt64(packets))
         return .done(packets)
     }
 
@@ -110,7 +112,7 @@ public final class NFQueue: PacketQueue {
                 if taken {
                     // The kernel sends one packet per datagram; should it ever send more, the
                     // extra ones have no buffer here and are dropped (counted).
-                    counters.batchOverflowDrops += 1
+                    cells.add(.batchOverflowDrops)
                     _ = setVerdict(.drop, id: meta.id, payload: nil)
                 } else {
                     taken = true
@@ -120,14 +122,14 @@ public final class NFQueue: PacketQueue {
                     batch[packets] = meta
                 }
             case .error(let code):
-                if code != 0 { counters.verdictErrors += 1 }
+                if code != 0 { cells.add(.verdictErrors) }
             case .malformed:
-                counters.malformed += 1
+                cells.add(.malformed)
             case .ignored:
                 break
             }
         }
-        if !whole { counters.malformed += 1 }
+        if !whole { cells.add(.malformed) }
         return taken ? packets + 1 : packets
     }
 

@@ -5,6 +5,7 @@
 
 import CNetfilter
 import EncCore
+import Synchronization
 
 public protocol PacketQueue: AnyObject {
     var number: UInt16 { get }
@@ -54,6 +55,47 @@ public struct QueueConfig: Equatable, Sendable {
         if conntrack { f |= UInt32(NFQA_CFG_F_CONNTRACK) }
         if gso { f |= UInt32(NFQA_CFG_F_GSO) }
         return f
+    }
+}
+
+/// A queue's counters as its worker keeps them and the control thread reads them
+/// (`queueCounters` for encstat): relaxed loads and stores, no read-modify-write,
+/// exact with one writer, each value at most one update old for a reader (as IPsec's
+/// CounterBlock). Nothing allocates after init.
+public final class QueueCounterCells: @unchecked Sendable {
+    public enum Field: Int, CaseIterable {
+        case received, overruns, verdictErrors, malformed, batchOverflowDrops, socketErrors
+    }
+    private let slots: UnsafeMutablePointer<Atomic<UInt64>>
+
+    public init() {
+        slots = .allocate(capacity: Field.allCases.count)
+        for i in 0..<Field.allCases.count { (slots + i).initialize(to: Atomic<UInt64>(0)) }
+    }
+
+    deinit {
+        slots.deinitialize(count: Field.allCases.count)
+        slots.deallocate()
+    }
+
+    /// Adds `n`; only from the queue's own (single) writer.
+    @inline(__always) public func add(_ field: Field, _ n: UInt64 = 1) {
+        let slot = slots + field.rawValue
+        slot.pointee.store(slot.pointee.load(ordering: .relaxed) &+ n, ordering: .relaxed)
+    }
+
+    @inline(__always) public subscript(_ field: Field) -> UInt64 { slots[field.rawValue].load(ordering: .relaxed) }
+
+    /// Every counter, from any thread.
+    public var snapshot: QueueCounters {
+        var c = QueueCounters()
+        c.received = self[.received]
+        c.overruns = self[.overruns]
+        c.verdictErrors = self[.verdictErrors]
+        c.malformed = self[.malformed]
+        c.batchOverflowDrops = self[.batchOverflowDrops]
+        c.socketErrors = self[.socketErrors]
+        return c
     }
 }
 

@@ -34,9 +34,9 @@ import EncCore
 
 public final class RawInputQueue: PacketQueue {
     public let number: UInt16
-    // @exclusivity(unchecked): used by one worker only (Docs/architecture.md, "No run-time
-    // exclusivity checks on the packet path").
-    @exclusivity(unchecked) public private(set) var counters = QueueCounters()
+    /// Written by this queue's worker, read by the control thread.
+    let cells = QueueCounterCells()
+    public var counters: QueueCounters { cells.snapshot }
     /// The sockets: IPv4 ESP, IPv4 AH, IPv6 ESP, IPv6 AH.
     public let descriptors: [Int32]
     public var fileDescriptor: Int32 { descriptors[0] }
@@ -49,6 +49,8 @@ public final class RawInputQueue: PacketQueue {
     private let names: UnsafeMutablePointer<sockaddr_in6>
     private let control: UnsafeMutableRawPointer
     /// Per socket, the drop count its last packet reported.
+    // @exclusivity(unchecked): used by one worker only (Docs/architecture.md, "No run-time
+    // exclusivity checks on the packet path").
     @exclusivity(unchecked) private var drops: [UInt32]
     @exclusivity(unchecked) private var info = encshim_rx_info()
     /// Which socket is read first next time (none starves another when batches fill).
@@ -158,13 +160,13 @@ public final class RawInputQueue: PacketQueue {
             switch receive(socket: s, batch: batch, from: n, room: room) {
             case .done(let got): n += got
             case .failed(let e) where Self.isLocalFault(e): lastError = e
-            case .failed: counters.socketErrors &+= 1
+            case .failed: cells.add(.socketErrors)
             case .wouldBlock: break
             }
         }
         first = (first + 1) % sockets
         batch.count = n
-        counters.received += UInt64(n)
+        cells.add(.received, UInt64(n))
         if n == 0 { return lastError != 0 ? .failed(lastError) : .wouldBlock }
         return .done(n)
     }
@@ -200,12 +202,12 @@ public final class RawInputQueue: PacketQueue {
         for i in 0..<got {
             encshim_rx_info_read(&headers[i].msg_hdr, &info)
             if info.found & ENCSHIM_RX_DROPS != 0 && info.drops != drops[s] {
-                counters.overruns &+= UInt64(info.drops &- drops[s])
+                cells.add(.overruns, UInt64(info.drops &- drops[s]))
                 drops[s] = info.drops
             }
             let length = Int(headers[i].msg_len)
             guard headers[i].msg_hdr.msg_flags & Int32(MSG_TRUNC) == 0, length > 0 else {
-                counters.malformed += 1
+                cells.add(.malformed)
                 continue
             }
             let slot = from + kept
@@ -214,7 +216,7 @@ public final class RawInputQueue: PacketQueue {
             buffer.reset(headroom: batch.headroom)
             if v6 {
                 guard length <= 0xffff, info.found & ENCSHIM_RX_DESTINATION != 0 else {
-                    counters.malformed += 1
+                    cells.add(.malformed)
                     continue
                 }
                 buffer.setCount(front + length)

@@ -19,7 +19,9 @@ public final class DeviceQueue: PacketQueue {
     // @exclusivity(unchecked): used by one worker only (Docs/architecture.md, "No run-time
     // exclusivity checks on the packet path").
     @exclusivity(unchecked) private var pollSet = pollfd()
-    @exclusivity(unchecked) public private(set) var counters = QueueCounters()
+    /// Written by this queue's worker, read by the control thread.
+    let cells = QueueCounterCells()
+    public var counters: QueueCounters { cells.snapshot }
     /// How long a waiting receive polls, in milliseconds.
     private let waitMilliseconds: Int32
 
@@ -56,7 +58,7 @@ public final class DeviceQueue: PacketQueue {
             n += 1
         }
         batch.count = n
-        counters.received += UInt64(n)
+        cells.add(.received, UInt64(n))
         return n == 0 ? .wouldBlock : .done(n)
     }
 
