@@ -344,7 +344,7 @@ public final class ControlPlane: @unchecked Sendable {
                 for (i, spec) in sas.enumerated() {
                     let direction = snap.sad.byKey[spec.key]?.direction
                     let space: SequenceSpace = direction == .outbound ? .outbound : .inbound
-                    guard direction != nil, store.recorded(spec, space) > 0 else {
+                    guard direction != nil, store.recorded(spec, space) != nil else {
                         throw ControlFailure("sas[\(i)]: SA \(spec.key): the sequence state has no record of these keys (continueOnly): their numbers cannot be shown to continue; negotiate new keys")
                     }
                 }

@@ -115,9 +115,9 @@ public final class FileSequenceStore: SequenceStore, @unchecked Sendable {
         record(claim) { $0.reserving(claim, through: limit) }
     }
 
-    public func recorded(_ spec: SASpec, _ space: SequenceSpace) -> UInt64 {
+    public func recorded(_ spec: SASpec, _ space: SequenceSpace) -> UInt64? {
         let identity = SequenceIdentity.of(spec, salt: salt)
-        return state.withLock { $0.recorded(identity, space, sa: spec.key) } ?? 0
+        return state.withLock { $0.recorded(identity, space, sa: spec.key) }
     }
 
     public func settle(_ claim: SequenceClaim, at used: UInt64) -> Bool {

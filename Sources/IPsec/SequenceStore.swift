@@ -100,9 +100,10 @@ public protocol SequenceStore: AnyObject, Sendable {
     /// with the same keys (encctl -d then -f, a reload after a hard expiry) must continue
     /// above every number it ever used.
     func retire(_ claim: SequenceClaim) -> Bool
-    /// The highest number recorded for `spec`'s space in `space` (0: none), without
-    /// claiming it: whether an SA with these keys would continue above earlier use.
-    func recorded(_ spec: SASpec, _ space: SequenceSpace) -> UInt64
+    /// The highest number recorded for `spec`'s space in `space`, nil when the store
+    /// has no record of these keys, without claiming it: whether an SA with these keys
+    /// would continue above earlier use (a record at 0: keys known, never used).
+    func recorded(_ spec: SASpec, _ space: SequenceSpace) -> UInt64?
 }
 
 /// The book-keeping every store shares: per space the highest number reserved and the
@@ -224,8 +225,8 @@ public final class MemorySequenceStore: SequenceStore, @unchecked Sendable {
         lock.withLock { ledger.recorded(SequenceIdentity.of(spec, salt: salt), space, sa: spec.key) }
     }
 
-    public func recorded(_ spec: SASpec, _ space: SequenceSpace) -> UInt64 {
-        recordedEntry(spec, space) ?? 0
+    public func recorded(_ spec: SASpec, _ space: SequenceSpace) -> UInt64? {
+        recordedEntry(spec, space)
     }
 
     public func reserve(_ claim: SequenceClaim, through limit: UInt64) -> Bool {

@@ -370,6 +370,22 @@ import Testing
         #expect(plain.ok && plain.sas?.first { $0.spi == 0x5000 }?.sequence == 1, "\(plain.error ?? "")")
     }
 
+    /// An SA that never carried a packet was settled at 0 on a clean stop: its record
+    /// proves the keys are known, and it continues from 1.
+    @Test func continueOnlyTakesKeysRecordedAtZero() throws {
+        let f = try ControlFixture(KeyDaemonControlTests.unrelatedConf)
+        var request = KeyDaemonControlTests.child(7, out: 0x4000, in: 0x4001)
+        request.continueOnly = true
+        let out = try KeyDaemonEntries.sa(request.sas![0], "sas[0]", owner: "encd-iked")
+        let inb = try KeyDaemonEntries.sa(request.sas![1], "sas[1]", owner: "encd-iked")
+        #expect(f.store.settle(f.store.claim(out, .outbound), at: 0))
+        #expect(f.store.settle(f.store.claim(inb, .inbound), at: 0))
+        #expect(f.store.recorded(out, .outbound) == 0 && f.store.recorded(inb, .inbound) == 0)
+        let r = try f.call(request)
+        #expect(r.ok, "\(r.error ?? "")")
+        #expect(r.sas?.first { $0.spi == 0x4000 }?.sequence == 1)
+    }
+
     @Test func statusNamesTheInstance() throws {
         let a = try ControlFixture(ctlSiteConf), b = try ControlFixture(ctlSiteConf)
         let ia = try #require(try a.call(Request(.status)).status?["instance"])
