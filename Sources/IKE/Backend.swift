@@ -34,6 +34,20 @@ public struct IKEChildSA: Sendable {
     public var softSeconds: UInt64
     public var hardBytes: UInt64
     public var softBytes: UInt64
+    /// When it was made, on the engine's clock: a re-install (encd restarted) passes
+    /// what is left of its lifetimes in seconds.
+    public var installedAt: Double = 0
+
+    /// The same SA with the seconds of its lifetimes that are left at `now` (soft at
+    /// least 1 s, so a spent one fires at once and rekeys; hard after soft). Bytes
+    /// start again: the counts died with encd.
+    public func remaining(at now: Double) -> IKEChildSA {
+        let elapsed = now > installedAt ? UInt64(min(now - installedAt, Double(UInt32.max))) : 0
+        var c = self
+        c.softSeconds = softSeconds > elapsed ? softSeconds - elapsed : 1
+        c.hardSeconds = max(c.softSeconds + 1, hardSeconds > elapsed ? hardSeconds - elapsed : 0)
+        return c
+    }
 }
 
 public struct IKEBackendError: Error, Equatable, Sendable, CustomStringConvertible {

@@ -63,6 +63,8 @@ public final class IKEEngine {
     /// Datagrams dropped before any IKE SA took them, by reason (ikectl shows them).
     public private(set) var dropped: [String: UInt64] = [:]
     var unprotectedWindow: (start: Double, count: Int) = (-1, 0)
+    /// The time of the datagram or tick being handled (a new CHILD SA's `installedAt`).
+    var clock = 0.0
     /// Our certificates, key and trusted CAs (policies with certificate authentication).
     public var credentials: IKECredentials?
 
@@ -156,6 +158,7 @@ public final class IKEEngine {
     // MARK: receiving
 
     public func receive(_ d: IKEDatagram, now: Double) -> [IKEDatagram] {
+        clock = now
         var bytes = d.bytes
         if d.local.port == 4500 {
             // Without the non-ESP marker it is ESP, which is encd's.
@@ -761,13 +764,15 @@ public final class IKEEngine {
             id = nextChild
             nextChild &+= 1
         }
-        return IKEChildSA(child: id, policy: policy.name, mode: policy.mode, local: s.local.address, peer: s.remote.address,
+        var child = IKEChildSA(child: id, policy: policy.name, mode: policy.mode, local: s.local.address, peer: s.remote.address,
                           inboundSPI: inboundSPI, outboundSPI: outboundSPI, suite: suite,
                           inboundEncryptionKey: inE, inboundIntegrityKey: suite.integrity == nil ? nil : inI,
                           outboundEncryptionKey: outE, outboundIntegrityKey: suite.integrity == nil ? nil : outI,
                           udpEncapsulation: s.isNATed || s.policy.forceNATT || policy.forceNATT ? (4500, s.remote.port == 500 ? 4500 : s.remote.port) : nil,
                           localSelectors: localTS, remoteSelectors: remoteTS,
                           hardSeconds: hard, softSeconds: max(1, hard * percent / 100), hardBytes: hardBytes, softBytes: max(1, hardBytes * percent / 100))
+        child.installedAt = clock
+        return child
     }
 
     // MARK: INFORMATIONAL
@@ -867,7 +872,7 @@ public final class IKEEngine {
         for s in sessions.values where s.state == .established && s.replacedBy == nil {
             let old = s.children
             guard !old.isEmpty else { continue }
-            if s.deferredOutbound.isEmpty, reinstall(old) {
+            if s.deferredOutbound.isEmpty, reinstall(old.map { $0.remaining(at: now) }) {
                 log("\(s.policy.name): encd lost its SAs: re-installed \(old.count) CHILD SAs, their sequence numbers continue")
                 continue
             }

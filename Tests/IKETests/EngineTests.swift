@@ -484,10 +484,15 @@ final class IKEWire {
         let w = try CreateChildTests.up()
         let old1 = w.be1.installed[0], peer = w.be2.installed[0]
         w.be1.restart()
-        let sent = w.gw1.encdLostSAs(now: 1)
+        let sent = w.gw1.encdLostSAs(now: old1.installedAt + 600)
         // Nothing to negotiate: the same SAs and flows again, the peer untouched.
         #expect(sent.isEmpty)
         #expect(w.be1.installed.map(\.inboundSPI) == [old1.inboundSPI] && w.be1.bindings == [old1.child])
+        // With what is left of its lifetimes: it still rekeys on time.
+        #expect(w.be1.installed[0].hardSeconds == old1.hardSeconds - 600 && w.be1.installed[0].softSeconds == old1.softSeconds - 600)
+        // Spent lifetimes: soft at once (a rekey), hard just after.
+        let spent = old1.remaining(at: old1.installedAt + 1e7)
+        #expect(spent.softSeconds == 1 && spent.hardSeconds == 2 && spent.hardBytes == old1.hardBytes)
         #expect(w.be1.calls.last == "reinstall 0x\(String(old1.inboundSPI, radix: 16)) in,out,flows")
         #expect(w.be2.installed.map(\.inboundSPI) == [peer.inboundSPI] && w.be2.removed.isEmpty)
         #expect(w.gw1.sessions.values.first?.children.map(\.inboundSPI) == [old1.inboundSPI])
