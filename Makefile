@@ -33,7 +33,7 @@ BINPATH     = $(shell $(SWIFT) build $(SWIFTFLAGS) --show-bin-path)
 MAN4 := man/enc.4
 MAN5 := man/ipsec.conf.5 man/iked.conf.5
 MAN8 := man/encd.8 man/encctl.8 man/encstat.8 man/encd-iked.8 man/ikectl.8
-DOCS := README.md Docs/counters.md Docs/control-protocol.md Docs/architecture.md Docs/packaging.md
+DOCS := README.md Docs/counters.md Docs/control-protocol.md Docs/architecture.md Docs/packaging.md Docs/ike.md
 EXAMPLES := $(sort $(notdir $(wildcard Rules/examples/*)))
 
 .PHONY: all build install uninstall deb clean-deb
@@ -49,6 +49,9 @@ install:
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man4 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DATADIR)/examples $(DESTDIR)$(DOCDIR)
 	install -d -m 0700 $(DESTDIR)$(CONFDIR)
+	@# encd-iked's certificates (encd-iked(8) -C): CAs, CRLs, ours, and the private key.
+	install -d -m 0755 $(DESTDIR)$(CONFDIR)/iked/ca $(DESTDIR)$(CONFDIR)/iked/crls $(DESTDIR)$(CONFDIR)/iked/certs
+	install -d -m 0700 $(DESTDIR)$(CONFDIR)/iked/private
 	bin="$(BINPATH)"; for p in $(PROGRAMS); do install -m 0755 "$$bin/$$p" $(DESTDIR)$(SBINDIR)/$$p; done
 	install -m 0644 $(MAN4) $(DESTDIR)$(MANDIR)/man4/
 	install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/
@@ -76,6 +79,8 @@ uninstall:
 	for m in $(MAN5); do rm -f $(DESTDIR)$(MANDIR)/man5/$$(basename $$m); done
 	for m in $(MAN8); do rm -f $(DESTDIR)$(MANDIR)/man8/$$(basename $$m); done
 	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/encd.service $(DESTDIR)$(SYSTEMDUNITDIR)/encd-iked.service
+	for d in ca crls certs private; do rmdir $(DESTDIR)$(CONFDIR)/iked/$$d 2>/dev/null || true; done
+	rmdir $(DESTDIR)$(CONFDIR)/iked 2>/dev/null || true
 	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
 	if cmp -s etc/ipsec.conf $(DESTDIR)$(CONFDIR)/ipsec.conf; then rm -f $(DESTDIR)$(CONFDIR)/ipsec.conf; \
 	elif [ -e $(DESTDIR)$(CONFDIR)/ipsec.conf ]; then echo "make uninstall: leaving $(DESTDIR)$(CONFDIR)/ipsec.conf (changed)"; fi

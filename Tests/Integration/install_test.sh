@@ -49,6 +49,8 @@ mode() { stat -c %a "$1"; }
 for p in encd encctl encstat encd-iked ikectl; do [[ $(mode "$D/usr/local/sbin/$p") == 755 ]] || fail "$p is not mode 0755"; done
 [[ $(mode "$D/etc/encd/ipsec.conf") == 600 ]] || fail "/etc/encd/ipsec.conf is mode $(mode "$D/etc/encd/ipsec.conf"), want 0600"
 [[ $(mode "$D/etc/encd") == 700 ]] || fail "/etc/encd is mode $(mode "$D/etc/encd"), want 0700"
+[[ -d $D/etc/encd/iked/ca && -d $D/etc/encd/iked/certs && -d $D/etc/encd/iked/crls && $(mode "$D/etc/encd/iked/private") == 700 ]] \
+    || fail "no /etc/encd/iked/{ca,certs,crls} and private (0700) for encd-iked's certificates"
 grep -q "^ExecStart=/usr/local/sbin/encd " "$D$unitdir/encd.service" || fail "the unit does not start /usr/local/sbin/encd"
 ok "modes: binaries 0755, /etc/encd 0700, ipsec.conf 0600; the unit runs \$PREFIX/sbin/encd"
 
@@ -129,6 +131,7 @@ dpkgr -i "$deb" >"$TMP/dpkg.log" 2>&1 || fail "dpkg -i: $(cat "$TMP/dpkg.log")"
 [[ -x $R/usr/sbin/encd && -f $R/lib/systemd/system/encd.service && -f $R/usr/share/man/man8/encd.8.gz ]] || fail "dpkg -i put the files elsewhere"
 [[ $(mode "$R/etc/encd/ipsec.conf") == 600 ]] || fail "postinst: /etc/encd/ipsec.conf missing or not 0600"
 [[ -d $R/var/lib/encd && $(mode "$R/var/lib/encd") == 700 ]] || fail "postinst: no /var/lib/encd (0700)"
+[[ -d $R/etc/encd/iked/certs && $(mode "$R/etc/encd/iked/private") == 700 ]] || fail "postinst: no /etc/encd/iked/certs and private (0700)"
 echo "# kept" >>"$R/etc/encd/ipsec.conf"
 dpkgr -i "$deb" >"$TMP/dpkg.log" 2>&1 || fail "dpkg -i again: $(cat "$TMP/dpkg.log")"
 grep -q "# kept" "$R/etc/encd/ipsec.conf" || fail "reinstalling replaced /etc/encd/ipsec.conf"
