@@ -61,6 +61,24 @@ CONF
     chmod 600 "$IT_TMP/gw1-iked.conf"
 }
 
+# --- -n checks the certificate directory with the file
+iked_pki gw1-rsa
+iked_conf active
+n() { "$IKED" -n -C "$IT_TMP/gw1-pki" -f "$IT_TMP/gw1-iked.conf" 2>&1; }
+[[ $(n) == *"configuration OK"* ]] || fail "encd-iked -n -C with a good directory: $(n)"
+chmod 644 "$IT_TMP/gw1-pki/private/local.key"
+out=$(n) && fail "encd-iked -n accepted a private key others can read"
+[[ $out == *"local.key: group or others may read the private key (chmod 600)"* ]] || fail "-n on a readable key: $out"
+chmod 600 "$IT_TMP/gw1-pki/private/local.key"
+sed -i 's/srcid gw1.example.org/srcid gw9.example.org/' "$IT_TMP/gw1-iked.conf"
+out=$(n) && fail "encd-iked -n accepted a srcid no certificate names"
+[[ $out == *"certs: no certificate with the key of private/local.key names srcid gw9.example.org (policy \"charon\")"* ]] || fail "-n on a srcid no certificate names: $out"
+rm "$IT_TMP/gw1-pki/ca/ca.pem"
+iked_conf active
+out=$(n) && fail "encd-iked -n accepted certificates without a CA"
+[[ $out == *"ca: no CA certificate"* ]] || fail "-n without a CA: $out"
+ok "encd-iked -n -C: a good directory passes; a readable key, a srcid no certificate names and no CA are refused, each named"
+
 # charon_conf CERT [OPTION...]: charon with CERT, trusting both CAs, options in strongswan.conf.
 charon_conf() {
     local certname=$1; shift
@@ -68,22 +86,7 @@ charon_conf() {
     cp "$P/ca.pem" "$P/rogue-ca.pem" "$CS/x509ca/"
     cp "$P/$certname.pem" "$CS/x509/"
     install -m 600 "$P/$certname.key" "$CS/private/"
-    cat >"$CS/strongswan.conf" <<EOF
-charon {
-  fragment_size = 600
-  $(printf '%s\n  ' "$@")
-  load_modular = no
-  load = random nonce openssl aes sha2 hmac gcm kdf pem pkcs1 pkcs8 x509 pubkey constraints kernel-libipsec kernel-netlink socket-default vici
-  plugins { vici { socket = unix://$CS/run/charon.vici } }
-  filelog { it { path = $CS/charon.log
-                 default = 1
-                 ike = 2
-                 enc = 2
-                 cfg = 2
-                 flush_line = yes } }
-  syslog { daemon { default = -1 } }
-}
-EOF
+    strongswan_conf "fragment_size = 600" "$@"
     cat >"$CS/swanctl.conf" <<EOF
 connections {
   s2s {

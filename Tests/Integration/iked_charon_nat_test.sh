@@ -47,20 +47,7 @@ echo "# the tunnel comes from encd-iked" >"$IT_TMP/gw1.conf"
 start_encd gw1 "$IT_TMP/gw1.conf"
 source "$(dirname "$0")/iked_lib.sh"
 
-cat >"$CS/strongswan.conf" <<EOF
-charon {
-  cookie_threshold = 1
-  load_modular = no
-  load = random nonce openssl aes sha2 hmac gcm kdf pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
-  plugins { vici { socket = unix://$CS/run/charon.vici } }
-  filelog { it { path = $CS/charon.log
-                 default = 1
-                 ike = 2
-                 enc = 1
-                 flush_line = yes } }
-  syslog { daemon { default = -1 } }
-}
-EOF
+strongswan_conf "cookie_threshold = 1"
 cat >"$CS/swanctl.conf" <<EOF
 connections {
   s2s {

@@ -20,21 +20,8 @@ source "$(dirname "$0")/iked_lib.sh"
 
 # --- charon in gw2
 charon_conf() {   # charon_conf PSK
-    cat >"$CS/strongswan.conf" <<EOF
-charon {
-  # Small enough that charon sends IKE_AUTH and later messages in RFC 7383 fragments.
-  fragment_size = 160
-  load_modular = no
-  load = random nonce openssl aes sha2 hmac gcm kdf pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
-  plugins { vici { socket = unix://$CS/run/charon.vici } }
-  filelog { it { path = $CS/charon.log
-                 default = 1
-                 ike = 2
-                 enc = 2
-                 flush_line = yes } }
-  syslog { daemon { default = -1 } }
-}
-EOF
+    # Small enough that charon sends IKE_AUTH and later messages in RFC 7383 fragments.
+    strongswan_conf "fragment_size = 160"
     cat >"$CS/swanctl.conf" <<EOF
 connections {
   s2s {

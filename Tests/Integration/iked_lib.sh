@@ -10,6 +10,29 @@ CS=$IT_TMP/charon; mkdir -p "$CS/run"
 # encd-iked's extra arguments (-C for certificates).
 IKED_ARGS=()
 
+# strongswan_conf [SETTING...]: $CS/strongswan.conf with the plugins these tests use,
+# charon's log in $CS/charon.log (ike, enc and cfg at level 2), and each SETTING as a
+# line of the charon section.
+strongswan_conf() {
+    {
+        echo "charon {"
+        printf '  %s\n' "$@"
+        cat <<EOF
+  load_modular = no
+  load = random nonce openssl aes sha2 hmac gcm kdf pem pkcs1 pkcs8 x509 pubkey constraints kernel-libipsec kernel-netlink socket-default vici
+  plugins { vici { socket = unix://$CS/run/charon.vici } }
+  filelog { it { path = $CS/charon.log
+                 default = 1
+                 ike = 2
+                 enc = 2
+                 cfg = 2
+                 flush_line = yes } }
+  syslog { daemon { default = -1 } }
+}
+EOF
+    } >"$CS/strongswan.conf"
+}
+
 # start_charon: charon with $CS/strongswan.conf, then swanctl --load-all of
 # $CS/swanctl.conf (credentials from $CS/x509, x509ca, private).
 start_charon() {
