@@ -293,10 +293,11 @@ public final class IKECredentials: @unchecked Sendable {
         var st = stat()
         if stat(keyPath, &st) == 0 {
             guard st.st_mode & 0o077 == 0 else { throw .file(keyPath, "group or others may read the private key (chmod 600)") }
+            let bytes = try read(keyPath)
             do {
-                key = try IKEKey(privateKey: try read(keyPath))
+                key = try IKEKey(privateKey: bytes)
             } catch {
-                throw .file(keyPath, "not a private key (PEM or DER expected)")
+                throw .file(keyPath, "not a private key: PEM or DER expected, without a passphrase (openssl pkey -in KEY -out local.key removes one)")
             }
         }
         return IKECredentials(trust: trust, key: key, certificates: mine, directory: directory)

@@ -268,7 +268,9 @@ public final class IKEKey: @unchecked Sendable {
         var k: OpaquePointer? = bytes.withUnsafeBytes { raw in
             guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return nil }
             defer { BIO_free(bio) }
-            return PEM_read_bio_PrivateKey(bio, nil, nil, nil)
+            // A passphrase callback that gives none: OpenSSL's default would ask the
+            // terminal for an encrypted key's passphrase, and a daemon would hang there.
+            return PEM_read_bio_PrivateKey(bio, nil, { _, _, _, _ in 0 }, nil)
         }
         if k == nil {
             k = bytes.withUnsafeBufferPointer { buf in
@@ -277,7 +279,7 @@ public final class IKEKey: @unchecked Sendable {
             }
         }
         ERR_clear_error()
-        guard let k else { throw .malformed("not a PEM or DER private key") }
+        guard let k else { throw .malformed("not a PEM or DER private key (an encrypted one needs its passphrase removed: openssl pkey -in KEY -out local.key)") }
         self.init(pkey: k, isPrivate: true)
     }
 

@@ -201,6 +201,21 @@ enum PKI {
         let open = try PKI.directory(key: "gw2-ec", certs: ["gw2-ec"], keyMode: 0o644)
         defer { try? FileManager.default.removeItem(atPath: open) }
         #expect { try IKECredentials.load(directory: open) } throws: { "\($0)".contains("local.key: group or others may read") }
+        // An encrypted key is refused with how to fix it, never by asking a terminal.
+        let encrypted = try PKI.directory(key: "gw2-ec", certs: ["gw2-ec"])
+        defer { try? FileManager.default.removeItem(atPath: encrypted) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        let key = encrypted + "/private/local.key", enc = encrypted + "/private/enc.key"
+        p.arguments = ["pkey", "-in", key, "-aes-128-cbc", "-passout", "pass:secret", "-out", enc]
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        try FileManager.default.removeItem(atPath: key)
+        try FileManager.default.moveItem(atPath: enc, toPath: key)
+        chmod(key, 0o600)
+        #expect { try IKECredentials.load(directory: encrypted) } throws: { "\($0)".contains("without a passphrase") }
     }
 }
 

@@ -12,9 +12,18 @@
 #      reaches encd
 # Each: both sides report the IKE SA and CHILD SA, ping and 1 MB of TCP pass as
 # ESP-in-UDP with the SPIs both report. Skipped (exit 0) when charon is not installed.
+# With the argument `nat` (iked_cert_nat_test.sh), the same with gw1 behind lib.sh's
+# NAT router (nat_sites: masquerade, and 500/4500 forwarded to gw1 for charon's
+# initiation in 2).
 source "$(dirname "$0")/lib.sh"
 
-sites
+if [[ ${1:-} == nat ]]; then
+    nat_sites
+    GW1=192.0.2.2 GW2=203.0.113.2 GW1_SEEN=203.0.113.1
+else
+    sites
+    GW1=192.0.2.1 GW2=192.0.2.2 GW1_SEEN=192.0.2.1
+fi
 echo "# the tunnel comes from encd-iked" >"$IT_TMP/gw1.conf"
 start_encd gw1 "$IT_TMP/gw1.conf"
 source "$(dirname "$0")/iked_lib.sh"
@@ -54,7 +63,7 @@ iked_pki() {   # iked_pki CERT
 IKED_ARGS=(-C "$IT_TMP/gw1-pki")
 iked_conf() {   # iked_conf MODE [AUTH]
     cat >"$IT_TMP/gw1-iked.conf" <<CONF
-ikev2 "charon" $1 esp from 198.18.1.0/24 to 198.18.2.0/24 local 192.0.2.1 peer 192.0.2.2 \\
+ikev2 "charon" $1 esp from 198.18.1.0/24 to 198.18.2.0/24 local $GW1 peer $GW2 \\
     ikesa enc aes-256-gcm prf hmac-sha2-256 group curve25519 childsa enc aes-128-gcm \\
     srcid gw1.example.org dstid gw2.example.org ${2:-}
 CONF
@@ -91,8 +100,8 @@ charon_conf() {
 connections {
   s2s {
     version = 2
-    local_addrs = 192.0.2.2
-    remote_addrs = 192.0.2.1
+    local_addrs = $GW2
+    remote_addrs = $GW1_SEEN
     proposals = aes256gcm16-prfsha256-x25519
     local { auth = pubkey
             certs = $certname.pem
@@ -118,6 +127,9 @@ up() {
     swanctl --list-sas | grep -q "net: #.*INSTALLED" || fail "$1: charon shows no INSTALLED CHILD SA"
     grep -q "established with gw2.example.org .*(certificate O=encd-it, CN=gw2.example.org)" "$IT_TMP/gw1-iked.log" \
         || fail "$1: encd-iked did not log the peer's certificate: $(grep established "$IT_TMP/gw1-iked.log" | tail -1)"
+    if [[ $GW1 != "$GW1_SEEN" ]]; then
+        grep -q "NAT detected (in front of us)" "$IT_TMP/gw1-iked.log" || fail "$1: encd-iked did not see the NAT in front of it"
+    fi
     on gw1 "$IKECTL" -s "$IT_TMP/gw1/run/iked.sock" show sa | grep -q "^  certificate O=encd-it, CN=gw2.example.org$" \
         || fail "$1: ikectl does not show the peer's certificate: $(on gw1 "$IKECTL" -s "$IT_TMP/gw1/run/iked.sock" show sa)"
     traffic "$1"

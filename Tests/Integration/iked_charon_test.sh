@@ -8,6 +8,7 @@
 #   - charon initiates to encd-iked (passive): the same, roles swapped
 #   - a DELETE from charon (swanctl --terminate) empties encd; the require flows drop
 #   - a wrong PSK: charon refuses encd-iked and nothing reaches encd
+#   - an IKE proposal charon does not take: NO_PROPOSAL_CHOSEN, nothing in encd
 # Skipped (exit 0 with a note) when charon is not installed.
 source "$(dirname "$0")/lib.sh"
 
@@ -126,6 +127,18 @@ start_iked
 wait_for "charon did not refuse the wrong PSK" grep -q "closed: IKE_AUTH refused: AUTHENTICATION_FAILED" "$IT_TMP/gw1-iked.log"
 [[ $(encd_sas) == 0 ]] || fail "SAs in encd after a failed authentication"
 ok "a wrong PSK: charon answers AUTHENTICATION_FAILED and nothing reaches encd"
+stop_iked
+
+# --- 5. an IKE proposal charon does not take
+cat >"$IT_TMP/gw1-iked.conf" <<CONF
+ikev2 "charon" active esp from 198.18.1.0/24 to 198.18.2.0/24 local 192.0.2.1 peer 192.0.2.2 \\
+    ikesa enc aes-128-gcm prf hmac-sha2-512 group ecp384 childsa enc aes-128-gcm \\
+    srcid gw1.example.org dstid gw2.example.org psk "$PSK"
+CONF
+start_iked
+wait_for "charon did not refuse the IKE proposal" grep -q "closed: IKE_SA_INIT refused: NO_PROPOSAL_CHOSEN" "$IT_TMP/gw1-iked.log"
+[[ $(encd_sas) == 0 ]] || fail "SAs in encd after a refused IKE proposal"
+ok "an IKE proposal charon does not take (AES-128-GCM, PRF SHA-512, ECP-384): NO_PROPOSAL_CHOSEN, nothing in encd"
 stop_iked
 
 grep -q "$PSK" "$IT_TMP/gw1-iked.log" "$IT_TMP/gw1-encd.log" && fail "the PSK is in a log"

@@ -68,6 +68,36 @@ sites() {
     on gw2 ip route add default via 192.0.2.1
 }
 
+# nat_sites: the same sites with gw1 behind a NAT router, as issue #10's IKE tests:
+#   h1 198.18.1.10 — lan 198.18.1.1 gw1 wan 192.0.2.2 — in 192.0.2.1 nat out 203.0.113.1
+#   — 203.0.113.2 wan gw2 lan 198.18.2.1 — 198.18.2.20 h2
+# nat masquerades what gw1 sends, UDP to ports 40000-40100 (so gw1's 500 and 4500 are
+# not what the peer sees), and forwards UDP 500 and 4500 arriving at 203.0.113.1 to
+# gw1 (so gw2 can start an IKE SA with it too).
+nat_sites() {
+    ns h1; ns gw1; ns nat; ns gw2; ns h2
+    link h1 eth0 198.18.1.10/24 gw1 lan 198.18.1.1/24
+    link gw1 wan 192.0.2.2/24 nat in 192.0.2.1/24
+    link nat out 203.0.113.1/24 gw2 wan 203.0.113.2/24
+    link gw2 lan 198.18.2.1/24 h2 eth0 198.18.2.20/24
+    router gw1; router nat; router gw2
+    on h1 ip route add default via 198.18.1.1
+    on h2 ip route add default via 198.18.2.1
+    on gw1 ip route add default via 192.0.2.1
+    on gw2 ip route add default via 203.0.113.1
+    on nat nft -f - <<NFT
+table ip natbox {
+    chain pre { type nat hook prerouting priority dstnat; policy accept;
+        iifname "out" ip daddr 203.0.113.1 udp dport { 500, 4500 } dnat to 192.0.2.2
+    }
+    chain post { type nat hook postrouting priority srcnat; policy accept;
+        iifname "in" oifname "out" meta l4proto udp masquerade to :40000-40100
+        iifname "in" oifname "out" masquerade
+    }
+}
+NFT
+}
+
 router() { on "$1" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1; }
 
 # site_confs: $IT_TMP/gw1.conf and gw2.conf for the `sites` layout: each gateway's site
