@@ -1,5 +1,5 @@
 // Diffie-Hellman for IKEv2 against published vectors: RFC 7748 §6.1 (X25519) and
-// RFC 5903 §8.1 (ECP-256: KE data x | y, secret x), both checked with Python's
+// RFC 5903 §8.1 and §8.2 (ECP-256 and ECP-384: KE data x | y, secret x), checked with Python's
 // cryptography package when the vectors were copied; MODP-2048 values computed with
 // Python's integers over RFC 3526's prime, chosen so both the public value and the
 // secret start with a zero byte; fresh key pairs agree for every group; hostile KE
@@ -29,6 +29,21 @@ import Testing
         off[63] ^= 1
         #expect(throws: IKECryptoError.self) { try i.sharedSecret(peer: off) }
         #expect(throws: IKECryptoError.self) { try i.sharedSecret(peer: Array(gr.prefix(32))) }
+    }
+
+    @Test func ecp384MatchesRFC5903() throws {
+        let gi = hex("793148F1787634D5DA4C6D9074417D05E057AB62F82054D10EE6B0403D6279547E6A8EA9D1FD77427D016FE27A8B8C66"
+                     + "C6C41294331D23E6F480F4FB4CD40504C947392E94F4C3F06B8F398BB29E42368F7A685923DE3B67BACED214A1A1D128")
+        let gr = hex("5CD42AB9C41B5347F74B8D4EFB708B3D5B36DB65915359B44ABC17647B6B9999789D72A84865AE2F223F12B5A1ABC120"
+                     + "E171458FEAA939AAA3A8BFAC46B404BD8F6D5B348C0FA4D80CECA16356CA933240BDE8723415A8ECE035B0EDF36755DE")
+        let girx = hex("5EA1FC4AF7256D2055981B110575E0A8CAE53160137D904C59D926EB1B8456E427AA8A4540884C37DE159A58028ABC0E")
+        let i = try IKEKeyPair(group: .ecp384, privateKey: hex("D27335EA71664AF244DD14E9FD1260715DFD8A7965571C48D709EE7A7962A156D706A90CBCB5DF2986F05FEADB9376F1"),
+                               publicValue: gi)
+        let r = try IKEKeyPair(group: .ecp384, privateKey: hex("52D1791FDB4B70F89C0F00D456C2F7023B6125262C36A7DF1F80231121CCE3D39BE52E00C194A4132C4A6C768BCD94D2"),
+                               publicValue: gr)
+        #expect(i.publicValue == gi && r.publicValue == gr)
+        #expect(try i.sharedSecret(peer: gr) == girx)
+        #expect(try r.sharedSecret(peer: gi) == girx)
     }
 
     /// MODP-2048 (RFC 3526 §3) where the public value and the shared secret both start
