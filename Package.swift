@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "Control", dependencies: ["EncCore", "IPsec", "Config"]),
         // encd-iked's IKEv2 (issue #10): pure, clock and randomness injected.
         .target(name: "IKE", dependencies: ["IKECrypto", "Crypto", "EncCore"]),
-        .target(name: "IKECrypto", dependencies: ["CCrypto", "Crypto"]),
+        .target(name: "IKECrypto", dependencies: ["CCrypto", "Crypto", "EncCore"]),
         .target(name: "IKEConfig", dependencies: ["Config", "IKE", "IKECrypto", "Crypto", "EncCore"]),
 
         // Kernel glue and the daemon.

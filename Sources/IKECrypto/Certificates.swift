@@ -75,7 +75,6 @@ public final class IKECertificate: @unchecked Sendable, CustomStringConvertible 
 
     /// The subject as text, "O=encd, CN=gw1" (logs, ikectl).
     public var subject: String { Self.text(X509_get_subject_name(x509)) }
-    public var issuer: String { Self.text(X509_get_issuer_name(x509)) }
     public var description: String { subject }
 
     static func text(_ name: OpaquePointer?) -> String {
@@ -293,7 +292,9 @@ public final class IKECredentials: @unchecked Sendable {
         var st = stat()
         if stat(keyPath, &st) == 0 {
             guard st.st_mode & 0o077 == 0 else { throw .file(keyPath, "group or others may read the private key (chmod 600)") }
-            let bytes = try read(keyPath)
+            var bytes = try read(keyPath)
+            // The key's bytes do not outlive the parse (as Config's Files.read does for keys).
+            defer { bytes.withUnsafeMutableBytes { if let p = $0.baseAddress { explicit_bzero(p, $0.count) } } }
             do {
                 key = try IKEKey(privateKey: bytes)
             } catch {
@@ -308,6 +309,8 @@ public final class IKECredentials: @unchecked Sendable {
         defer { fclose(f) }
         var out: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 65536)
+        defer { buf.withUnsafeMutableBytes { if let p = $0.baseAddress { explicit_bzero(p, $0.count) } } }
+        out.reserveCapacity(65536)
         while true {
             let n = fread(&buf, 1, buf.count, f)
             out += buf.prefix(n)

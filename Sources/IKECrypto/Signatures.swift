@@ -13,6 +13,7 @@ import Glibc
 #endif
 import CCrypto
 import Crypto
+import EncCore
 
 /// AUTH methods (§3.8, RFC 4754, RFC 7427).
 public enum IKEAuthMethod {
@@ -375,7 +376,7 @@ public enum IKESignatureAuth {
             guard let n = data.first, data.count > 1 + Int(n) else { return "RFC 7427 AUTH data too short" }
             let id = Array(data[1..<(1 + Int(n))])
             guard let scheme = IKESignatureScheme(algorithmIdentifier: id) else {
-                return "RFC 7427 signature algorithm not supported (\(hexString(id)))"
+                return "RFC 7427 signature algorithm not supported (\(Hex.encode(id)))"
             }
             guard scheme.hash != .sha1 else { return "RFC 7427 signature with SHA-1 refused (RFC 8247 §3.2)" }
             return key.verify(Array(data[(1 + Int(n))...]), over: octets, scheme) ? nil : "\(scheme) signature does not verify with the certificate's \(key.kind) key"
@@ -424,9 +425,4 @@ public enum IKESignatureAuth {
         defer { CRYPTO_free(p, nil, 0) }
         return Array(UnsafeBufferPointer(start: p, count: Int(n)))
     }
-}
-
-func hexString(_ bytes: [UInt8]) -> String {
-    let digits = Array("0123456789abcdef")
-    return String(bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] })
 }
