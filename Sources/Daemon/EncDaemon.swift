@@ -270,9 +270,12 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         // one (WorkerShare: outbound by its number, which enc0's steering program reads
         // from the mark; inbound by SPI, which each worker's socket filters keep).
         for (share, queue) in zip(WorkerShare.all(workerCount), tunQueues) {
-            let sender = try RawSocketSender(mark: rulesetConfig.marks.bypass)
+            // ESP in UDP leaves in runs, one UDP GSO send each, sent at the end of the
+            // worker's batch of frames (UDPEncapSender); the rest through raw sockets.
+            let sender = UDPEncapSender(raw: try RawSocketSender(mark: rulesetConfig.marks.bypass))
             let segmentScratch = PacketBuffer()       // for the segments of GSO frames
-            workers.append(Worker(name: "ipsec-out", queue: DeviceQueue(device: queue, number: rulesetConfig.outputQueue), log: log) { b, _, s in
+            workers.append(Worker(name: "ipsec-out", queue: DeviceQueue(device: queue, number: rulesetConfig.outputQueue), log: log,
+                                  afterBatch: { OutputStage.flush(sender, stats: $0) }) { b, _, s in
                 OutputStage.handleFrame(b, sender: sender, scratch: segmentScratch, context: ctx, share: share, stats: s)
             })
             let rawInput = try RawInputQueue(number: rulesetConfig.inputQueue, share: share)

@@ -233,7 +233,7 @@ public enum OutputStage {
         guard case .send = result else { return false }
         switch sender.send(buffer) {
         case .done:
-            return true
+            return true     // or kept back for a run: counted by `flush` if it then fails
         case .wouldBlock, .failed(ENOBUFS):
             // The socket's (or the device's) queue is full: OpenBSD's qfull.
             stats.add(sa.spec.proto == .esp ? .espQueueFull : .ahQueueFull)
@@ -246,6 +246,16 @@ public enum OutputStage {
             stats.add(sa.spec.proto == .esp ? .espSendFailed : .ahSendFailed)
             return false
         }
+    }
+
+    /// After a batch of frames: sends what the sender kept back (runs of ESP-in-UDP
+    /// datagrams, UDPEncapSender) and counts those it could not send as a send of one
+    /// packet is counted in `protectAndSend` (only ESP is ever kept back).
+    public static func flush(_ sender: PacketSender, stats: CounterBlock<Counter>) {
+        let t = sender.flush()
+        if t.full > 0 { stats.add(.espQueueFull, UInt64(t.full)) }
+        if t.tooBig > 0 { stats.add(.espTooBig, UInt64(t.tooBig)) }
+        if t.failed > 0 { stats.add(.espSendFailed, UInt64(t.failed)) }
     }
 
     /// The counter of a packet the switches forbid to protect with `sa`, nil when allowed.

@@ -137,3 +137,31 @@ final class PathUnderTest {
         return (sent, received)
     }
 }
+
+/// UDPSegmentBatch (the ipsec-out worker's runs of ESP-in-UDP) reads headers and
+/// appends payloads without allocating.
+@Test func udpSegmentBatchAppendsWithoutAllocating() {
+    var packet: [UInt8] = [0x45, 0, 0x04, 0x1c, 0, 0, 0x40, 0, 64, 17, 0, 0, 192, 0, 2, 1, 198, 51, 100, 2,
+                           0x11, 0x94, 0x11, 0x94, 0x04, 0x08, 0, 0]
+    packet += [UInt8](repeating: 0xee, count: 1024)
+    let batch = UDPSegmentBatch()
+    var added = 0
+    packet.withUnsafeBytes { p in
+        for _ in 0..<3 {
+            if let (h, start) = UDPSegmentBatch.header(of: p), batch.append(p, header: h, payloadStart: start) == .added { added += 1 }
+        }
+        batch.reset()
+        let before = encalloc_thread_allocations()
+        var headers = encalloc_thread_allocations()
+        for i in 0..<200 {
+            if i % 50 == 0 { batch.reset() }
+            let read = UDPSegmentBatch.header(of: p)
+            if i == 0 { headers = encalloc_thread_allocations() - before }
+            if let (h, start) = read, batch.append(p, header: h, payloadStart: start) == .added { added += 1 }
+        }
+        let n = encalloc_thread_allocations() - before
+        #expect(n == 0, "\(n) allocations in 200 appends (\(headers) in the first header read)")
+    }
+    #expect(added == 203)
+}
+

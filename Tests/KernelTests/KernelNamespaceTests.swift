@@ -446,6 +446,112 @@ struct KernelNamespaceTests {
         #expect(raw.counters.malformed == 0 && raw.counters.overruns == 0)
     }
 
+    /// ESP in UDP sent as runs (UDPEncapSender): the peer's socket reads every datagram,
+    /// from the NAT-T port and the host's address, in order and of its size; the IKE
+    /// daemon's wildcard socket on the same port still gets the peer's IKE; a run of
+    /// IPv4 and one of IPv6 are one send each, and the sends after the first allocate
+    /// nothing.
+    @Test func udpEncapsulatedESPLeavesInRunsWithoutTakingTheIKEPort() throws {
+        let rig = try Rig()
+        defer { try? rig.tearDown() }
+        // The IKE daemon's sockets, as encd-iked opens them (wildcard, SO_REUSEADDR).
+        var ike: [Int32] = []
+        defer { for fd in ike { close(fd) } }
+        for v6 in [false, true] {
+            let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            var on: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+            var tv = timeval(tv_sec: 3, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            let rc: Int32
+            if v6 {
+                setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, socklen_t(MemoryLayout<Int32>.size))
+                var a = sockaddr_in6()
+                a.sin6_family = sa_family_t(AF_INET6)
+                a.sin6_port = UInt16(4500).bigEndian
+                rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+            } else {
+                var a = sockaddr_in()
+                a.sin_family = sa_family_t(AF_INET)
+                a.sin_port = UInt16(4500).bigEndian
+                rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            }
+            #expect(rc == 0, "the IKE socket's bind: \(String(cString: strerror(errno)))")
+            ike.append(fd)
+        }
+        let out = "/tmp/encd-udpencap-\(getpid()).txt"
+        defer { unlink(out) }
+        // The peer reads 6 + 2 x 12 datagrams (or gives up after 5 s), answers each family
+        // with an IKE message (zero marker) to port 4500, and writes what it read.
+        let script = """
+        import socket, select, sys, time
+        s4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s4.bind(('0.0.0.0', 4500))
+        s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1); s6.bind(('::', 4500))
+        got = []
+        end = time.time() + 5
+        while len(got) < 30 and time.time() < end:
+            r, _, _ = select.select([s4, s6], [], [], 0.2)
+            for s in r:
+                d, a = s.recvfrom(65535)
+                got.append('%s %d %d %d' % (a[0], a[1], len(d), d[0]))
+        s4.sendto(bytes(4) + b'ike', ('198.51.100.1', 4500))
+        s6.sendto(bytes(4) + b'ike', ('2001:db8:1::1', 4500))
+        open(sys.argv[1], 'w').write('\\n'.join(got) + '\\n')
+        """
+        let peer = try Netns.start(Netns.inPeer(["python3", "-c", script, out]))
+        usleep(500_000)
+        let sender = UDPEncapSender(raw: try RawSocketSender(mark: rig.marks.bypassMark(keeping: 0)))
+        func packet(v6: Bool, tag: UInt8, size: Int) -> PacketBuffer {
+            let udp: [UInt8] = [0x11, 0x94, 0x11, 0x94, UInt8((size + 8) >> 8), UInt8((size + 8) & 0xff), 0, 0]
+            let esp = [tag] + [UInt8](repeating: 0xee, count: size - 1)
+            let buffer = PacketBuffer()
+            if v6 {
+                let plen = size + 8
+                let h: [UInt8] = [0x60, 0, 0, 0, UInt8(plen >> 8), UInt8(plen & 0xff), 17, 64]
+                    + [0x20, 0x01, 0x0d, 0xb8, 0, 1] + [UInt8](repeating: 0, count: 9) + [1]
+                    + [0x20, 0x01, 0x0d, 0xb8, 0, 1] + [UInt8](repeating: 0, count: 9) + [2]
+                buffer.load(h + udp + esp)
+            } else {
+                let total = 28 + size
+                let h: [UInt8] = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xff), 0, 0, 0x40, 0, 64, 17, 0, 0,
+                                  198, 51, 100, 1, 198, 51, 100, 2]
+                buffer.load(h + udp + esp)
+            }
+            return buffer
+        }
+        // A datagram of each family opens the sockets, a run of each warms the path up;
+        // then two runs of 12 (11 x 1000 bytes and a shorter last) without allocating.
+        #expect(sender.send(packet(v6: false, tag: 99, size: 100)) == .done(128))
+        #expect(sender.flush().sent == 1)
+        #expect(sender.boundPorts.count == 1)
+        _ = sender.send(packet(v6: true, tag: 99, size: 100))
+        #expect(sender.flush().sent == 1)
+        #expect(sender.boundPorts.count == 2, "no socket for IPv6: \(sender.boundPorts)")
+        let warmUp = [false, true].flatMap { v6 in (0..<2).map { _ in packet(v6: v6, tag: 99, size: 100) } }
+        for p in warmUp { _ = sender.send(p) }
+        #expect(sender.flush().runs == 2)
+        let runs = [false, true].flatMap { v6 in (0..<12).map { packet(v6: v6, tag: UInt8($0 + 1), size: $0 == 11 ? 300 : 1000) } }
+        let before = encalloc_thread_allocations()
+        for i in 0..<runs.count { _ = sender.send(runs[i]) }    // (an iterator, or `indices` at first use, allocates in debug builds)
+        let tally = sender.flush()
+        let allocations = encalloc_thread_allocations() - before
+        #expect(tally.sent == 24 && tally.runs == 2 && tally.full == 0 && tally.failed == 0 && tally.tooBig == 0, "\(tally)")
+        #expect(allocations == 0, "\(allocations) allocations for two runs")
+        peer.waitUntilExit()
+        let lines = ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        let want4 = (0..<12).map { "198.51.100.1 4500 \($0 == 11 ? 300 : 1000) \($0 + 1)" }
+        let want6 = (0..<12).map { "2001:db8:1::1 4500 \($0 == 11 ? 300 : 1000) \($0 + 1)" }
+        #expect(lines.filter { !$0.hasSuffix(" 99") && !$0.contains(":") } == want4)
+        #expect(lines.filter { !$0.hasSuffix(" 99") && $0.contains(":") } == want6)
+        // The peer's IKE reached the IKE daemon's sockets, not encd's.
+        for fd in ike {
+            var b = [UInt8](repeating: 0, count: 64)
+            let n = recv(fd, &b, b.count, 0)
+            #expect(n == 7 && Array(b[4..<7]) == Array("ike".utf8), "IKE on fd \(fd): \(n)")
+        }
+    }
+
     @Test func forgedICMPErrorsDoNotStopTheRawInput() throws {
         let rig = try Rig()
         defer { try? rig.tearDown() }

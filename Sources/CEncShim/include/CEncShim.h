@@ -328,4 +328,24 @@ static inline long encshim_udp_send(int fd, const void *buf, size_t len, const s
     return (long)sendmsg(fd, &m, 0);
 }
 
+/* UDP-encapsulated ESP sent as runs (issue #9, Kernel/Raw/UDPEncapSender.swift): one
+ * sendmsg of `len` payload bytes from `local` (4 or 16 bytes, IP_PKTINFO/IPV6_PKTINFO)
+ * and the socket's port to `remote`:`port`, with the IPv4 TOS and TTL (IPv6 traffic
+ * class and hop limit) of encd's outer header; the kernel cuts it into datagrams of
+ * `segment` bytes (UDP_SEGMENT), or sends one datagram when `segment` is 0. Returns
+ * the byte count or -1 (errno). In shim.c: linux/udp.h, which names UDP_SEGMENT, also
+ * defines a struct udphdr that clashes with glibc's in Swift's module. */
+long encshim_udp_send_run(int fd, int ipv6, const void *local, const void *remote, uint16_t port,
+                          int traffic_class, int hop_limit, uint16_t segment, const void *buf, size_t len);
+/* A socket filter that keeps nothing: the send-only sockets above never queue a read. */
+static inline int encshim_attach_drop_all(int fd) {
+    struct sock_filter code[] = { BPF_STMT(BPF_RET | BPF_K, 0) };
+    struct sock_fprog program = { .len = 1, .filter = code };
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program);
+}
+static inline int encshim_ip_freebind(void) { return IP_FREEBIND; }
+static inline int encshim_ip_pmtudisc_probe(void) { return IP_PMTUDISC_PROBE; }
+static inline int encshim_ipv6_dontfrag(void) { return IPV6_DONTFRAG; }
+static inline int encshim_ipv6_autoflowlabel(void) { return IPV6_AUTOFLOWLABEL; }
+
 #endif
