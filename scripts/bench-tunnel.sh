@@ -20,7 +20,9 @@
 # last lines are a table of medians per build.
 #
 # A build may carry encd arguments after a comma: BENCH_BUILDS="w1=/path/encd,-w1
-# w2=/path/encd,-w2" compares one worker per stage with two (issue #9).
+# w2=/path/encd,-w2" compares one worker per stage with two (issue #9); "+udpencap"
+# among them runs that build with UDP-encapsulated SAs (RFC 3948, as libipsec always
+# sends): BENCH_BUILDS="esp=/path/encd udp=/path/encd,+udpencap".
 # BENCH_TUNNELS=2 protects two flows with an SA pair each (h1's second address
 # 198.18.1.11 through gateway addresses 192.0.2.11/.12), whose SAs fall on different
 # workers, and runs every iperf3 measurement as two clients at once (one per flow,
@@ -147,6 +149,11 @@ flow esp from 198.18.$me.0/24 to 198.18.$peer.0/24 local 192.0.2.$me peer 192.0.
 esp tunnel from 192.0.2.1 to 192.0.2.2 spi 0x1000:0x1001 enc aes-128-gcm enckey $KEY_A:$KEY_B
 CONF
 done
+# The same SAs with UDP encapsulation (RFC 3948, port 4500 at both ends): a build whose
+# arguments include "+udpencap" runs with these.
+for gw in gw1 gw2; do
+    sed -E 's/(spi 0x[0-9a-f]+:0x[0-9a-f]+)/\1 udpencap/' "$IT_TMP/$gw.conf" >"$IT_TMP/$gw-udp.conf"
+done
 # Counters (cheaper than a capture) on what gw1 forwards to the internet link: ESP (raw
 # or in UDP 4500), and anything from the protected site in cleartext ("other").
 on gw1 nft -f - <<'NFT'
@@ -162,8 +169,20 @@ NFT
 # the check at the end fails (the filter keeps the capture small).
 ip netns exec "$IT_ID-gw1" tcpdump -i wan -n -U -w "$IT_TMP/leak.pcap" "src net 198.18.0.0/16" >"$IT_TMP/leak-tcpdump.log" 2>&1 &
 IT_PIDS+=("$!")
-# esp_sent: ESP packets (raw or in UDP 4500) gw1 sent to the internet link so far.
-esp_sent() { on gw1 nft list chain inet bench post | awk '/comment "esp"/ { for (i = 1; i <= NF; i++) if ($i == "packets") n += $(i + 1) } END { print n + 0 }'; }
+# esp_sent: ESP packets (raw or in UDP 4500) gw1 sent to the internet link so far. The
+# chain's counter sees a UDP GSO send of encd's (a run of up to 64 ESP-in-UDP datagrams)
+# as one packet, so while encd runs its own count of ESP packets protected is used
+# (encstat's Prometheus output; encd's sends fail only when counted as such).
+ESP_COUNT=nft
+ENCSTAT=${ENCSTAT:-$IT_ROOT/.build/release/encstat}
+[[ -x $ENCSTAT ]] || ENCSTAT=$IT_ROOT/.build/debug/encstat
+esp_sent() {
+    if [[ $ESP_COUNT == encd ]]; then
+        on gw1 "$ENCSTAT" -o prometheus -S "$IT_TMP/gw1/run/encd.sock" | awk '$1 == "encd_esp_output_packets_total" { n = $2 } END { print n + 0 }'
+        return
+    fi
+    on gw1 nft list chain inet bench post | awk '/comment "esp"/ { for (i = 1; i <= NF; i++) if ($i == "packets") n += $(i + 1) } END { print n + 0 }'
+}
 others_sent() { on gw1 nft list chain inet bench post | awk '/comment "other"/ { for (i = 1; i <= NF; i++) if ($i == "packets") n += $(i + 1) } END { print n + 0 }'; }
 # cpu_sample: "gw1 gw2 softirq" in clock ticks (the IPsec process on each gateway:
 # encd, or charon), and the ESP packets gw1 sent so far. PID1/PID2 name the processes.
@@ -259,13 +278,23 @@ if [[ $STRONGSWAN == 1 ]]; then
     echo "strongSwan: $($CHARON --version 2>/dev/null | head -1) with kernel-libipsec, AES-128-GCM-16"
 fi
 
+# split_build LABEL=PATH[,ARGS]: sets LAST_LABEL, ENCD, args (encd's) and CONF_SUFFIX
+# ("-udp" when ARGS hold +udpencap: the UDP-encapsulated SAs).
+split_build() {
+    LAST_LABEL=${1%%=*}; ENCD=${1#*=}; args=(); CONF_SUFFIX=
+    local all=() a
+    if [[ $ENCD == *,* ]]; then read -r -a all <<<"${ENCD#*,}"; ENCD=${ENCD%%,*}; fi
+    for a in "${all[@]}"; do if [[ $a == +udpencap ]]; then CONF_SUFFIX=-udp; else args+=("$a"); fi; done
+}
+
 for round in $(seq "$ROUNDS"); do
     for b in $BUILDS; do
-        label=${b%%=*}; ENCD=${b#*=}; LAST_LABEL=$label; args=()
-        if [[ $ENCD == *,* ]]; then read -r -a args <<<"${ENCD#*,}"; ENCD=${ENCD%%,*}; fi
-        for gw in gw1 gw2; do start_encd $gw "$IT_TMP/$gw.conf" "${args[@]}"; done
+        split_build "$b"; label=$LAST_LABEL
+        for gw in gw1 gw2; do start_encd $gw "$IT_TMP/$gw$CONF_SUFFIX.conf" "${args[@]}"; done
         PID1=$(encd_pid gw1); PID2=$(encd_pid gw2)
+        ESP_COUNT=encd
         measure "$label"
+        ESP_COUNT=nft
         for gw in gw1 gw2; do stop_encd $gw; done
         echo "$(date +%T.%N) after $label (round $round): $(others_sent) cleartext packets of the site on the wire so far"
     done
@@ -284,7 +313,7 @@ done
 # UDP at an unlimited rate for N seconds and a TCP stream beside it; encd's VmRSS on
 # each gateway is read every 10 seconds: start (after the first 10 s), peak and end.
 if [[ -n ${BENCH_RSS_SECONDS:-} ]]; then
-    for gw in gw1 gw2; do start_encd $gw "$IT_TMP/$gw.conf"; done
+    for gw in gw1 gw2; do start_encd $gw "$IT_TMP/$gw${CONF_SUFFIX:-}.conf"; done
     PID1=$(encd_pid gw1); PID2=$(encd_pid gw2)
     on h1 ping -c 2 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "no ping through the tunnel (memory run)"
     rss() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
@@ -316,9 +345,8 @@ fi
 # symbol, kernel and user, without children.
 if [[ -n ${BENCH_PERF:-} ]]; then
     command -v perf >/dev/null || fail "BENCH_PERF needs perf (Debian: linux-perf)"
-    b=${BUILDS##* }; LAST_LABEL=${b%%=*}; ENCD=${b#*=}; args=()     # BENCH_ROUNDS=0: only this
-    if [[ $ENCD == *,* ]]; then read -r -a args <<<"${ENCD#*,}"; ENCD=${ENCD%%,*}; fi
-    for gw in gw1 gw2; do start_encd $gw "$IT_TMP/$gw.conf" "${args[@]}"; done
+    split_build "${BUILDS##* }"      # BENCH_ROUNDS=0: only this
+    for gw in gw1 gw2; do start_encd $gw "$IT_TMP/$gw$CONF_SUFFIX.conf" "${args[@]}"; done
     on h1 ping -c 2 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "no ping through the tunnel (perf run)"
     for kind in tcp udp64; do
         ip netns exec "$IT_ID-h2" iperf3 -s -1 -p 5204 >/dev/null 2>&1 &

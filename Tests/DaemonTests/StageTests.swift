@@ -281,6 +281,23 @@ func siteConf2() -> String {
         #expect(gw.stats[.failClosed] == 2)
     }
 
+    /// A run of ESP-in-UDP datagrams is sent after the batch (UDPEncapSender); what the
+    /// kernel refused of it is counted as a refused single send is.
+    @Test func datagramsOfARunThatWereNotSentAreCounted() {
+        let sender = FakeSender()
+        let stats = CounterBlock<Counter>()
+        var tally = SendTally()
+        tally.sent = 10
+        tally.full = 3
+        tally.tooBig = 2
+        tally.failed = 1
+        sender.nextTally = tally
+        OutputStage.flush(sender, stats: stats)
+        #expect(stats[.espQueueFull] == 3 && stats[.espTooBig] == 2 && stats[.espSendFailed] == 1)
+        OutputStage.flush(sender, stats: stats)
+        #expect(stats[.espQueueFull] == 3 && stats[.espTooBig] == 2 && stats[.espSendFailed] == 1, "counted once")
+    }
+
     @Test func reloadKeepsSequenceNumbersOfUnchangedSAs() throws {
         let gw1 = try Gateway(siteConf(), local: ["192.0.2.1"])
         guard case .acceptWithMark(let mark) = gw1.spd(ping(h1, h2)) else { Issue.record("protect"); return }

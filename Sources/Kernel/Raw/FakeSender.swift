@@ -10,6 +10,8 @@ public final class FakeSender: PacketSender {
     public private(set) var sent: [[UInt8]] = []
     /// When set, sends fail with this errno and are not recorded.
     public var failSends: Int32?
+    /// What the next `flush` reports (as UDPEncapSender would for a run it sent).
+    public var nextTally = SendTally()
 
     public init() {}
 
@@ -20,5 +22,10 @@ public final class FakeSender: PacketSender {
         }
         sent.append(buffer.array)
         return .done(buffer.count)
+    }
+
+    public func flush() -> SendTally {
+        defer { nextTally = SendTally() }
+        return nextTally
     }
 }
