@@ -246,6 +246,9 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         // decrypted run that encd wrote as one GSO frame must reach the check whole.
         let spdQueue = try NFQueue(queueConfig(rulesetConfig.spdQueue, gso: true))
         let inQueue = try NFQueue(queueConfig(rulesetConfig.inputQueue))
+        // ESP in UDP is consumed (dropped from the queue) whatever happens to it: one
+        // batch verdict for each run of drops (its worker decides in order, IKE accepted).
+        inQueue.coalescesDrops = true
         let cleartextQueue = try NFQueue(queueConfig(rulesetConfig.cleartextQueue))
         // The input workers' writes into enc0 wait for the end of their batch, where runs
         // of one TCP or UDP flow go in as one GSO frame (FrameInjector).

@@ -342,6 +342,60 @@ struct KernelNamespaceTests {
         #expect(try Netns.counter(table: "encd", chain: "ipsec_input", containing: "esp counter") >= 2)
     }
 
+    /// The NAT-T queue's drops go out as batch verdicts (coalescesDrops): of ten queued
+    /// ESP-in-UDP datagrams, the one accepted between drops reaches its socket, the
+    /// nine dropped do not, nothing stays queued and the kernel refused no verdict.
+    @Test func coalescedDropsLeaveTheAcceptedPacketAlone() throws {
+        let rig = try Rig()
+        defer { try? rig.tearDown() }
+        rig.input.coalescesDrops = true
+        defer { rig.input.coalescesDrops = false }
+        let sink = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(sink) }
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_port = UInt16(4500).bigEndian
+        let bound = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(sink, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        #expect(bound == 0)
+        var tv = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(sink, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let script = """
+        import socket
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for i in range(10):
+            u.sendto(bytes([0, 0, 0x10, 1, 0, 0, 0, i + 1]) + b'esp-in-udp', ('198.51.100.1', 4500))
+        """
+        let (status, out) = try Netns.run(Netns.inPeer(["python3", "-c", script]))
+        #expect(status == 0, "\(out)")
+        let batch = QueueBatch(capacity: 16)
+        var seen: [UInt8] = []
+        let deadline = Date().addingTimeInterval(3)
+        while seen.count < 10 && Date() < deadline {
+            guard case .done(let n) = rig.input.receive(into: batch, wait: true) else { continue }
+            for i in 0..<n {
+                let sequence = batch.buffers[i].array[35]
+                seen.append(sequence)
+                _ = rig.input.setVerdict(sequence == 5 ? .accept : .drop, id: batch[i].id)
+            }
+            _ = rig.input.flushVerdicts()
+        }
+        #expect(seen == Array(1...10))
+        var got = [UInt8](repeating: 0, count: 64)
+        var delivered: [UInt8] = []
+        while true {
+            let n = recv(sink, &got, got.count, 0)
+            guard n >= 8 else { break }
+            delivered.append(got[7])
+        }
+        #expect(delivered == [5], "the accepted datagram alone reaches the socket")
+        // /proc/net/netfilter/nfnetlink_queue: number, portid, waiting, ...
+        let table = (try? String(contentsOfFile: "/proc/net/netfilter/nfnetlink_queue", encoding: .utf8)) ?? ""
+        let row = table.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+            .first { $0.first == String(rig.config.inputQueue) }
+        #expect(row?[2] == "0", "packets left waiting in the queue: \(table)")
+        #expect(rig.input.counters.verdictErrors == 0)
+    }
+
     /// Several ipsec-in workers: each one's raw sockets keep the SPIs of its share
     /// (WorkerShare's SPI hash; the filter computes it as the stage does), for ESP and AH, IPv4 and IPv6; a packet too short for an SPI is
     /// worker 0's. The kernel copies every packet to both, so nothing else is lost.
