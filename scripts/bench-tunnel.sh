@@ -313,7 +313,8 @@ done
 # UDP at an unlimited rate for N seconds and a TCP stream beside it; encd's VmRSS on
 # each gateway is read every 10 seconds: start (after the first 10 s), peak and end.
 if [[ -n ${BENCH_RSS_SECONDS:-} ]]; then
-    for gw in gw1 gw2; do start_encd $gw "$IT_TMP/$gw${CONF_SUFFIX:-}.conf"; done
+    split_build "${BUILDS##* }"      # BENCH_ROUNDS=0: only this
+    for gw in gw1 gw2; do start_encd $gw "$IT_TMP/$gw$CONF_SUFFIX.conf" "${args[@]}"; done
     PID1=$(encd_pid gw1); PID2=$(encd_pid gw2)
     on h1 ping -c 2 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "no ping through the tunnel (memory run)"
     rss() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }

@@ -3,6 +3,16 @@
 #include "CEncShim.h"
 #include <linux/udp.h>
 
+/* Appends one control message to `m` (whose buffer has room) and returns its size. */
+static size_t put_cmsg(struct msghdr *m, size_t used, int level, int type, const void *data, size_t len) {
+    struct cmsghdr *c = (struct cmsghdr *)((char *)m->msg_control + used);
+    c->cmsg_level = level;
+    c->cmsg_type = type;
+    c->cmsg_len = CMSG_LEN(len);
+    memcpy(CMSG_DATA(c), data, len);
+    return CMSG_SPACE(len);
+}
+
 long encshim_udp_send_run(int fd, int ipv6, const void *local, const void *remote, uint16_t port,
                           int traffic_class, int hop_limit, uint16_t segment, const void *buf, size_t len) {
     union {
@@ -18,8 +28,6 @@ long encshim_udp_send_run(int fd, int ipv6, const void *local, const void *remot
     m.msg_iov = &iov;
     m.msg_iovlen = 1;
     m.msg_control = control.buf;
-    m.msg_controllen = sizeof control.buf;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
     size_t used = 0;
     if (ipv6) {
         memset(&to6, 0, sizeof to6);
@@ -31,17 +39,9 @@ long encshim_udp_send_run(int fd, int ipv6, const void *local, const void *remot
         struct encshim_in6_pktinfo info;
         memset(&info, 0, sizeof info);
         memcpy(&info.addr, local, 16);
-        c->cmsg_level = IPPROTO_IPV6; c->cmsg_type = IPV6_PKTINFO; c->cmsg_len = CMSG_LEN(sizeof info);
-        memcpy(CMSG_DATA(c), &info, sizeof info);
-        used += CMSG_SPACE(sizeof info);
-        c = CMSG_NXTHDR(&m, c);
-        c->cmsg_level = IPPROTO_IPV6; c->cmsg_type = IPV6_TCLASS; c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &traffic_class, sizeof(int));
-        used += CMSG_SPACE(sizeof(int));
-        c = CMSG_NXTHDR(&m, c);
-        c->cmsg_level = IPPROTO_IPV6; c->cmsg_type = IPV6_HOPLIMIT; c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &hop_limit, sizeof(int));
-        used += CMSG_SPACE(sizeof(int));
+        used += put_cmsg(&m, used, IPPROTO_IPV6, IPV6_PKTINFO, &info, sizeof info);
+        used += put_cmsg(&m, used, IPPROTO_IPV6, IPV6_TCLASS, &traffic_class, sizeof(int));
+        used += put_cmsg(&m, used, IPPROTO_IPV6, IPV6_HOPLIMIT, &hop_limit, sizeof(int));
     } else {
         memset(&to4, 0, sizeof to4);
         to4.sin_family = AF_INET;
@@ -52,24 +52,11 @@ long encshim_udp_send_run(int fd, int ipv6, const void *local, const void *remot
         struct encshim_in_pktinfo_v4 info;
         memset(&info, 0, sizeof info);
         memcpy(&info.spec_dst, local, 4);
-        c->cmsg_level = IPPROTO_IP; c->cmsg_type = IP_PKTINFO; c->cmsg_len = CMSG_LEN(sizeof info);
-        memcpy(CMSG_DATA(c), &info, sizeof info);
-        used += CMSG_SPACE(sizeof info);
-        c = CMSG_NXTHDR(&m, c);
-        c->cmsg_level = IPPROTO_IP; c->cmsg_type = IP_TOS; c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &traffic_class, sizeof(int));
-        used += CMSG_SPACE(sizeof(int));
-        c = CMSG_NXTHDR(&m, c);
-        c->cmsg_level = IPPROTO_IP; c->cmsg_type = IP_TTL; c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &hop_limit, sizeof(int));
-        used += CMSG_SPACE(sizeof(int));
+        used += put_cmsg(&m, used, IPPROTO_IP, IP_PKTINFO, &info, sizeof info);
+        used += put_cmsg(&m, used, IPPROTO_IP, IP_TOS, &traffic_class, sizeof(int));
+        used += put_cmsg(&m, used, IPPROTO_IP, IP_TTL, &hop_limit, sizeof(int));
     }
-    if (segment) {
-        c = CMSG_NXTHDR(&m, c);
-        c->cmsg_level = IPPROTO_UDP; c->cmsg_type = UDP_SEGMENT; c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-        memcpy(CMSG_DATA(c), &segment, sizeof(uint16_t));
-        used += CMSG_SPACE(sizeof(uint16_t));
-    }
+    if (segment) used += put_cmsg(&m, used, IPPROTO_UDP, UDP_SEGMENT, &segment, sizeof(uint16_t));
     m.msg_controllen = used;
     return (long)sendmsg(fd, &m, 0);
 }
