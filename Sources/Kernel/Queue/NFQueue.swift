@@ -28,16 +28,18 @@ public final class NFQueue: PacketQueue {
     private let parser = QueueParser()
     private let verdicts: UnsafeMutableRawPointer
     private let verdictCapacity = 128 * 1024
-    private var verdictLength = 0
+    // @exclusivity(unchecked): used by one worker only (Docs/architecture.md, "No run-time
+    // exclusivity checks on the packet path").
+    @exclusivity(unchecked) private var verdictLength = 0
     /// With `coalescesDrops`, the id of the last of the consecutive drop verdicts not
     /// yet written: they go out as one batch verdict (NFQNL_MSG_VERDICT_BATCH), which
     /// drops every packet still queued up to that id.
-    private var pendingDrop: UInt32?
+    @exclusivity(unchecked) private var pendingDrop: UInt32?
     /// Consecutive drop verdicts go out as one batch verdict. Only for a reader that
     /// gives every packet its verdict in the order received, before the next batch (a
     /// Worker does): a batch verdict also drops any earlier packet still waiting for
     /// one. A packet the kernel never delivered would be dropped too: the safe side.
-    public var coalescesDrops = false
+    @exclusivity(unchecked) public var coalescesDrops = false
 
     /// Binds queue `config.number` (EBUSY when another process holds it). Bind the
     /// queues before installing the rules that feed them. `receiveTimeout` bounds a
