@@ -6,12 +6,13 @@
 // The port. The NAT-T port (4500) belongs to the IKE daemon, which reads IKE and
 // keepalives from it; a second socket on it must never take one of them. encd's
 // socket is bound to the loopback address (127.0.0.1 or ::1) at that port, with
-// SO_REUSEADDR beside the daemon's wildcard socket (encd-iked sets it, as does
-// charon): a datagram for any other address of the host can only match the wildcard
-// one, and a filter that keeps nothing discards what reaches the loopback one. Each
-// send names its real source address (IP_PKTINFO / IPV6_PKTINFO). When that bind is
-// refused (the port taken without SO_REUSEADDR, no loopback address), that family and
-// port keep using the raw socket.
+// SO_REUSEADDR beside the daemon's wildcard socket (encd-iked sets it too): a datagram
+// for any other address of the host can only match the wildcard one, and a filter
+// that keeps nothing discards what reaches the loopback one. Each send names its real
+// source address (IP_PKTINFO / IPV6_PKTINFO). When that bind is refused (the port
+// held without SO_REUSEADDR), that family and port keep using the raw socket; an IKE
+// daemon without SO_REUSEADDR that starts after encd's first UDP-encapsulated packet
+// would be refused its bind instead (IP_FREEBIND: bound even before lo has 127.0.0.1).
 //
 // The rest of the header: SO_MARK = encd's bypass mark (as the raw sockets), TOS/TTL
 // or traffic class/hop limit per send, DF set and path MTU ignored (PMTUDISC_PROBE;
