@@ -342,6 +342,31 @@ struct KernelNamespaceTests {
         #expect(try Netns.counter(table: "encd", chain: "ipsec_input", containing: "esp counter") >= 2)
     }
 
+    /// A run the device cannot take (its datagrams larger than the MTU) is refused whole
+    /// by the kernel and sent again datagram by datagram: each one counted too big, as a
+    /// raw send would be; runs of datagrams that fit still go out as runs afterwards.
+    @Test func aRunTooBigForTheDeviceIsCountedPerDatagram() throws {
+        let rig = try Rig()
+        defer { try? rig.tearDown() }
+        #expect(try Netns.run(["ip", "link", "set", "e0", "mtu", "1300"]).0 == 0)   // not below 1280: IPv6 would go
+        defer { _ = try? Netns.run(["ip", "link", "set", "e0", "mtu", "1500"]) }
+        let sender = UDPEncapSender(raw: try RawSocketSender(mark: rig.marks.bypassMark(keeping: 0)))
+        func datagram(_ size: Int) -> PacketBuffer {
+            let total = 28 + size
+            let b = PacketBuffer()
+            b.load([0x45, 0, UInt8(total >> 8), UInt8(total & 0xff), 0, 0, 0x40, 0, 64, 17, 0, 0,
+                    198, 51, 100, 1, 198, 51, 100, 2, 0x11, 0x94, 0x11, 0x94, UInt8((size + 8) >> 8), UInt8((size + 8) & 0xff), 0, 0]
+                   + [UInt8](repeating: 0xee, count: size))
+            return b
+        }
+        for _ in 0..<5 { _ = sender.send(datagram(1300)) }
+        let refused = sender.flush()
+        #expect(refused.tooBig == 5 && refused.sent == 0 && refused.runs == 0, "\(refused)")
+        for _ in 0..<5 { _ = sender.send(datagram(1000)) }
+        let fitting = sender.flush()
+        #expect(fitting.sent == 5 && fitting.runs == 1, "runs still used after a refused one: \(fitting)")
+    }
+
     /// The NAT-T queue's drops go out as batch verdicts (coalescesDrops): of ten queued
     /// ESP-in-UDP datagrams, the one accepted between drops reaches its socket, the
     /// nine dropped do not, nothing stays queued and the kernel refused no verdict.

@@ -21,9 +21,10 @@
 //
 // Results: a datagram of a run is counted when the run is sent (`flush`), not when it
 // is handed over; a run the kernel refuses whole (EINVAL: no UDP_SEGMENT here, or a
-// segment larger than the device takes; EMSGSIZE) is sent again one datagram at a
-// time, so each failure is counted as the raw socket would have; EINVAL with every
-// datagram then sent means this kernel lacks UDP_SEGMENT, and runs stop.
+// segment larger than the device takes; EMSGSIZE; EIO: older kernels refuse GSO
+// through a device without checksum offload) is sent again one datagram at a time, so
+// each failure is counted as the raw socket would have; EINVAL or EIO with every
+// datagram then sent means runs cannot work here, and they stop.
 
 #if canImport(Glibc)
 import Glibc
@@ -111,7 +112,7 @@ public final class UDPEncapSender: PacketSender {
             if n > 1 { tally.runs += 1 }
             return
         }
-        guard n > 1, result == EINVAL || result == EMSGSIZE else {
+        guard n > 1, result == EINVAL || result == EMSGSIZE || result == EIO else {
             count(result, n)
             return
         }
@@ -120,7 +121,9 @@ public final class UDPEncapSender: PacketSender {
             let e = transmit(segment: 0, batch.datagram(i))
             if e == 0 { tally.sent += 1 } else { allSent = false; count(e, 1) }
         }
-        if allSent && result == EINVAL { batch.maxSegments = 1 }   // no UDP_SEGMENT in this kernel
+        // No UDP_SEGMENT in this kernel (EINVAL), or a device without checksum offload on
+        // kernels that refuse GSO there (EIO): runs stop for this sender.
+        if allSent && result != EMSGSIZE { batch.maxSegments = 1 }
     }
 
     private func count(_ e: Int32, _ n: Int) {
