@@ -155,7 +155,4 @@ extension UnsafeRawBufferPointer {
     @inline(__always) public func be32(_ offset: Int) -> UInt32 {
         UInt32(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt32.self))
     }
-    @inline(__always) public func be64(_ offset: Int) -> UInt64 {
-        UInt64(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-    }
 }

@@ -21,10 +21,8 @@
 public final class UDPSegmentBatch {
     /// The outer header fields one run shares.
     public struct Header: Equatable, Sendable {
-        public var isIPv6: Bool
-        /// IPv4 addresses in the first 4 bytes, the rest zero.
-        public var source: (UInt64, UInt64)
-        public var destination: (UInt64, UInt64)
+        public var source: IPAddress
+        public var destination: IPAddress
         public var sourcePort: UInt16
         public var destinationPort: UInt16
         /// IPv4 TOS or IPv6 traffic class.
@@ -32,52 +30,34 @@ public final class UDPSegmentBatch {
         /// IPv4 TTL or IPv6 hop limit.
         public var hopLimit: UInt8
 
-        public static func == (a: Header, b: Header) -> Bool {
-            a.isIPv6 == b.isIPv6 && a.source == b.source && a.destination == b.destination
-                && a.sourcePort == b.sourcePort && a.destinationPort == b.destinationPort
-                && a.trafficClass == b.trafficClass && a.hopLimit == b.hopLimit
-        }
+        public var isIPv6: Bool { source.family == .inet6 }
 
-        /// The address bytes (4 or 16) as the kernel's sockaddr and pktinfo take them.
-        public func withAddresses<R>(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> R) -> R {
-            var s = source, d = destination
-            return withUnsafeBytes(of: &s) { sp in
-                withUnsafeBytes(of: &d) { dp in body(sp, dp) }
-            }
-        }
+        static let none = Header(source: IPAddress(v4: 0), destination: IPAddress(v4: 0),
+                                 sourcePort: 0, destinationPort: 0, trafficClass: 0, hopLimit: 0)
     }
 
     /// What the outer headers of a finished ESP-in-UDP packet say, and where its UDP
     /// payload starts; nil when it cannot be part of a run (see above).
-    public static func header(of p: UnsafeRawBufferPointer) -> (header: Header, payloadStart: Int)? {
+    public static func header(of p: UnsafeMutableRawBufferPointer) -> (header: Header, payloadStart: Int)? {
         guard p.count >= 1 else { return nil }
-        let version = p[0] >> 4
+        var h = Header.none
         let ipLength: Int
-        var h = Header(isIPv6: version == 6, source: (0, 0), destination: (0, 0),
-                       sourcePort: 0, destinationPort: 0, trafficClass: 0, hopLimit: 0)
-        if version == 4 {
-            guard p.count >= 28, p[0] == 0x45, p.be16(2) == p.count, p.be16(6) == 0x4000, p[9] == 17 else { return nil }
-            ipLength = 20
-            h.trafficClass = p[1]
-            h.hopLimit = p[8]
-            h.source = (UInt64(p.be32(12)) << 32, 0)
-            h.destination = (UInt64(p.be32(16)) << 32, 0)
-        } else if version == 6 {
-            guard p.count >= 48, p.be32(0) & 0x000f_ffff == 0, Int(p.be16(4)) == p.count - 40, p[6] == 17 else { return nil }
-            ipLength = 40
-            h.trafficClass = UInt8(truncatingIfNeeded: p.be32(0) >> 20)
-            h.hopLimit = p[7]
-            h.source = (p.be64(8), p.be64(16))
-            h.destination = (p.be64(24), p.be64(32))
+        if p[0] >> 4 == 4, let ip = IPv4Header(p) {
+            guard ip.headerLength == IPv4Header.minimumLength, Int(ip.totalLength) == p.count,
+                  ip.flagsAndFragmentOffset == 0x4000, ip.protocol == IPProtocol.udp else { return nil }     // DF alone
+            ipLength = IPv4Header.minimumLength
+            (h.source, h.destination, h.trafficClass, h.hopLimit) = (ip.source, ip.destination, ip.tos, ip.ttl)
+        } else if p[0] >> 4 == 6, let ip = IPv6Header(p) {
+            guard ip.flowLabel == 0, Int(ip.payloadLength) == p.count - IPv6Header.length,
+                  ip.nextHeader == IPProtocol.udp else { return nil }
+            ipLength = IPv6Header.length
+            (h.source, h.destination, h.trafficClass, h.hopLimit) = (ip.source, ip.destination, ip.trafficClass, ip.hopLimit)
         } else {
             return nil
         }
-        guard Int(p.be16(ipLength + 4)) == p.count - ipLength, p.count > ipLength + 8 else { return nil }
+        guard p.count > ipLength + 8, Int(p.be16(ipLength + 4)) == p.count - ipLength else { return nil }
         h.sourcePort = p.be16(ipLength)
         h.destinationPort = p.be16(ipLength + 2)
-        // Stored as the kernel wants them: big-endian addresses in memory order.
-        h.source = (h.source.0.bigEndian, h.source.1.bigEndian)
-        h.destination = (h.destination.0.bigEndian, h.destination.1.bigEndian)
         return (h, ipLength + 8)
     }
 
@@ -88,8 +68,7 @@ public final class UDPSegmentBatch {
     /// an IPv4 total length 65,535 with the IP header too.
     public static let maxBytes = 65_535 - 20 - 8
 
-    public private(set) var header = Header(isIPv6: false, source: (0, 0), destination: (0, 0),
-                                            sourcePort: 0, destinationPort: 0, trafficClass: 0, hopLimit: 0)
+    public private(set) var header = Header.none
     /// Datagrams in the run.
     public private(set) var count = 0
     /// Every datagram's payload size but the last one's.
@@ -118,7 +97,7 @@ public final class UDPSegmentBatch {
     }
 
     /// Appends the UDP payload of `packet`, whose outer header `header(of:)` read.
-    public func append(_ packet: UnsafeRawBufferPointer, header h: Header, payloadStart: Int) -> Append {
+    public func append(_ packet: UnsafeMutableRawBufferPointer, header h: Header, payloadStart: Int) -> Append {
         let size = packet.count - payloadStart
         if count > 0 {
             guard !closed, count < maxSegments, h == header, size <= segmentSize,

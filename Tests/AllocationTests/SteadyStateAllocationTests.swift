@@ -146,7 +146,7 @@ final class PathUnderTest {
     packet += [UInt8](repeating: 0xee, count: 1024)
     let batch = UDPSegmentBatch()
     var added = 0
-    packet.withUnsafeBytes { p in
+    packet.withUnsafeMutableBytes { p in
         for _ in 0..<3 {
             if let (h, start) = UDPSegmentBatch.header(of: p), batch.append(p, header: h, payloadStart: start) == .added { added += 1 }
         }

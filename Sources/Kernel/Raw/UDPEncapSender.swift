@@ -24,7 +24,9 @@
 // segment larger than the device takes; EMSGSIZE; EIO: older kernels refuse GSO
 // through a device without checksum offload) is sent again one datagram at a time, so
 // each failure is counted as the raw socket would have; EINVAL or EIO with every
-// datagram then sent means runs cannot work here, and they stop.
+// datagram then sent means runs cannot work here, and they stop. What is sent again is
+// the same bytes (no new sequence number, no new nonce): at worst the peer sees a
+// datagram twice and its replay window drops the copy.
 
 #if canImport(Glibc)
 import Glibc
@@ -57,6 +59,8 @@ public final class UDPEncapSender: PacketSender {
     @exclusivity(unchecked) private var sockets: [(isIPv6: Bool, port: UInt16, fd: Int32)] = []
     /// The run's socket.
     @exclusivity(unchecked) private var runSocket: Int32 = -1
+    /// The run's source and destination in network order, for the send (32 bytes).
+    private let addresses = UnsafeMutableRawPointer.allocate(byteCount: 32, alignment: 8)
     private static let maxSockets = 16
 
     public init(raw: RawSocketSender, maxSegments: Int = UDPSegmentBatch.kernelMaxSegments) {
@@ -68,6 +72,7 @@ public final class UDPEncapSender: PacketSender {
 
     deinit {
         for s in sockets where s.fd >= 0 { closeDescriptor(s.fd) }
+        addresses.deallocate()
     }
 
     /// The ports and families with a send-only socket now (for tests and the log).
@@ -76,7 +81,7 @@ public final class UDPEncapSender: PacketSender {
     }
 
     public func send(_ buffer: PacketBuffer) -> IOResult {
-        let packet = UnsafeRawBufferPointer(buffer.bytes)
+        let packet = buffer.bytes
         guard let (h, payloadStart) = UDPSegmentBatch.header(of: packet),
               let fd = socket(isIPv6: h.isIPv6, port: h.sourcePort) else {
             sendRun()
@@ -137,12 +142,12 @@ public final class UDPEncapSender: PacketSender {
     /// One sendmsg of the run's header; 0 or errno.
     private func transmit(segment: Int, _ payload: UnsafeRawBufferPointer) -> Int32 {
         let h = batch.header
-        let r = h.withAddresses { local, remote in
-            Syscall.retry {
-                Int(encshim_udp_send_run(runSocket, h.isIPv6 ? 1 : 0, local.baseAddress, remote.baseAddress,
-                                         h.destinationPort, Int32(h.trafficClass), Int32(h.hopLimit),
-                                         UInt16(truncatingIfNeeded: segment), payload.baseAddress, payload.count))
-            }
+        h.source.write(to: addresses)
+        h.destination.write(to: addresses + 16)
+        let r = Syscall.retry {
+            Int(encshim_udp_send_run(runSocket, h.isIPv6 ? 1 : 0, addresses, addresses + 16,
+                                     h.destinationPort, Int32(h.trafficClass), Int32(h.hopLimit),
+                                     UInt16(truncatingIfNeeded: segment), payload.baseAddress, payload.count))
         }
         switch r {
         case .done: return 0
