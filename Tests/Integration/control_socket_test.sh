@@ -39,8 +39,8 @@ flow esp in from 198.18.2.0/24 to 198.18.1.0/24 local 192.0.2.1 peer 192.0.2.2 t
 esp tunnel from 192.0.2.1 to 192.0.2.2 spi 0x00001000 enc aes-128-gcm
 esp tunnel from 192.0.2.2 to 192.0.2.1 spi 0x00001001 enc aes-128-gcm"
 [[ "$show" == "$want" ]] || fail "show: $show"
-ctl '{"command":"show"}' | grep -q "${KEY_A#0x}" && fail "a key in show without showKeys"
-ctl '{"command":"show","what":"sa","showKeys":true}' | grep -q "enckey ${KEY_A}" || fail "showKeys shows no key"
+ctl '{"command":"show"}' | has "${KEY_A#0x}" && fail "a key in show without showKeys"
+ctl '{"command":"show","what":"sa","showKeys":true}' | has "enckey ${KEY_A}" || fail "showKeys shows no key"
 ok "status and show over the socket; keys only with showKeys"
 
 # --- counters move exactly with traffic

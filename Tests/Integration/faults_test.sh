@@ -326,7 +326,7 @@ PY
     sed 's/^/    /' "$IT_TMP/hold.txt"
     # Docs/control-protocol.md: "A client has 2 seconds after connecting to send its
     # whole request; otherwise it gets the error `no request within 2 seconds`".
-    grep -E '^stall' "$IT_TMP/hold.txt" | grep -qv "no request within 2 seconds" \
+    grep -E '^stall' "$IT_TMP/hold.txt" | has -v "no request within 2 seconds" \
         && defect "control: a silent client was not told 'no request within 2 seconds': $(grep -E '^stall' "$IT_TMP/hold.txt" | head -1)"
     grep -q '^trickle.*still open' "$IT_TMP/hold.txt" \
         && defect "control: a client sending its request one byte a second keeps its connection (Docs/control-protocol.md promises 2 seconds for the whole request; SO_RCVTIMEO restarts with every byte, so 32 such clients hold every slot): $(grep '^trickle' "$IT_TMP/hold.txt")"
@@ -546,7 +546,7 @@ section_disk() {
     for _ in $(seq 100); do grep -q "encd: started" "$IT_TMP/gw1-encd.log" && break; alive gw1 || fail "disk: encd on a tmpfs: $(tail -3 "$IT_TMP/gw1-encd.log")"; sleep 0.1; done
     grep -q "encd: started" "$IT_TMP/gw1-encd.log" || fail "disk: encd on a tmpfs did not start"
     in_ns() { nsenter -t "$pid" -m "$@"; }
-    in_ns findmnt -n -o FSTYPE,SIZE "$fs" | grep -q tmpfs || fail "disk: no tmpfs at $fs in encd's mount namespace"
+    in_ns findmnt -n -o FSTYPE,SIZE "$fs" | has tmpfs || fail "disk: no tmpfs at $fs in encd's mount namespace"
     ! findmnt -n "$fs" >/dev/null 2>&1 || fail "disk: the tmpfs shows in the host's mount namespace"
     local lost; lost=$(flows_again 60) || fail "disk: no traffic with the state on a tmpfs"
     ok "disk: encd on gw1 with its state on a 64 kB tmpfs (private mount namespace), traffic flows"

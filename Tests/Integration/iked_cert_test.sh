@@ -123,14 +123,14 @@ EOF
 # up LABEL: both sides report the SAs, traffic passes, encd-iked names the certificate.
 up() {
     wait_for "$1: no CHILD SA at encd-iked: $(tail -3 "$IT_TMP/gw1-iked.log")" has_child
-    swanctl --list-sas | grep -q "s2s: #.*ESTABLISHED" || fail "$1: charon shows no ESTABLISHED IKE SA"
-    swanctl --list-sas | grep -q "net: #.*INSTALLED" || fail "$1: charon shows no INSTALLED CHILD SA"
+    swanctl --list-sas | has "s2s: #.*ESTABLISHED" || fail "$1: charon shows no ESTABLISHED IKE SA"
+    swanctl --list-sas | has "net: #.*INSTALLED" || fail "$1: charon shows no INSTALLED CHILD SA"
     grep -q "established with gw2.example.org .*(certificate O=encd-it, CN=gw2.example.org)" "$IT_TMP/gw1-iked.log" \
         || fail "$1: encd-iked did not log the peer's certificate: $(grep established "$IT_TMP/gw1-iked.log" | tail -1)"
     if [[ $GW1 != "$GW1_SEEN" ]]; then
         grep -q "NAT detected (in front of us)" "$IT_TMP/gw1-iked.log" || fail "$1: encd-iked did not see the NAT in front of it"
     fi
-    on gw1 "$IKECTL" -s "$IT_TMP/gw1/run/iked.sock" show sa | grep -q "^  certificate O=encd-it, CN=gw2.example.org$" \
+    on gw1 "$IKECTL" -s "$IT_TMP/gw1/run/iked.sock" show sa | has "^  certificate O=encd-it, CN=gw2.example.org$" \
         || fail "$1: ikectl does not show the peer's certificate: $(on gw1 "$IKECTL" -s "$IT_TMP/gw1/run/iked.sock" show sa)"
     traffic "$1"
 }
@@ -163,7 +163,7 @@ start_iked
 swanctl --initiate --child net --ike s2s --timeout 15 >"$IT_TMP/initiate.txt" 2>&1 || fail "charon's initiate: $(tail -5 "$IT_TMP/initiate.txt")"
 up pss
 charon_said "authentication of 'gw2.example.org' (myself) with RSA_EMSA_PSS_SHA2_256_SALT_32 successful" "charon did not sign with RSASSA-PSS"
-on gw1 "$IKECTL" -s "$IT_TMP/gw1/run/iked.sock" show sa | grep -q "responder ESTABLISHED" || fail "ikectl does not show a responder SA"
+on gw1 "$IKECTL" -s "$IT_TMP/gw1/run/iked.sock" show sa | has "responder ESTABLISHED" || fail "ikectl does not show a responder SA"
 ok "charon (RSA-3072, rsa_pss = yes) -> encd-iked (ECDSA): encd-iked verified RSASSA-PSS as responder; CHILD SA $(iked_spis) carries ping and TCP"
 stop_iked
 stop_charon

@@ -172,13 +172,13 @@ sleep 25
 dpd=$(( $(count "sending DPD request" "$CS/charon.log") - dpd0 ))
 (( dpd >= 1 )) || fail "charon sent no DPD in 25 idle seconds"
 grep -q "giving up after" "$CS/charon.log" && fail "charon gave up on encd-iked: $(grep -B2 "giving up" "$CS/charon.log" | head -5)"
-swanctl --list-sas | grep -q "s2s: #.*ESTABLISHED" || fail "the IKE SA did not survive charon's DPD"
+swanctl --list-sas | has "s2s: #.*ESTABLISHED" || fail "the IKE SA did not survive charon's DPD"
 ok "charon's DPD ($dpd requests in 25 idle seconds) answered; the IKE SA stays"
 swanctl --initiate --child stray --timeout 10 >"$IT_TMP/stray.txt" 2>&1 && fail "charon got a CHILD SA for 198.18.9.0/24"
 grep -q "received TS_UNACCEPTABLE notify" "$CS/charon.log" || fail "no TS_UNACCEPTABLE for other traffic: $(tail -5 "$IT_TMP/stray.txt")"
 swanctl --initiate --child cipher --timeout 10 >"$IT_TMP/cipher.txt" 2>&1 && fail "charon got a CHILD SA with AES-256-GCM"
 grep -q "received NO_PROPOSAL_CHOSEN notify" "$CS/charon.log" || fail "no NO_PROPOSAL_CHOSEN for another cipher: $(tail -5 "$IT_TMP/cipher.txt")"
-swanctl --list-sas | grep -q "s2s: #.*ESTABLISHED" || fail "the IKE SA did not survive the refused CHILD SAs"
+swanctl --list-sas | has "s2s: #.*ESTABLISHED" || fail "the IKE SA did not survive the refused CHILD SAs"
 [[ $(encd_sas) == 2 ]] || fail "encd has $(encd_sas) SAs after the refused CHILD SAs"
 ok "CHILD SAs charon asks for other traffic (TS_UNACCEPTABLE) and another cipher (NO_PROPOSAL_CHOSEN) are refused; the IKE SA and its CHILD SA stay"
 

@@ -71,7 +71,7 @@ traffic initiator
 ok "encd-iked -> charon: IKE_SA_INIT, IKE_AUTH on 4500, CHILD SA $(iked_spis) carries ping and 1 MB of TCP as ESP-in-UDP"
 # charon (fragment_size 160) answered IKE_AUTH in SKF fragments, which encd-iked reassembled.
 grep -q "splitting IKE message" "$CS/charon.log" || fail "charon did not fragment (RFC 7383) its messages: $(grep -ci fragment "$CS/charon.log") lines about fragments"
-on gw1 "$IKECTL" -s "$IT_TMP/gw1/run/iked.sock" show sa | grep -q "dropped: .*fragment" && fail "encd-iked dropped fragments: $(on gw1 "$IKECTL" -s "$IT_TMP/gw1/run/iked.sock" show sa | grep dropped)"
+on gw1 "$IKECTL" -s "$IT_TMP/gw1/run/iked.sock" show sa | has "dropped: .*fragment" && fail "encd-iked dropped fragments: $(on gw1 "$IKECTL" -s "$IT_TMP/gw1/run/iked.sock" show sa | grep dropped)"
 ok "charon's IKE_AUTH answer came in RFC 7383 fragments and encd-iked reassembled it"
 
 # --- rekeys under a 20 ms ping: encd-iked's own (encd's soft lifetime of a 30 s CHILD SA
@@ -115,7 +115,7 @@ iked_conf passive "$PSK"
 start_iked
 swanctl --initiate --child net --ike s2s --timeout 15 >"$IT_TMP/initiate.txt" 2>&1 || fail "charon's initiate: $(tail -5 "$IT_TMP/initiate.txt")"
 wait_for "no CHILD SA at encd-iked as responder" has_child
-on gw1 "$IKECTL" -s "$IT_TMP/gw1/run/iked.sock" show sa | grep -q "responder ESTABLISHED" || fail "ikectl does not show a responder SA"
+on gw1 "$IKECTL" -s "$IT_TMP/gw1/run/iked.sock" show sa | has "responder ESTABLISHED" || fail "ikectl does not show a responder SA"
 traffic responder
 ok "charon -> encd-iked: the responder's CHILD SA $(iked_spis) carries ping and 1 MB of TCP"
 swanctl --terminate --ike s2s --timeout 10 >/dev/null || true

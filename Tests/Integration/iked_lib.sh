@@ -84,5 +84,5 @@ traffic() {
         case " $in0 $out0 $in $out " in *" ${spi#spi=} "*) ;; *) fail "$1: ESP-in-UDP SPIs $seen, ikectl $in0 $out0 then $in $out" ;; esac
     done
     [[ -z $(tcpdump -n -r "$IT_TMP/$1.pcap" 'icmp or tcp' 2>/dev/null) ]] || fail "$1: cleartext on the wire"
-    swanctl --list-sas | grep -q "$(printf '%08x' $((out)))" || fail "$1: charon has no SA with SPI $out"
+    swanctl --list-sas | has "$(printf '%08x' $((out)))" || fail "$1: charon has no SA with SPI $out"
 }

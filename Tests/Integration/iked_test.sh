@@ -69,8 +69,8 @@ wire_spis() { tcpdump -n -r "$1" 'esp or (udp port 4500 and udp[8:4] != 0)' 2>/d
 
 # --- -n: check only
 iked_conf gw1 passive; iked_conf gw2 passive
-"$IKED" -n -f "$IT_TMP/gw1-iked.conf" | grep -q "configuration OK" || fail "encd-iked -n on a good file"
-"$IKED" -n -v -f "$IT_TMP/gw1-iked.conf" | grep -q "psk (not shown)" || fail "encd-iked -nv does not print the policy"
+"$IKED" -n -f "$IT_TMP/gw1-iked.conf" | has "configuration OK" || fail "encd-iked -n on a good file"
+"$IKED" -n -v -f "$IT_TMP/gw1-iked.conf" | has "psk (not shown)" || fail "encd-iked -nv does not print the policy"
 printf 'ikev2 "bad" from 198.18.1.0/24 to 198.18.2.0/24 peer 192.0.2.2 ikesa enc 3des prf hmac-sha2-256 group curve25519 psk "x"\n' >"$IT_TMP/bad.conf"
 chmod 600 "$IT_TMP/bad.conf"
 out=$("$IKED" -n -f "$IT_TMP/bad.conf" 2>&1) && fail "encd-iked -n accepted 3des"
@@ -98,7 +98,7 @@ on h1 ping -c 3 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "ping through the neg
 tcp_transfer h1 h2 198.18.2.20 1000000
 stop_capture gw1 wan
 show=$(ikectl gw1 show sa)
-echo "$show" | grep -q "ESTABLISHED" || fail "ikectl show sa: $show"
+echo "$show" | has "ESTABLISHED" || fail "ikectl show sa: $show"
 in_spi=$(echo "$show" | sed -nE 's/.*childsa spi in (0x[0-9a-f]+) out (0x[0-9a-f]+).*/\1/p')
 out_spi=$(echo "$show" | sed -nE 's/.*childsa spi in (0x[0-9a-f]+) out (0x[0-9a-f]+).*/\2/p')
 [[ -n $in_spi && -n $out_spi ]] || fail "ikectl show sa has no CHILD SA: $show"
@@ -131,7 +131,7 @@ iked_conf gw1 active
 start_iked gw1
 for _ in $(seq 100); do on h1 ping -c 1 -W 1 198.18.2.20 >/dev/null 2>&1 && break; sleep 0.2; done
 on h1 ping -c 3 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "ping after the active encd-iked started"
-ikectl gw1 show sa | grep -q "initiator ESTABLISHED" || fail "ikectl: $(ikectl gw1 show sa)"
+ikectl gw1 show sa | has "initiator ESTABLISHED" || fail "ikectl: $(ikectl gw1 show sa)"
 ok "an active encd-iked initiates at start and the tunnel passes traffic again"
 
 # --- liveness: ESP from gw2 blocked at gw1 while h1 sends: outbound but no inbound
@@ -149,7 +149,7 @@ on h1 ping -c 25 -i 0.2 -W 1 198.18.2.20 >/dev/null 2>&1 || true
 on gw1 nft delete table inet it_block
 grep -q "traffic out but none in for 2 s: checking that 192.0.2.2:500 is alive" "$IT_TMP/gw1-iked.log" \
     || fail "no liveness check while gw2's ESP was blocked: $(tail -3 "$IT_TMP/gw1-iked.log")"
-ikectl gw1 show sa | grep -q "initiator ESTABLISHED" || fail "the IKE SA went although gw2 answered the liveness check"
+ikectl gw1 show sa | has "initiator ESTABLISHED" || fail "the IKE SA went although gw2 answered the liveness check"
 on h1 ping -c 2 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "ping after the liveness check"
 ok "liveness: CHILD SAs sending but receiving nothing for 2 s make encd-iked check the peer; it answers and the IKE SA stays"
 
@@ -161,7 +161,7 @@ echo 'ikev2 "broken" from 198.18.1.0/24 to 198.18.9.0/24 peer 192.0.2.9 ikesa en
 ikectl gw1 reload
 for _ in $(seq 50); do grep -q "reload of .* failed, the running policies stay" "$IT_TMP/gw1-iked.log" && break; sleep 0.1; done
 grep -q "reload of .* failed, the running policies stay" "$IT_TMP/gw1-iked.log" || fail "a broken iked.conf was not refused on reload"
-grep -A1 "reload of .* failed" "$IT_TMP/gw1-iked.log" | grep -q "3des: refused" || fail "the reload error does not name the line"
+grep -A1 "reload of .* failed" "$IT_TMP/gw1-iked.log" | has "3des: refused" || fail "the reload error does not name the line"
 [[ $(spis) == "$kept" ]] || fail "a refused reload changed the CHILD SA"
 cp "$IT_TMP/gw1-iked.good" "$IT_TMP/gw1-iked.conf"
 ikectl gw1 reload

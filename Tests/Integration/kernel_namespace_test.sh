@@ -4,4 +4,4 @@
 set -euo pipefail
 out=$(bash "$(dirname "$0")/run-namespace-tests.sh" 2>&1) || { echo "$out" | tail -40; exit 1; }
 echo "$out" | grep -E "Test run with" | tail -1
-echo "$out" | grep -qE "✔ Test run with [0-9]+ tests" || { echo "$out" | tail -40; exit 1; }
+grep -qE "✔ Test run with [0-9]+ tests" <<<"$out" || { echo "$out" | tail -40; exit 1; }

@@ -66,7 +66,7 @@ ok "getspi and add: ping and 1 MB of TCP through the CHILD SA pair $(hex "$S12")
 
 owners=$(ctl gw1 '{"command":"show","what":"all"}' "sorted({(x.get('owner'), x.get('child')) for x in r['sas'] + r['flows']})")
 [[ $owners == "[('it-keyd', 1)]" ]] || fail "show: owners $owners"
-"$ENCCTL" -S "$IT_TMP/gw1/run/encd.sock" -s sa -v | grep -q "owner: it-keyd child 1" || fail "encctl -s sa -v names no owner"
+"$ENCCTL" -S "$IT_TMP/gw1/run/encd.sock" -s sa -v | has "owner: it-keyd child 1" || fail "encctl -s sa -v names no owner"
 idle=$(ctl gw1 '{"command":"show","what":"sa"}' "[x.get('idle') for x in r['sas']]")
 [[ $idle =~ ^\[[0-9]+,\ [0-9]+\]$ ]] || fail "idle of used SAs: $idle"
 ok "show and encctl -s sa -v report owner it-keyd, child 1 and idle"

@@ -30,6 +30,10 @@ trap it_cleanup EXIT INT TERM
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok: $*"; }
+# has [GREP-OPTION...] PATTERN: whether standard input matches, read to its end first.
+# Under pipefail, `producer | grep -q` can fail although it matched: grep stops at the
+# first match and a producer still writing dies of SIGPIPE (policy_test did once in CI).
+has() { local input; input=$(cat); grep -q "$@" <<<"$input"; }
 
 # ns NAME: creates namespace $IT_ID-NAME with lo up; prints nothing.
 ns() {

@@ -143,7 +143,7 @@ cleartext_drops() {
 check_queued() {
     on gw1 nft list chain inet encd require_in 2>/dev/null | sed -nE 's/.*@require_check4 counter packets ([0-9]+).*/\1/p'
 }
-on gw1 nft list set inet encd require_check4 2>/dev/null | grep -q '198.18.2.23 . 198.18.1.10' \
+on gw1 nft list set inet encd require_check4 2>/dev/null | has '198.18.2.23 . 198.18.1.10' \
     || fail "require_check4 lacks the bypass flow's pair: $(on gw1 nft list set inet encd require_check4)"
 before_drops=$(cleartext_drops); before_queued=$(check_queued)
 pcap_start gw1 lan "$IT_TMP/ports.pcap"

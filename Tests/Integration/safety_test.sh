@@ -163,7 +163,7 @@ D5() {
     stopped gw1
     on gw1 "$ENCD" -U $STATE_FLAG "$IT_TMP/gw1/state" -R "$IT_TMP/gw1/run" >"$IT_TMP/unload.out" 2>&1 || fail "encd -U: $(cat "$IT_TMP/unload.out")"
     ! on gw1 nft list table inet encd >/dev/null 2>&1 || fail "encd -U left the table"
-    ! on gw1 ip rule show | grep -qE "lookup (3660|0xe4c)" || fail "encd -U left a policy rule: $(on gw1 ip rule show)"
+    ! on gw1 ip rule show | has -E "lookup (3660|0xe4c)" || fail "encd -U left a policy rule: $(on gw1 ip rule show)"
     ok "encd -U after a stop removes the table and the policy rules: $(head -1 "$IT_TMP/unload.out")"
     running gw1
     rc=0; on gw1 "$ENCD" -U $STATE_FLAG "$IT_TMP/gw1/state" -R "$IT_TMP/gw1/run" >"$IT_TMP/unload-running.out" 2>&1 || rc=$?

@@ -52,7 +52,7 @@ grep -qiE "frag needed|message too long|mtu" <<<"$out" || fail "no fragmentation
 on h1 ping -M do -c 2 -W 2 -s $((mtu - 28)) 198.18.2.20 >/dev/null || fail "a packet of enc0's MTU with DF did not pass"
 out6=$(on h1 ping -6 -c 1 -W 2 -s 1452 2001:db8:2::20 2>&1 || true)
 on h1 ping -6 -c 1 -W 2 -s 1452 2001:db8:2::20 >/dev/null 2>&1 || true
-on h1 ip -6 route get 2001:db8:2::20 | grep -q "mtu $mtu" || fail "IPv6: h1 learned no path MTU from gw1's packet too big: $(on h1 ip -6 route get 2001:db8:2::20)"
+on h1 ip -6 route get 2001:db8:2::20 | has "mtu $mtu" || fail "IPv6: h1 learned no path MTU from gw1's packet too big: $(on h1 ip -6 route get 2001:db8:2::20)"
 ok "enc0 MTU $mtu: DF packets above it get ICMP fragmentation needed (IPv4) / packet too big (IPv6)"
 # Without DF, a packet larger than enc0's MTU is fragmented (gw1's conntrack reassembles
 # h1's fragments, then the kernel fragments again for enc0) and each fragment is protected.

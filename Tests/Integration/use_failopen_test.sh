@@ -62,7 +62,7 @@ table() { on "$1" nft list table inet encd 2>/dev/null || fail "$1: nft cannot l
 conf gw1 1; conf gw2 0
 start_encd gw1 "$IT_TMP/gw1.conf"
 start_encd gw2 "$IT_TMP/gw2.conf"
-table gw2 | grep -q flows_use4 && fail "gw2 has flows_use4 with use_fail_open 0"
+table gw2 | has flows_use4 && fail "gw2 has flows_use4 with use_fail_open 0"
 "$ENCCTL" -S "$IT_TMP/gw2/run/encd.sock" -T ipsec.use_fail_open=1 >/dev/null || fail "encctl -T ipsec.use_fail_open=1 on gw2"
 grep -q "re-installed (.*use_fail_open 1" "$IT_TMP/gw2-encd.log" || fail "gw2 did not re-install its table: $(tail -3 "$IT_TMP/gw2-encd.log")"
 for gw in gw1 gw2; do
@@ -113,7 +113,7 @@ ok "both encd killed: use pair ping in cleartext ($use_any packets), require pai
 conf gw1 0; conf gw2 0
 restart gw1; restart gw2
 for gw in gw1 gw2; do
-    table $gw | grep -q flows_use && fail "$gw has flows_use with use_fail_open 0"
+    table $gw | has flows_use && fail "$gw has flows_use with use_fail_open 0"
 done
 # Both crashed: each side's sequence numbers jumped above its old reservation, and the
 # first authentic packet beyond what the receiver recorded as acceptable waits for that
