@@ -202,6 +202,35 @@ print("%-14s CPU per packet: gw1 %.2f us, gw2 %.2f us, softirq (whole machine) %
       % (kind, us(d[0]), us(d[1]), us(d[2]), d[3], us(d[4]), us(d[5])))
 PY
 }
+# loss_sample FILE: for the 64-byte flood's loss points (encd runs only), each gateway's
+# encd counters (drops by reason, queue and socket drops, encstat's Prometheus output)
+# and every namespace's UDP receive errors (/proc/net/snmp: InErrors, of which
+# RcvbufErrors: a socket that was full).
+loss_sample() {
+    local n
+    for n in gw1 gw2; do
+        on $n "$ENCSTAT" -o prometheus -S "$IT_TMP/$n/run/encd.sock" 2>/dev/null |
+            awk -v n=$n '/^encd_(drops_total|queue_dropped_total|queue_user_dropped_total)/ { print n, $1, $2 }'
+    done
+    for n in gw1 gw2 h2; do
+        on $n awk -v n=$n '/^Udp:/ { if (h) print n, "udp_in_errors", $4; h = 1 }' /proc/net/snmp
+    done
+}
+# loss_report KIND BEFORE AFTER: what grew between the two samples (where the packets
+# that were sent but not received went).
+loss_report() {
+    python3 - "$@" <<'PY'
+import sys
+kind, a, b = sys.argv[1], sys.argv[2], sys.argv[3]
+def parse(f):
+    # "NAMESPACE SERIES VALUE" (a Prometheus series has no spaces in its labels)
+    return {(w[0], w[1]): float(w[2]) for w in (line.split() for line in open(f)) if len(w) == 3}
+x, y = parse(a), parse(b)
+grown = ["%s %s %d" % (ns, series.replace("encd_", "").replace("_total", ""), v - x.get((ns, series), 0))
+         for (ns, series), v in sorted(y.items()) if v - x.get((ns, series), 0) > 0]
+print("%-14s loss points: %s" % (kind, "; ".join(grown) if grown else "none counted"))
+PY
+}
 # measure LABEL: TCP and 64-byte UDP through whatever tunnel is up, with CPU per packet;
 # then UDP at a fixed rate every path carries without loss (1400-byte datagrams at
 # 100 Mbit/s, about 8,900 packets/s; 64-byte at 5 Mbit/s, about 9,800 packets/s): the
@@ -214,7 +243,9 @@ measure() {
     on h1 ping -c 2 -i 0.2 -W 2 198.18.2.20 >/dev/null || fail "no ping through the tunnel ($1)"
     local before after
     before=$(cpu_sample); iperf "$1-tcp" | tee -a "$RESULTS"; after=$(cpu_sample); per_packet "$1-tcp" "$before" "$after" | tee -a "$RESULTS"
+    [[ $ESP_COUNT == encd ]] && loss_sample >"$IT_TMP/loss-before"
     before=$(cpu_sample); iperf "$1-udp" -u -l 64 -b 0 | tee -a "$RESULTS"; after=$(cpu_sample); per_packet "$1-udp" "$before" "$after" | tee -a "$RESULTS"
+    if [[ $ESP_COUNT == encd ]]; then loss_sample >"$IT_TMP/loss-after"; loss_report "$1-udp" "$IT_TMP/loss-before" "$IT_TMP/loss-after" | tee -a "$RESULTS"; fi
     before=$(cpu_sample); iperf "$1-r1400" -u -l 1400 -b 100M | tee -a "$RESULTS"; after=$(cpu_sample); per_packet "$1-r1400" "$before" "$after" | tee -a "$RESULTS"
     before=$(cpu_sample); iperf "$1-r64" -u -l 64 -b 5M | tee -a "$RESULTS"; after=$(cpu_sample); per_packet "$1-r64" "$before" "$after" | tee -a "$RESULTS"
 }

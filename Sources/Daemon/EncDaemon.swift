@@ -245,10 +245,10 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         // MAC header before it segments), which names the SA for the inbound check: a
         // decrypted run that encd wrote as one GSO frame must reach the check whole.
         let spdQueue = try NFQueue(queueConfig(rulesetConfig.spdQueue, gso: true))
-        let inQueue = try NFQueue(queueConfig(rulesetConfig.inputQueue))
-        // ESP in UDP is consumed (dropped from the queue) whatever happens to it: one
-        // batch verdict for each run of drops (its worker decides in order, IKE accepted).
-        inQueue.coalescesDrops = true
+        // ESP in UDP comes to a UDP socket of encd's on a port the kernel chooses, which
+        // the ruleset's tproxy rule names (the NAT-T port is the IKE daemon's).
+        let udpInput = try SocketInputQueue(udpEncapsulationFor: rulesetConfig.inputQueue)
+        rulesetConfig.natTraversalSocketPort = udpInput.socketPort
         let cleartextQueue = try NFQueue(queueConfig(rulesetConfig.cleartextQueue))
         // The input workers' writes into enc0 wait for the end of their batch, where runs
         // of one TCP or UDP flow go in as one GSO frame (FrameInjector).
@@ -257,12 +257,11 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
             Worker(name: "spd", queue: spdQueue, log: log) { b, m, s in
                 SPDStage.handle(b, meta: m, context: ctx, stats: s)
             },
-            // ESP and AH arrive on raw sockets, after every input hook, with no verdict;
-            // ESP in UDP stays on a queue (its port is shared with IKE, whose packets the
-            // queue accepts on to their socket), with one worker of its own: an SA's
+            // ESP and AH arrive on raw sockets, ESP in UDP on UDP sockets, after every
+            // input hook, with no verdict. ESP in UDP has one worker of its own: an SA's
             // encapsulation says which kind of worker owns it (ESPInput refuses the other
             // kind before touching it).
-            Worker(name: "ipsec-in-udp", queue: inQueue, log: log, afterBatch: { udpInjector.flush(stats: $0) }) { b, m, s in
+            Worker(name: "ipsec-in-udp", queue: udpInput, log: log, afterBatch: { udpInjector.flush(stats: $0) }) { b, m, s in
                 InputStage.handle(b, meta: m, device: udpInjector, context: ctx, stats: s)
             },
             Worker(name: "cleartext", queue: cleartextQueue, log: log) { b, m, s in
@@ -281,7 +280,7 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
                                   afterBatch: { OutputStage.flush(sender, stats: $0) }) { b, _, s in
                 OutputStage.handleFrame(b, sender: sender, scratch: segmentScratch, context: ctx, share: share, stats: s)
             })
-            let rawInput = try RawInputQueue(number: rulesetConfig.inputQueue, share: share)
+            let rawInput = try SocketInputQueue(number: rulesetConfig.inputQueue, share: share)
             let injector = FrameInjector(device: queue, capacity: Worker.defaultBatchSize, vnetHeader: queue.vnetHeader)
             workers.append(Worker(name: "ipsec-in", queue: rawInput, log: log, afterBatch: { injector.flush(stats: $0) }) { b, m, s in
                 InputStage.handle(b, meta: m, device: injector, context: ctx, share: share, stats: s)
@@ -320,7 +319,7 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
         let snap = plane.box.value
         log.info("control socket \(options.socketPath)")
         let summary = "\(snap.spd.flows.count) flows, \(snap.sad.count) SAs, interface \(tun.name)"
-        log.info("started: \(summary), queues [X] \(rulesetConfig.spdQueue), ipsec-out reads \(tun.name), ipsec-in raw ESP/AH sockets (\(workerCount) worker\(workerCount == 1 ? "" : "s") each) and queue \(rulesetConfig.inputQueue) (NAT-T), cleartext check \(rulesetConfig.cleartextQueue), NAT-T port \(rulesetConfig.natTraversalPort), mark mask 0x\(String(rulesetConfig.marks.mask, radix: 16)), route table \(Self.routeTable)")
+        log.info("started: \(summary), queues [X] \(rulesetConfig.spdQueue), ipsec-out reads \(tun.name), ipsec-in raw ESP/AH sockets (\(workerCount) worker\(workerCount == 1 ? "" : "s") each) and UDP port \(udpInput.socketPort) (ESP in UDP), cleartext check \(rulesetConfig.cleartextQueue), NAT-T port \(rulesetConfig.natTraversalPort), mark mask 0x\(String(rulesetConfig.marks.mask, radix: 16)), route table \(Self.routeTable)")
         notify.ready("running: \(summary)")
     }
 
@@ -475,12 +474,12 @@ public final class EncDaemon: PolicyKernel, @unchecked Sendable {
             }
             let k = kernel.first { $0.queue == number }
             if role == "ipsec-in" {
-                // Two kinds of reader: raw ESP/AH sockets (what they could not hold counts
-                // as the socket being full) and the NAT-T queue of this number.
+                // Sockets (raw ESP/AH, UDP for ESP in UDP), no queue: what they could not
+                // hold counts as the socket being full.
                 let raw = sum(role)
-                let udp = sum("ipsec-in-udp").received
-                return QueueStatus(number: number, role: role, waiting: k?.waiting ?? 0, queueDropped: k?.queueDropped ?? 0,
-                                   userDropped: (k?.userDropped ?? 0) &+ raw.overruns, received: raw.received &+ udp)
+                let udp = sum("ipsec-in-udp")
+                return QueueStatus(number: number, role: role, waiting: 0, queueDropped: 0,
+                                   userDropped: raw.overruns &+ udp.overruns, received: raw.received &+ udp.received)
             }
             return QueueStatus(number: number, role: role, waiting: k?.waiting ?? 0, queueDropped: k?.queueDropped ?? 0,
                                userDropped: k?.userDropped ?? 0, received: sum(role).received)

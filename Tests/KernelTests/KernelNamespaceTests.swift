@@ -11,14 +11,15 @@ import EncCore
 /// encd's kernel side, set up the way the daemon will: queues bound first, then enc0 (a
 /// TAP read with its offloads, its egress table), routing, and the nft table.
 final class Rig {
-    let config = EncdRulesetConfig()
+    let config: EncdRulesetConfig
     var marks: MarkLayout { config.marks }
     let table: UInt32 = 100
     let tun: TUNDevice
     let routing: Rtnetlink
     let nft: Nftables
     let spd: NFQueue
-    let input: NFQueue
+    /// ESP in UDP's sockets (the table's tproxy rule names their port); nil closes them.
+    var udpInput: SocketInputQueue?
     let backend: NftQueueBackend
     var logs: [String] = []
     let rules: [MarkRule]
@@ -28,8 +29,12 @@ final class Rig {
     var queues: [TUNDevice] = []
 
     init(queues count: Int = 1) throws {
+        var config = EncdRulesetConfig()
+        let udpInput = try SocketInputQueue(udpEncapsulationFor: config.inputQueue, waitMilliseconds: 200)
+        config.natTraversalSocketPort = udpInput.socketPort
+        self.config = config
+        self.udpInput = udpInput
         spd = try NFQueue(QueueConfig(number: config.spdQueue))
-        input = try NFQueue(QueueConfig(number: config.inputQueue))
         tun = try TUNDevice(name: config.interface, tap: true, multiQueue: count > 1, vnetHeader: true)
         queues = [tun]
         for _ in 1..<max(1, count) {
@@ -179,7 +184,7 @@ struct KernelNamespaceTests {
         #expect(rig.marks.policy(of: read.mark) == 5)
         #expect(rig.spd.counters.received >= 1 && rig.spd.counters.verdictErrors == 0)
         let stats = try QueueStats.read()
-        #expect(stats.map(\.queue).sorted() == [0, 2])
+        #expect(stats.map(\.queue).sorted() == [0], "[X]'s queue alone (IPsec in reads sockets)")
         let listing = try Netns.run(["nft", "list", "table", "netdev", "encd_enc0"]).1
         #expect(listing.contains("@ll,16,32 set meta mark"), "\(listing)")
     }
@@ -278,18 +283,27 @@ struct KernelNamespaceTests {
         #expect(try Netns.counter(table: "encd", chain: "ipsec_output", containing: "!= \"enc0\"") == before + 1)
     }
 
-    @Test func natTraversalIsQueuedAndESPAndAHReachTheRawSockets() throws {
+    @Test func espInUDPReachesItsSocketAndESPAndAHTheRawSockets() throws {
         let rig = try Rig()
         defer { try? rig.tearDown() }
-        let raw = try RawInputQueue(number: rig.config.inputQueue, waitMilliseconds: 200)
+        let raw = try SocketInputQueue(number: rig.config.inputQueue, waitMilliseconds: 200)
+        let ike = try IKESocket()
         // The peer's IPv6 packets carry traffic class 0xb8 (EF) with ECN CE (0xbb) and
-        // hop limit 17: the rebuilt header must say so.
+        // hop limit 17: the rebuilt header must say so; its IPv4 ESP in UDP TOS 0x2a, TTL 33.
         let script = """
         import socket
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind(('0.0.0.0', 4600))
+        u.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x2a)
+        u.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 33)
         u.sendto(bytes([0, 0, 0, 0]) + b'ike', ('198.51.100.1', 4500))
         u.sendto(bytes([0xff]), ('198.51.100.1', 4500))
         u.sendto(bytes([0, 0, 0x10, 1, 0, 0, 0, 1]) + b'esp-in-udp', ('198.51.100.1', 4500))
+        u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        u6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, 0xbb)
+        u6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 17)
+        u6.bind(('::', 4601))
+        u6.sendto(bytes([0, 0, 0x10, 6, 0, 0, 0, 1]) + b'esp-in-udp6', ('2001:db8:1::1', 4500))
         e = socket.socket(socket.AF_INET, socket.SOCK_RAW, 50)
         e.sendto(bytes([0, 0, 0x20, 2, 0, 0, 0, 1]) + b'esp', ('198.51.100.1', 0))
         a = socket.socket(socket.AF_INET, socket.SOCK_RAW, 51)
@@ -302,23 +316,34 @@ struct KernelNamespaceTests {
         let (status, out) = try Netns.run(Netns.inPeer(["python3", "-c", script]))
         #expect(status == 0, "\(out)")
 
-        // NAT-T: only ESP in UDP goes to the queue (IKE's zero word and the keepalive do not).
-        var queued: [UInt8] = []
+        // NAT-T: ESP in UDP reaches encd's socket (tproxy), as it arrived; IKE's zero
+        // word goes on to the IKE daemon's socket on 4500, the keepalive is dropped.
+        let udpInput = try #require(rig.udpInput)
         let batch = QueueBatch(capacity: 8)
+        var udp: [[UInt8]] = []
         var deadline = Date().addingTimeInterval(3)
-        while queued.isEmpty && Date() < deadline {
-            guard case .done(let n) = rig.input.receive(into: batch, wait: true) else { continue }
-            for i in 0..<n {
-                #expect(batch[i].hook == 1)  // NF_INET_LOCAL_IN
-                let b = batch.buffers[i].array
-                queued.append(b[9])
-                if b[9] == 17 { #expect(Array(b[28..<32]) == [0, 0, 0x10, 1]) }
-                _ = rig.input.setVerdict(.drop, id: batch[i].id)
-            }
-            _ = rig.input.flushVerdicts()
+        while udp.count < 2 && Date() < deadline {
+            guard case .done(let n) = udpInput.receive(into: batch, wait: true) else { continue }
+            for i in 0..<n { udp.append(batch.buffers[i].array) }
         }
-        #expect(queued == [17])
+        let udp4 = try #require(udp.first { $0[0] >> 4 == 4 })
+        #expect(udp4.count == 28 + 18)
+        #expect(Array(udp4[0..<4]) == [0x45, 0x2a, 0, 46] && udp4[8] == 33 && udp4[9] == 17)
+        #expect(Checksum.compute(udp4.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[0..<20]) }) == 0, "IPv4 header checksum")
+        #expect(Array(udp4[12..<20]) == [198, 51, 100, 2, 198, 51, 100, 1])
+        #expect(Array(udp4[20..<26]) == [0x11, 0xf8, 0x11, 0x94, 0, 26])    // 4600 -> 4500, length
+        #expect(Array(udp4[28..<32]) == [0, 0, 0x10, 1])
+        let udp6 = try #require(udp.first { $0[0] >> 4 == 6 })
+        #expect(udp6.count == 48 + 19)
+        #expect(udp6[0] == 0x6b && udp6[1] >> 4 == 0xb)
+        #expect(Array(udp6[4..<8]) == [0, 27, 17, 17])                       // payload length, UDP, hop limit
+        #expect(Array(udp6[8..<24]) == Array(IPAddress("2001:db8:1::2")!.bytes))
+        #expect(Array(udp6[24..<40]) == Array(IPAddress("2001:db8:1::1")!.bytes))
+        #expect(Array(udp6[40..<46]) == [0x11, 0xf9, 0x11, 0x94, 0, 27])
+        #expect(Array(udp6[48..<52]) == [0, 0, 0x10, 6])
+        #expect(ike.received() == [[0, 0, 0, 0] + Array("ike".utf8)], "the IKE daemon's socket gets IKE alone")
         #expect(try Netns.counter(table: "encd", chain: "ipsec_input", containing: "length 9") == 1)
+        #expect(try Netns.counter(table: "encd", chain: "ipsec_input", containing: "!= 0x0 counter") == 2, "ESP in UDP")
 
         // ESP and AH: on the raw sockets, after the input hook, whole packets.
         var got: [[UInt8]] = []
@@ -367,58 +392,27 @@ struct KernelNamespaceTests {
         #expect(fitting.sent == 5 && fitting.runs == 1, "runs still used after a refused one: \(fitting)")
     }
 
-    /// The NAT-T queue's drops go out as batch verdicts (coalescesDrops): of ten queued
-    /// ESP-in-UDP datagrams, the one accepted between drops reaches its socket, the
-    /// nine dropped do not, nothing stays queued and the kernel refused no verdict.
-    @Test func coalescedDropsLeaveTheAcceptedPacketAlone() throws {
+    /// Without encd's UDP sockets (encd not running, its table left in place), ESP in
+    /// UDP for this host is dropped in ipsec_input_udp: it does not reach the IKE
+    /// daemon's socket on the NAT-T port, which IKE still reaches.
+    @Test func espInUDPIsDroppedWithoutEncdsSocket() throws {
         let rig = try Rig()
         defer { try? rig.tearDown() }
-        rig.input.coalescesDrops = true
-        defer { rig.input.coalescesDrops = false }
-        let sink = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        defer { close(sink) }
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_port = UInt16(4500).bigEndian
-        let bound = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(sink, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        #expect(bound == 0)
-        var tv = timeval(tv_sec: 1, tv_usec: 0)
-        setsockopt(sink, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        rig.udpInput = nil
+        let ike = try IKESocket()
         let script = """
         import socket
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        for i in range(10):
+        for i in range(3):
             u.sendto(bytes([0, 0, 0x10, 1, 0, 0, 0, i + 1]) + b'esp-in-udp', ('198.51.100.1', 4500))
+        u.sendto(bytes([0, 0, 0, 0]) + b'ike', ('198.51.100.1', 4500))
+        u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        u6.sendto(bytes([0, 0, 0x10, 6, 0, 0, 0, 1]) + b'esp-in-udp6', ('2001:db8:1::1', 4500))
         """
         let (status, out) = try Netns.run(Netns.inPeer(["python3", "-c", script]))
         #expect(status == 0, "\(out)")
-        let batch = QueueBatch(capacity: 16)
-        var seen: [UInt8] = []
-        let deadline = Date().addingTimeInterval(3)
-        while seen.count < 10 && Date() < deadline {
-            guard case .done(let n) = rig.input.receive(into: batch, wait: true) else { continue }
-            for i in 0..<n {
-                let sequence = batch.buffers[i].array[35]
-                seen.append(sequence)
-                _ = rig.input.setVerdict(sequence == 5 ? .accept : .drop, id: batch[i].id)
-            }
-            _ = rig.input.flushVerdicts()
-        }
-        #expect(seen == Array(1...10))
-        var got = [UInt8](repeating: 0, count: 64)
-        var delivered: [UInt8] = []
-        while true {
-            let n = recv(sink, &got, got.count, 0)
-            guard n >= 8 else { break }
-            delivered.append(got[7])
-        }
-        #expect(delivered == [5], "the accepted datagram alone reaches the socket")
-        // /proc/net/netfilter/nfnetlink_queue: number, portid, waiting, ...
-        let table = (try? String(contentsOfFile: "/proc/net/netfilter/nfnetlink_queue", encoding: .utf8)) ?? ""
-        let row = table.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
-            .first { $0.first == String(rig.config.inputQueue) }
-        #expect(row?[2] == "0", "packets left waiting in the queue: \(table)")
-        #expect(rig.input.counters.verdictErrors == 0)
+        #expect(ike.received() == [[0, 0, 0, 0] + Array("ike".utf8)])
+        #expect(try Netns.counter(table: "encd", chain: "ipsec_input_udp", containing: "drop") == 4, "no encd socket")
     }
 
     /// Several ipsec-in workers: each one's raw sockets keep the SPIs of its share
@@ -428,7 +422,7 @@ struct KernelNamespaceTests {
         let rig = try Rig()
         defer { try? rig.tearDown() }
         let shares = WorkerShare.all(2)
-        let readers = try shares.map { try RawInputQueue(number: rig.config.inputQueue, share: $0, waitMilliseconds: 200) }
+        let readers = try shares.map { try SocketInputQueue(number: rig.config.inputQueue, share: $0, waitMilliseconds: 200) }
         let script = """
         import socket
         e = socket.socket(socket.AF_INET, socket.SOCK_RAW, 50)
@@ -496,33 +490,40 @@ struct KernelNamespaceTests {
         }
     }
 
-    @Test func rawInputReceivesWithoutAllocating() throws {
+    @Test func socketInputReceivesWithoutAllocating() throws {
         let rig = try Rig()
         defer { try? rig.tearDown() }
-        let raw = try RawInputQueue(number: rig.config.inputQueue, waitMilliseconds: 200)
+        let raw = try SocketInputQueue(number: rig.config.inputQueue, waitMilliseconds: 200)
+        let udp = try #require(rig.udpInput)
         let script = """
         import socket
         e = socket.socket(socket.AF_INET, socket.SOCK_RAW, 50)
         e6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 50)
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
         for i in range(300):
             e.sendto(bytes([0, 0, 0x20, 2]) + i.to_bytes(4, 'big') + bytes(100), ('198.51.100.1', 0))
             e6.sendto(bytes([0, 0, 0x20, 4]) + i.to_bytes(4, 'big') + bytes(100), ('2001:db8:1::1', 0))
+            u.sendto(bytes([0, 0, 0x10, 2]) + i.to_bytes(4, 'big') + bytes(100), ('198.51.100.1', 4500))
+            u6.sendto(bytes([0, 0, 0x10, 4]) + i.to_bytes(4, 'big') + bytes(100), ('2001:db8:1::1', 4500))
         """
         let (status, out) = try Netns.run(Netns.inPeer(["python3", "-c", script]))
         #expect(status == 0, "\(out)")
         let batch = QueueBatch(capacity: 32)
-        var total = 0
-        if case .done(let n) = raw.receive(into: batch, wait: true) { total += n }     // warm-up
-        let before = encalloc_thread_allocations()
-        var calls = 0
-        while calls < 100, case .done(let n) = raw.receive(into: batch, wait: false) {
-            total += n
-            calls += 1
+        for (name, queue) in [("raw", raw), ("udp", udp)] {
+            var total = 0
+            if case .done(let n) = queue.receive(into: batch, wait: true) { total += n }     // warm-up
+            let before = encalloc_thread_allocations()
+            var calls = 0
+            while calls < 100, case .done(let n) = queue.receive(into: batch, wait: false) {
+                total += n
+                calls += 1
+            }
+            let allocations = encalloc_thread_allocations() - before
+            #expect(total == 600, "\(name): received \(total) of 600")
+            #expect(allocations == 0, "\(name): \(allocations) allocations in \(calls) receives")
+            #expect(queue.counters.malformed == 0 && queue.counters.overruns == 0)
         }
-        let allocations = encalloc_thread_allocations() - before
-        #expect(total == 600, "received \(total) of 600")
-        #expect(allocations == 0, "\(allocations) allocations in \(calls) receives")
-        #expect(raw.counters.malformed == 0 && raw.counters.overruns == 0)
     }
 
     /// ESP in UDP sent as runs (UDPEncapSender): the peer's socket reads every datagram,
@@ -634,7 +635,7 @@ struct KernelNamespaceTests {
     @Test func forgedICMPErrorsDoNotStopTheRawInput() throws {
         let rig = try Rig()
         defer { try? rig.tearDown() }
-        let raw = try RawInputQueue(number: rig.config.inputQueue, waitMilliseconds: 200)
+        let raw = try SocketInputQueue(number: rig.config.inputQueue, waitMilliseconds: 200)
         // Forged ICMP "protocol unreachable" quoting an ESP packet this host "sent": the
         // kernel must not turn them into errors on the raw ESP socket (it reports them
         // only to connected sockets or with IP_RECVERR), the next ESP packet must arrive,

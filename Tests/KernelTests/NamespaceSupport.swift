@@ -119,3 +119,50 @@ extension PacketQueue {
         return nil
     }
 }
+
+/// An IKE daemon's sockets on the NAT-T port (4500, IPv4 and IPv6, wildcard), as
+/// charon or encd-iked bind them, to see what reaches them.
+final class IKESocket {
+    private var descriptors: [Int32] = []
+
+    init() throws {
+        for family in [AF_INET, AF_INET6] {
+            let fd = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            guard fd >= 0 else { throw SystemError("socket(udp)", errno: errno) }
+            descriptors.append(fd)
+            var on: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+            var rc: Int32
+            if family == AF_INET6 {
+                setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, socklen_t(MemoryLayout<Int32>.size))
+                var a = sockaddr_in6()
+                a.sin6_family = sa_family_t(AF_INET6)
+                a.sin6_port = UInt16(4500).bigEndian
+                rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+            } else {
+                var a = sockaddr_in()
+                a.sin_family = sa_family_t(AF_INET)
+                a.sin_port = UInt16(4500).bigEndian
+                rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            }
+            guard rc == 0 else { throw SystemError("bind(udp 4500)", errno: errno) }
+        }
+    }
+
+    deinit { descriptors.forEach { close($0) } }
+
+    /// The datagrams that arrived within half a second, IPv4's first.
+    func received() -> [[UInt8]] {
+        usleep(500_000)
+        var out: [[UInt8]] = []
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        for fd in descriptors {
+            while true {
+                let n = recv(fd, &buffer, buffer.count, 0)
+                guard n >= 0 else { break }
+                out.append(Array(buffer[0..<n]))
+            }
+        }
+        return out
+    }
+}

@@ -210,24 +210,30 @@ static inline int encshim_peer_cred(int fd, int32_t *pid, uint32_t *uid, uint32_
     return rc;
 }
 
-/* Raw IP sockets' receive details (ip(7), ipv6(7), socket(7)). An IPv6 raw socket
- * hands over the payload after the IPv6 header (and its extension headers); what the
- * header said comes in control messages, which only C can walk (CMSG_* macros), and
+/* Input sockets' receive details (ip(7), ipv6(7), socket(7)): raw ESP/AH and encd's
+ * UDP socket for ESP in UDP. An IPv6 raw socket hands over the payload after the IPv6
+ * header (and its extension headers), a UDP socket the datagram's payload; what the
+ * headers said comes in control messages, which only C can walk (CMSG_* macros), and
  * glibc declares struct in6_pktinfo only with _GNU_SOURCE, so its layout is spelled. */
 struct encshim_in6_pktinfo { struct in6_addr addr; int ifindex; };
 struct encshim_rx_info {
-    uint8_t destination[16]; /* IPV6_PKTINFO */
+    uint8_t destination[16]; /* IPV6_PKTINFO, IPV6_ORIGDSTADDR; IP_ORIGDSTADDR in the first 4 bytes */
+    uint16_t destination_port; /* IP_ORIGDSTADDR, IPV6_ORIGDSTADDR (UDP), network order */
     uint32_t flowinfo;       /* IPV6_FLOWINFO, network order: traffic class and flow label (absent when 0) */
-    int32_t hop_limit;       /* IPV6_HOPLIMIT */
+    int32_t hop_limit;       /* IPV6_HOPLIMIT, IP_TTL */
     uint32_t drops;          /* SO_RXQ_OVFL: what the socket dropped so far, for lack of room */
     uint32_t found;          /* ENCSHIM_RX_* bits */
+    uint8_t tos;             /* IP_TOS (IPv4) */
 };
 #define ENCSHIM_RX_DESTINATION 1u
 #define ENCSHIM_RX_FLOWINFO 2u
 #define ENCSHIM_RX_HOPLIMIT 4u
 #define ENCSHIM_RX_DROPS 8u
+#define ENCSHIM_RX_TOS 16u
 static inline int encshim_ipv6_flowinfo_option(void) { return IPV6_FLOWINFO; }
 static inline int encshim_so_rxq_ovfl(void) { return SO_RXQ_OVFL; }
+static inline int encshim_ip_recvorigdstaddr(void) { return IP_RECVORIGDSTADDR; }
+static inline int encshim_ipv6_recvorigdstaddr(void) { return IPV6_RECVORIGDSTADDR; }
 static inline void encshim_rx_info_read(const struct msghdr *m, struct encshim_rx_info *out) {
     out->found = 0;
     out->flowinfo = 0;
@@ -242,6 +248,24 @@ static inline void encshim_rx_info_read(const struct msghdr *m, struct encshim_r
             memcpy(&out->flowinfo, CMSG_DATA(c), sizeof(uint32_t));
             out->found |= ENCSHIM_RX_FLOWINFO;
         } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT && data >= sizeof(int32_t)) {
+            memcpy(&out->hop_limit, CMSG_DATA(c), sizeof(int32_t));
+            out->found |= ENCSHIM_RX_HOPLIMIT;
+        } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_ORIGDSTADDR && data >= sizeof(struct sockaddr_in6)) {
+            struct sockaddr_in6 a;
+            memcpy(&a, CMSG_DATA(c), sizeof a);
+            memcpy(out->destination, &a.sin6_addr, 16);
+            out->destination_port = a.sin6_port;
+            out->found |= ENCSHIM_RX_DESTINATION;
+        } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_ORIGDSTADDR && data >= sizeof(struct sockaddr_in)) {
+            struct sockaddr_in a;
+            memcpy(&a, CMSG_DATA(c), sizeof a);
+            memcpy(out->destination, &a.sin_addr, 4);
+            out->destination_port = a.sin_port;
+            out->found |= ENCSHIM_RX_DESTINATION;
+        } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TOS && data >= 1) {
+            out->tos = *(const uint8_t *)CMSG_DATA(c);
+            out->found |= ENCSHIM_RX_TOS;
+        } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL && data >= sizeof(int32_t)) {
             memcpy(&out->hop_limit, CMSG_DATA(c), sizeof(int32_t));
             out->found |= ENCSHIM_RX_HOPLIMIT;
         } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL && data >= sizeof(uint32_t)) {

@@ -31,15 +31,6 @@ public final class NFQueue: PacketQueue {
     // @exclusivity(unchecked): used by one worker only (Docs/architecture.md, "No run-time
     // exclusivity checks on the packet path").
     @exclusivity(unchecked) private var verdictLength = 0
-    /// With `coalescesDrops`, the id of the last of the consecutive drop verdicts not
-    /// yet written: they go out as one batch verdict (NFQNL_MSG_VERDICT_BATCH), which
-    /// drops every packet still queued up to that id.
-    @exclusivity(unchecked) private var pendingDrop: UInt32?
-    /// Consecutive drop verdicts go out as one batch verdict. Only for a reader that
-    /// gives every packet its verdict in the order received, before the next batch (a
-    /// Worker does): a batch verdict also drops any earlier packet still waiting for
-    /// one. A packet the kernel never delivered would be dropped too: the safe side.
-    @exclusivity(unchecked) public var coalescesDrops = false
 
     /// Binds queue `config.number` (EBUSY when another process holds it). Bind the
     /// queues before installing the rules that feed them. `receiveTimeout` bounds a
@@ -124,7 +115,7 @@ public final class NFQueue: PacketQueue {
                     // The kernel sends one packet per datagram; should it ever send more, the
                     // extra ones have no buffer here and are dropped (counted).
                     cells.add(.batchOverflowDrops)
-                    _ = appendVerdict(.drop, id: meta.id, payload: nil)     // never a batch: earlier ones wait
+                    _ = setVerdict(.drop, id: meta.id, payload: nil)
                 } else {
                     taken = true
                     buffer.reset(headroom: batch.headroom + offset + at)
@@ -145,15 +136,6 @@ public final class NFQueue: PacketQueue {
     }
 
     public func setVerdict(_ verdict: QueueVerdict, id: UInt32, payload: PacketBuffer?) -> IOResult {
-        if coalescesDrops && verdict == .drop && payload == nil {
-            pendingDrop = id
-            return .done(0)
-        }
-        if case .failed(let e) = writePendingDrop() { return .failed(e) }
-        return appendVerdict(verdict, id: id, payload: payload)
-    }
-
-    private func appendVerdict(_ verdict: QueueVerdict, id: UInt32, payload: PacketBuffer?) -> IOResult {
         let payloadCount = payload?.count ?? 0
         let need = QueueMessages.verdictOverhead + payloadCount
         guard need <= verdictCapacity else { return .failed(EMSGSIZE) }
@@ -167,24 +149,7 @@ public final class NFQueue: PacketQueue {
         return .done(0)
     }
 
-    /// Writes the run of drops `setVerdict` kept back as one batch verdict.
-    private func writePendingDrop() -> IOResult {
-        guard let id = pendingDrop else { return .done(0) }
-        if verdictLength + QueueMessages.verdictOverhead > verdictCapacity {
-            let flushed = sendVerdicts()
-            if case .failed = flushed { return flushed }
-        }
-        pendingDrop = nil
-        verdictLength += QueueMessages.putDropBatch(at: verdicts + verdictLength, queue: config.number, upTo: id)
-        return .done(0)
-    }
-
     public func flushVerdicts() -> IOResult {
-        if case .failed(let e) = writePendingDrop() { return .failed(e) }
-        return sendVerdicts()
-    }
-
-    private func sendVerdicts() -> IOResult {
         guard verdictLength > 0 else { return .done(0) }
         let fd = socket.fileDescriptor
         let length = verdictLength

@@ -57,14 +57,4 @@ public enum QueueMessages {
         }
         return (Int(nlh.pointee.nlmsg_len) + 3) & ~3
     }
-
-    /// Writes one batch verdict dropping every packet still queued with an id up to
-    /// `id` (NFQNL_MSG_VERDICT_BATCH); returns its aligned length (at most
-    /// `verdictOverhead`).
-    @inline(__always)
-    public static func putDropBatch(at: UnsafeMutableRawPointer, queue: UInt16, upTo id: UInt32) -> Int {
-        let nlh = nfq_nlmsg_put(at.assumingMemoryBound(to: CChar.self), Int32(NFQNL_MSG_VERDICT_BATCH.rawValue), UInt32(queue))!
-        nfq_nlmsg_verdict_put(nlh, Int32(bitPattern: id), NF_DROP)
-        return (Int(nlh.pointee.nlmsg_len) + 3) & ~3
-    }
 }

@@ -21,10 +21,13 @@
 //   table netdev encd_enc0, chain mark_to_mac at enc0's egress hook: the packet's mark
 //   written into the frame's destination MAC (NftEgressTable), so encd's read of enc0
 //   learns [X]'s answer
-//   ipsec_input    filter/input        10  after the admin's input filter (0): ESP and AH
-//                                           counted (encd's raw sockets take them after
-//                                           every input hook), NAT-T ESP queued to encd,
-//                                           NAT-T keepalives dropped
+//   ipsec_input_udp filter/prerouting -92  ESP in UDP for this host handed to encd's UDP
+//                                           socket (tproxy, after dstnat), dropped when
+//                                           there is none
+//   ipsec_input    filter/input        10  after the admin's input filter (0): ESP, AH
+//                                           and ESP in UDP counted (encd's sockets take
+//                                           them after every input hook), NAT-T
+//                                           keepalives dropped
 //   ipsec_unreachable filter/output     0  the kernel's "protocol unreachable" for ESP/AH
 //                                           while encd is not running: not sent
 //   spd_save_output  filter/output   -169  right after [X]: its decision saved for the
@@ -51,8 +54,9 @@ public struct EncdRulesetConfig: Sendable, Equatable {
     public var interface = "enc0"
     public var marks = MarkLayout.default
     /// [X] queue (spd_output and spd_forward), the number encstat gives the outbound
-    /// IPsec stage (it reads enc0, no queue), inbound IPsec queue, inbound cleartext
-    /// check (require_in, where a protocol or ports decide).
+    /// IPsec stage (it reads enc0, no queue), the one it gives the inbound IPsec stage
+    /// (it reads sockets, no queue), inbound cleartext check (require_in, where a
+    /// protocol or ports decide).
     public var spdQueue: UInt16 = 0
     public var outputQueue: UInt16 = 1
     public var inputQueue: UInt16 = 2
@@ -61,6 +65,11 @@ public struct EncdRulesetConfig: Sendable, Equatable {
     public var queuesPerStage: UInt16 = 1
     /// NAT-T port.
     public var natTraversalPort: UInt16 = 4500
+    /// The port of encd's UDP sockets for ESP in UDP (SocketInputQueue: the kernel
+    /// chooses it when encd starts), where ipsec_input_udp sends ESP in UDP for this
+    /// host. 0 (no socket) leaves it to the NAT-T port's own socket, which is never
+    /// transparent, so the chain drops it.
+    public var natTraversalSocketPort: UInt16 = 0
     /// ipsec.use_fail_open: the flows_use4/6 sets and, in [X], a queue rule with bypass
     /// for their pairs (traffic of `use` flows passes in cleartext while encd is not running).
     public var useFailOpen = false
@@ -77,6 +86,7 @@ public enum EncdRuleset {
     public static let spdOutputPriority: Int32 = -170
     public static let spdForwardPriority: Int32 = -90
     public static let requireInPriority: Int32 = -95
+    public static let ipsecInputUDPPriority: Int32 = -92
     public static let ipsecOutputPriority: Int32 = 110
     public static let ipsecInputPriority: Int32 = 10
     public static let ipsecUnreachablePriority: Int32 = 0
@@ -268,13 +278,19 @@ public enum EncdRuleset {
                 NftRule([.mark(mask: m.protect, .eq, m.protect), .oifname(.neq, c.interface)], [.counter, .verdict(.drop)],
                         comment: "leak guard"),
             ]),
+            NftChain("ipsec_input_udp", base: NftBaseChain(type: "filter", hook: .prerouting, priority: ipsecInputUDPPriority),
+                     comment: "ESP in UDP for this host (a non-zero first word on UDP \(c.natTraversalPort)) goes to encd's socket, on a port the\nkernel chose when encd started (tproxy: the packet is not changed, and every input hook still sees it).\nWithout that socket (encd not running) it is dropped. IKE and keepalives go on to the IKE daemon's socket.",
+                     rules: [
+                NftRule(espInUDPForThisHost(c), [.tproxy(port: c.natTraversalSocketPort), .verdict(.accept)], comment: "to encd's socket"),
+                NftRule(espInUDPForThisHost(c), [.counter, .verdict(.drop)], comment: "no encd socket"),
+            ]),
             NftChain("ipsec_input", base: NftBaseChain(type: "filter", hook: .input, priority: ipsecInputPriority),
                      comment: "IPsec, inbound: after the admin's input filter. A zero first word on UDP \(c.natTraversalPort) is IKE.",
                      rules: [
                 NftRule([.l4proto(.eq, 50)], [.counter, .verdict(.accept)], comment: "to encd's raw socket, after every input hook"),
                 NftRule([.l4proto(.eq, 51)], [.counter, .verdict(.accept)], comment: "to encd's raw socket, after every input hook"),
                 NftRule([.udpDport(c.natTraversalPort), .transportBits(offset: 64, bits: 32, .neq, 0)],
-                        [.counter, .queue(number: c.inputQueue, total: q)], comment: "ESP in UDP"),
+                        [.counter, .verdict(.accept)], comment: "ESP in UDP: to encd's socket (ipsec_input_udp), after every input hook"),
                 NftRule([.udpDport(c.natTraversalPort), .udpLength(9), .transportBits(offset: 64, bits: 8, .eq, 0xff)],
                         [.counter, .verdict(.drop)], comment: "NAT-T keepalive"),
             ]),
@@ -282,6 +298,12 @@ public enum EncdRuleset {
                      comment: "While encd is not running, no raw socket takes ESP and AH: the kernel drops them, as encd's queues did,\nbut would also answer the peer that the protocol is unknown. Not sent.",
                      rules: unreachableAnswers.map { NftRule($0, [.counter, .verdict(.drop)]) }),
         ] + saveChains(c))
+    }
+
+    /// ESP in UDP for this host: to the NAT-T port, a first word that is not IKE's zero
+    /// marker (a shorter datagram does not match), to a local address.
+    static func espInUDPForThisHost(_ c: EncdRulesetConfig) -> [NftMatch] {
+        [.udpDport(c.natTraversalPort), .transportBits(offset: 64, bits: 32, .neq, 0), .fibDaddrLocal]
     }
 
     /// The kernel's answers to ESP or AH that no socket took: ICMP protocol unreachable

@@ -378,6 +378,11 @@ public struct NftBatch {
             let owned = malloc(info.count)!
             info.withUnsafeBytes { owned.copyMemory(from: $0.baseAddress!, byteCount: info.count) }
             _ = nftnl_expr_set(x, UInt16(NFTNL_EXPR_TG_INFO), owned, UInt32(info.count))
+        case .immediate(let dreg, let d):
+            u32(NFTNL_EXPR_IMM_DREG, dreg.rawValue); data(NFTNL_EXPR_IMM_DATA, d)
+        case .tproxy(let portRegister):
+            // NFPROTO_UNSPEC: IPv4 and IPv6 alike, with no address (the packet's own).
+            u32(NFTNL_EXPR_TPROXY_FAMILY, 0); u32(NFTNL_EXPR_TPROXY_REG_PORT, portRegister.rawValue)
         case .verdict(let v):
             u32(NFTNL_EXPR_IMM_DREG, NftRegister.verdict.rawValue)
             switch v {

@@ -47,6 +47,10 @@ public enum NftExpr: Equatable, Sendable {
     case queue(number: UInt16, total: UInt16, flags: UInt16)
     case xtTarget(name: String, revision: UInt32, info: [UInt8])
     case verdict(NftVerdict)
+    /// Data into a register (immediate).
+    case immediate(dreg: NftRegister, data: [UInt8])
+    /// tproxy for either family, the port (network order) in `portRegister`.
+    case tproxy(portRegister: NftRegister)
 
     /// The libnftnl expression name.
     public var name: String {
@@ -63,7 +67,8 @@ public enum NftExpr: Equatable, Sendable {
         case .counter: return "counter"
         case .queue: return "queue"
         case .xtTarget: return "target"
-        case .verdict: return "immediate"
+        case .verdict, .immediate: return "immediate"
+        case .tproxy: return "tproxy"
         }
     }
 }

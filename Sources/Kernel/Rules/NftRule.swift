@@ -75,6 +75,9 @@ public enum NftStatement: Sendable, Equatable {
     /// `@ll,16,32 set meta mark`: the packet mark, in network order, into bytes 2-5 of
     /// the frame's destination MAC (enc0's egress chain, NftEgressTable).
     case markIntoDestinationMAC
+    /// The packet goes to the transparent socket on `port` (any local address) without
+    /// being changed; the rule goes on only if there is one (prerouting only).
+    case tproxy(port: UInt16)
     case verdict(NftVerdict)
 }
 
@@ -140,6 +143,7 @@ public struct NftRule: Sendable, Equatable {
         case .restoreDecision(let map, let key): return "meta mark set \(key.text) map @\(map)"
         case .saveDecision(let map, let key, let mask): return "update @\(map) { \(key.text) : meta mark & \(hex(mask)) }"
         case .markIntoDestinationMAC: return "@ll,16,32 set meta mark"
+        case .tproxy(let port): return "tproxy to :\(port)"
         case .verdict(.accept): return "accept"
         case .verdict(.drop): return "drop"
         case .verdict(.return): return "return"
@@ -246,6 +250,8 @@ public struct NftRule: Sendable, Equatable {
             return [.meta(key: UInt32(NFT_META_MARK.rawValue), dreg: .r1),
                     .byteorder(sreg: .r1, dreg: .r1, op: UInt32(NFT_BYTEORDER_HTON.rawValue), length: 4, size: 4),
                     .payloadSet(base: UInt32(NFT_PAYLOAD_LL_HEADER.rawValue), offset: 2, length: 4, sreg: .r1)]
+        case .tproxy(let port):
+            return [.immediate(dreg: .r1, data: NftBytes.net16(port)), .tproxy(portRegister: .r1)]
         case .queue(let n, let total):
             return lowerQueue(n, total, bypass: false, backend)
         case .queueFailOpen(let n, let total):

@@ -4,7 +4,7 @@
 //   outbound   the SA's number % count (the kernel's steering program on enc0 picks
 //              the queue from the number [X] put in the mark: TUNDevice.steerByMark)
 //   inbound    a hash of the SPI % count (each worker's raw sockets filter for their
-//              share: RawInputQueue); a packet too short to hold an SPI is worker 0's.
+//              share: SocketInputQueue); a packet too short to hold an SPI is worker 0's.
 //              Hashed because manual keys come in pairs (spi 0x1000:0x1001,
 //              0x1002:0x1003, ...), whose inbound SPIs modulo 2 would all be alike;
 //              Fibonacci hashing spreads any such pattern.
