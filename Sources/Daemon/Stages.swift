@@ -1,6 +1,6 @@
 // The four packet stages, each run by its own workers: [X] and the
 // cleartext check read an NFQUEUE queue, IPsec out reads enc0, IPsec in reads raw ESP
-// and AH sockets and the NAT-T queue. They hold no kernel handles: a stage gets a packet and its
+// and AH sockets and encd's UDP sockets for ESP in UDP. They hold no kernel handles: a stage gets a packet and its
 // metadata, returns the verdict, and talks to the kernel only through
 // PacketSender/PacketDevice (fakes in tests).
 //
@@ -11,8 +11,8 @@
 //                           TAP (GSO frames cut up): ESP/AH with the SA the mark names
 //                           (carried in the frame's destination MAC) → raw socket → the
 //                           host's output path
-//   IPsec in  (raw sockets, ESP and AH for this host, after every input hook (raw
-//              NAT-T queue) sockets), ESP-in-UDP (queue): decapsulate → write into enc0
+//   IPsec in  (raw and UDP  ESP and AH for this host, after every input hook (raw
+//              sockets)     sockets), ESP in UDP (UDP sockets, tproxy): decapsulate → write into enc0
 //                           as an Ethernet frame whose source address carries the SA's
 //                           number
 //   cleartext (cleartext    inbound cleartext where a flow naming a protocol or ports
@@ -28,7 +28,7 @@
 // Packet order per SA: IPsec out and IPsec in (raw) have several workers, and every
 // SA belongs to one (WorkerShare: outbound by number, inbound by SPI; the kernel
 // steers the packets, the stages check again); a UDP-encapsulated inbound SA belongs
-// to the NAT-T queue's worker (ESPInput refuses the other kind first). So each SA's
+// to the worker of encd's UDP sockets (ESPInput refuses the other kind first). So each SA's
 // sequence numbers and replay window have one owner.
 
 #if canImport(Glibc)

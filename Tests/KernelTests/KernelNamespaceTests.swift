@@ -534,31 +534,7 @@ struct KernelNamespaceTests {
     @Test func udpEncapsulatedESPLeavesInRunsWithoutTakingTheIKEPort() throws {
         let rig = try Rig()
         defer { try? rig.tearDown() }
-        // The IKE daemon's sockets, as encd-iked opens them (wildcard, SO_REUSEADDR).
-        var ike: [Int32] = []
-        defer { for fd in ike { close(fd) } }
-        for v6 in [false, true] {
-            let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-            var on: Int32 = 1
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
-            var tv = timeval(tv_sec: 3, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            let rc: Int32
-            if v6 {
-                setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, socklen_t(MemoryLayout<Int32>.size))
-                var a = sockaddr_in6()
-                a.sin6_family = sa_family_t(AF_INET6)
-                a.sin6_port = UInt16(4500).bigEndian
-                rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
-            } else {
-                var a = sockaddr_in()
-                a.sin_family = sa_family_t(AF_INET)
-                a.sin_port = UInt16(4500).bigEndian
-                rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            }
-            #expect(rc == 0, "the IKE socket's bind: \(String(cString: strerror(errno)))")
-            ike.append(fd)
-        }
+        let ike = try IKESocket()     // as encd-iked opens them (wildcard, SO_REUSEADDR)
         let out = "/tmp/encd-udpencap-\(getpid()).txt"
         defer { unlink(out) }
         // The peer reads 6 + 2 x 12 datagrams (or gives up after 5 s), answers each family
@@ -625,11 +601,8 @@ struct KernelNamespaceTests {
         #expect(lines.filter { !$0.hasSuffix(" 99") && !$0.contains(":") } == want4)
         #expect(lines.filter { !$0.hasSuffix(" 99") && $0.contains(":") } == want6)
         // The peer's IKE reached the IKE daemon's sockets, not encd's.
-        for fd in ike {
-            var b = [UInt8](repeating: 0, count: 64)
-            let n = recv(fd, &b, b.count, 0)
-            #expect(n == 7 && Array(b[4..<7]) == Array("ike".utf8), "IKE on fd \(fd): \(n)")
-        }
+        let message = [0, 0, 0, 0] + Array("ike".utf8)
+        #expect(ike.received() == [message, message], "IKE on the IKE daemon's IPv4 and IPv6 sockets")
     }
 
     @Test func forgedICMPErrorsDoNotStopTheRawInput() throws {

@@ -93,7 +93,7 @@ public final class SocketInputQueue: PacketQueue {
     public let share: WorkerShare
 
     /// ESP and AH: opens the four raw sockets (CAP_NET_RAW). `number` is only a label
-    /// (encstat shows the ipsec-in stage under the NAT-T queue's number). With a share
+    /// (encstat shows the ipsec-in stage under the number of the queue it replaced). With a share
     /// of several workers, each socket keeps only the packets whose SPI is in it (a
     /// classic BPF filter: the kernel hands every raw socket of the protocol a copy).
     public convenience init(number: UInt16, share: WorkerShare = .whole, maxBatch: Int = 64, socketBuffer: Int32 = 8 << 20,
@@ -241,21 +241,13 @@ public final class SocketInputQueue: PacketQueue {
                 var address = sockaddr_in6()
                 address.sin6_family = sa_family_t(AF_INET6)
                 address.sin6_port = port.bigEndian
-                try Syscall.check("bind(\(name) [::]:\(port))") {
-                    withUnsafePointer(to: &address) {
-                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
-                    }
-                }
+                try bind(fd, address, "\(name) [::]:\(port)")
             } else {
                 try setOption(fd, Int32(IPPROTO_IP), IP_TRANSPARENT, 1, "\(name) IP_TRANSPARENT")
                 var address = sockaddr_in()
                 address.sin_family = sa_family_t(AF_INET)
                 address.sin_port = port.bigEndian
-                try Syscall.check("bind(\(name) 0.0.0.0:\(port))") {
-                    withUnsafePointer(to: &address) {
-                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-                    }
-                }
+                try bind(fd, address, "\(name) 0.0.0.0:\(port)")
             }
             try setReceiveOptions(fd, family: family, udp: true, socketBuffer: socketBuffer, name)
         } catch {
@@ -263,6 +255,16 @@ public final class SocketInputQueue: PacketQueue {
             throw error
         }
         return fd
+    }
+
+    /// bind(2) to a sockaddr_in or sockaddr_in6.
+    private static func bind<Address>(_ fd: Int32, _ address: Address, _ what: String) throws {
+        var a = address
+        try Syscall.check("bind(\(what))") {
+            withUnsafePointer(to: &a) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<Address>.size)) }
+            }
+        }
     }
 
     private static func boundPort(_ fd: Int32) throws -> UInt16 {
