@@ -545,7 +545,9 @@ section_disk() {
     ENCD_PID_gw1=$pid
     for _ in $(seq 100); do grep -q "encd: started" "$IT_TMP/gw1-encd.log" && break; alive gw1 || fail "disk: encd on a tmpfs: $(tail -3 "$IT_TMP/gw1-encd.log")"; sleep 0.1; done
     grep -q "encd: started" "$IT_TMP/gw1-encd.log" || fail "disk: encd on a tmpfs did not start"
-    in_ns() { nsenter -t "$pid" -m "$@"; }
+    # -r: encd's root too (entering a mount namespace resets the root, which inside a
+    # chroot is not encd's).
+    in_ns() { nsenter -t "$pid" -m -r "$@"; }
     in_ns findmnt -n -o FSTYPE,SIZE "$fs" | has tmpfs || fail "disk: no tmpfs at $fs in encd's mount namespace"
     ! findmnt -n "$fs" >/dev/null 2>&1 || fail "disk: the tmpfs shows in the host's mount namespace"
     local lost; lost=$(flows_again 60) || fail "disk: no traffic with the state on a tmpfs"

@@ -26,10 +26,11 @@
 //      the socket reports, so the stage sees the packet as it arrived: source (the
 //      address and port), destination (IPV6_PKTINFO; for UDP the address and port,
 //      IP_ORIGDSTADDR / IPV6_ORIGDSTADDR), TOS (IP_TOS) or traffic class and flow
-//      label (IPV6_FLOWINFO), TTL or hop limit (IP_TTL, IPV6_HOPLIMIT). The IPv4 header gets its checksum; the identification and fragment
-//      fields are 0 (the packet was reassembled) and the UDP checksum is 0 (the kernel
-//      checked it). IPv6 extension headers before ESP/AH are not reported and are left
-//      out (an AH whose ICV covered an option header then fails verification).
+//      label (IPV6_FLOWINFO), TTL or hop limit (IP_TTL, IPV6_HOPLIMIT). The IPv4
+//      header gets its checksum; the identification and fragment fields are 0 (the
+//      packet was reassembled) and the UDP checksum is 0 (the kernel checked it).
+//      IPv6 extension headers before ESP/AH are not reported and are left out (an AH
+//      whose ICV covered an option header then fails verification).
 // A datagram larger than its buffer (MSG_TRUNC) is dropped (malformed). What a socket
 // could not hold while encd was slow, the kernel dropped and reports with every packet
 // (SO_RXQ_OVFL): `counters.overruns`. ICMP errors quoting an ESP or AH packet of this
@@ -74,6 +75,10 @@ public final class SocketInputQueue: PacketQueue {
     /// sockets.
     public let socketPort: UInt16
     private static let controlSize = 128
+    /// Where a sockaddr_in6 / sockaddr_in holds the address, and where both hold the port.
+    private static let ipv6AddressOffset = MemoryLayout<sockaddr_in6>.offset(of: \.sin6_addr)!
+    private static let ipv4AddressOffset = MemoryLayout<sockaddr_in>.offset(of: \.sin_addr)!
+    private static let portOffset = MemoryLayout<sockaddr_in>.offset(of: \.sin_port)!
     private let maxBatch: Int
     private let pollSet: UnsafeMutablePointer<pollfd>
     private let headers: UnsafeMutablePointer<encshim_mmsghdr>
@@ -93,9 +98,10 @@ public final class SocketInputQueue: PacketQueue {
     public let share: WorkerShare
 
     /// ESP and AH: opens the four raw sockets (CAP_NET_RAW). `number` is only a label
-    /// (encstat shows the ipsec-in stage under the number of the queue it replaced). With a share
-    /// of several workers, each socket keeps only the packets whose SPI is in it (a
-    /// classic BPF filter: the kernel hands every raw socket of the protocol a copy).
+    /// (encstat shows the ipsec-in stage under the number of the queue it replaced).
+    /// With a share of several workers, each socket keeps only the packets whose SPI is
+    /// in it (a classic BPF filter: the kernel hands every raw socket of the protocol a
+    /// copy).
     public convenience init(number: UInt16, share: WorkerShare = .whole, maxBatch: Int = 64, socketBuffer: Int32 = 8 << 20,
                             waitMilliseconds: Int32 = 1000) throws {
         var opened: [Int32] = []
@@ -394,7 +400,7 @@ public final class SocketInputQueue: PacketQueue {
         p.setBE16(4, UInt16(truncatingIfNeeded: payloadLength))
         p[6] = nextHeader
         p[7] = info.found & ENCSHIM_RX_HOPLIMIT != 0 ? UInt8(truncatingIfNeeded: info.hop_limit) : 64
-        let address = source + MemoryLayout<sockaddr_in6>.offset(of: \.sin6_addr)!
+        let address = source + Self.ipv6AddressOffset
         for j in 0..<16 { p[8 + j] = address.load(fromByteOffset: j, as: UInt8.self) }
         withUnsafeBytes(of: &info.destination) { dst in
             for j in 0..<16 { p[24 + j] = dst[j] }
@@ -411,7 +417,7 @@ public final class SocketInputQueue: PacketQueue {
         p[8] = info.found & ENCSHIM_RX_HOPLIMIT != 0 ? UInt8(truncatingIfNeeded: info.hop_limit) : 64
         p[9] = IPProtocol.udp
         p.setBE16(10, 0)
-        let address = source + MemoryLayout<sockaddr_in>.offset(of: \.sin_addr)!
+        let address = source + Self.ipv4AddressOffset
         for j in 0..<4 { p[12 + j] = address.load(fromByteOffset: j, as: UInt8.self) }
         withUnsafeBytes(of: &info.destination) { dst in
             for j in 0..<4 { p[16 + j] = dst[j] }
@@ -422,8 +428,7 @@ public final class SocketInputQueue: PacketQueue {
     /// The UDP header at `at`: from the sender's port to the one it was sent to (the
     /// NAT-T port the rule matched), checksum 0.
     private func writeUDPHeader(_ p: UnsafeMutableRawBufferPointer, at: Int, length: Int, source: UnsafeRawPointer) {
-        // sin_port and sin6_port share their offset.
-        p.setBE16(at, UInt16(bigEndian: source.loadUnaligned(fromByteOffset: MemoryLayout<sockaddr_in>.offset(of: \.sin_port)!, as: UInt16.self)))
+        p.setBE16(at, UInt16(bigEndian: source.loadUnaligned(fromByteOffset: Self.portOffset, as: UInt16.self)))
         p.setBE16(at + 2, UInt16(bigEndian: info.destination_port))
         p.setBE16(at + 4, UInt16(truncatingIfNeeded: length))
         p.setBE16(at + 6, 0)
