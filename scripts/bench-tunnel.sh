@@ -202,7 +202,7 @@ print("%-14s CPU per packet: gw1 %.2f us, gw2 %.2f us, softirq (whole machine) %
       % (kind, us(d[0]), us(d[1]), us(d[2]), d[3], us(d[4]), us(d[5])))
 PY
 }
-# loss_sample FILE: for the 64-byte flood's loss points (encd runs only), each gateway's
+# loss_sample: for the 64-byte flood's loss points (encd runs only), each gateway's
 # encd counters (drops by reason, queue and socket drops, encstat's Prometheus output)
 # and every namespace's UDP receive errors (/proc/net/snmp: InErrors, of which
 # RcvbufErrors: a socket that was full).
